@@ -1,0 +1,136 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TokenEndpointAuthMethod is how a client authenticates at the token endpoint.
+// +kubebuilder:validation:Enum=none;client_secret_basic;client_secret_post
+type TokenEndpointAuthMethod string
+
+// Client authentication methods (RFC 7591 §2).
+const (
+	AuthMethodNone              TokenEndpointAuthMethod = "none"
+	AuthMethodClientSecretBasic TokenEndpointAuthMethod = "client_secret_basic"
+	AuthMethodClientSecretPost  TokenEndpointAuthMethod = "client_secret_post"
+)
+
+// GrantType is an OAuth grant a client may use.
+// +kubebuilder:validation:Enum=authorization_code;refresh_token
+type GrantType string
+
+// Grant types.
+const (
+	GrantAuthorizationCode GrantType = "authorization_code"
+	GrantRefreshToken      GrantType = "refresh_token"
+)
+
+// MCPClientSpec pre-registers an MCP client with one OAuthProvider's server.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || 'authorization_code' in self.grantTypes",message="grantTypes must include authorization_code: it is the only way to obtain a first token",fieldPath=".grantTypes"
+type MCPClientSpec struct {
+	// ProviderRef names the OAuthProvider, in this namespace, whose server the client
+	// logs in through.
+	ProviderRef LocalObjectReference `json:"providerRef"`
+
+	// ClientName is shown to users on the consent page. Defaults to the object's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ClientName string `json:"clientName,omitempty"`
+
+	// RedirectURIs the client may use, compared exactly (loopback http URIs match
+	// any port, RFC 8252 §7.3): https, http on a loopback host, or a private-use
+	// scheme such as com.example.app:/callback. No fragments or wildcards.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.all(u, !u.contains('#') && !u.contains('*') && isURL(u) && (url(u).getScheme() == 'https' || (url(u).getScheme() == 'http' && url(u).getHostname() in ['localhost', '127.0.0.1', '::1']) || u.matches('^[a-z][a-z0-9+-]*(\\\\.[a-z0-9+-]+)+:/')))",message="each redirect URI must be https, http on a loopback host, or a private-use scheme (com.example.app:/cb), without fragment or wildcard"
+	// +listType=set
+	RedirectURIs []string `json:"redirectURIs"`
+
+	// TokenEndpointAuthMethod: none for public clients (desktop apps, IDEs), or a
+	// client secret (the operator generates one into the credentials Secret).
+	// +optional
+	// +kubebuilder:default=none
+	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`
+
+	// Scopes the client may be granted; empty means the server's scopesSupported.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=set
+	Scopes []string `json:"scopes,omitempty"`
+
+	// GrantTypes the client may use.
+	// +optional
+	// +kubebuilder:default={authorization_code,refresh_token}
+	// +kubebuilder:validation:MaxItems=2
+	// +listType=set
+	GrantTypes []GrantType `json:"grantTypes,omitempty"`
+
+	// SecretName of the Secret the operator writes the credentials to (client ID,
+	// secret, issuer and metadata URLs). Defaults to <name>-credentials.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+
+	// Trusted clients skip the consent page. Only mark clients you control.
+	// +optional
+	Trusted bool `json:"trusted,omitempty"`
+}
+
+// MCPClientStatus is what the operator observed.
+type MCPClientStatus struct {
+	// ClientID assigned to the client; stable for the life of the object.
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// SecretName of the credentials Secret.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// Conditions: Ready (the summary) and Registered.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// MCPClient is an MCP client (a desktop app, an IDE, an agent) registered with an
+// OAuthProvider's authorization server, its credentials written to a Secret.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mcpc,categories=mcpauth
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.providerRef.name`
+// +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
+// +kubebuilder:printcolumn:name="Auth",type=string,JSONPath=`.spec.tokenEndpointAuthMethod`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type MCPClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   MCPClientSpec   `json:"spec"`
+	Status MCPClientStatus `json:"status,omitempty"`
+}
+
+// MCPClientList is a list of MCPClients.
+//
+// +kubebuilder:object:root=true
+type MCPClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MCPClient `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MCPClient{}, &MCPClientList{})
+}

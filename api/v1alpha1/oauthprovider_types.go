@@ -1,0 +1,346 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ProviderType is the kind of upstream identity provider.
+// +kubebuilder:validation:Enum=github;google;linkedin;slack;dropbox;oidc;oauth2
+type ProviderType string
+
+// The upstream provider types. The named ones are presets over oidc or oauth2 with
+// the provider's URLs, default scopes and user field filled in.
+const (
+	ProviderGitHub   ProviderType = "github"
+	ProviderGoogle   ProviderType = "google"
+	ProviderLinkedIn ProviderType = "linkedin"
+	ProviderSlack    ProviderType = "slack"
+	ProviderDropbox  ProviderType = "dropbox"
+	ProviderOIDC     ProviderType = "oidc"
+	ProviderOAuth2   ProviderType = "oauth2"
+)
+
+// OAuthProviderSpec names an upstream identity provider and describes the OAuth 2.1
+// authorization server the operator runs in front of it.
+//
+// +kubebuilder:validation:XValidation:rule="self.type != 'oidc' || has(self.issuerURL)",message="issuerURL is required when type is oidc",fieldPath=".issuerURL"
+// +kubebuilder:validation:XValidation:rule="self.type != 'oauth2' || (has(self.authorizationURL) && has(self.tokenURL) && has(self.userInfoURL))",message="authorizationURL, tokenURL and userInfoURL are required when type is oauth2"
+// +kubebuilder:validation:XValidation:rule="(has(self.tokenStore) && self.tokenStore.type == 'redis') || !has(self.server.replicas) || self.server.replicas <= 1",message="server.replicas above 1 needs tokenStore.type redis: the memory store lives in one process",fieldPath=".server.replicas"
+type OAuthProviderSpec struct {
+	// Type of the upstream provider: a preset (github, google, linkedin, slack,
+	// dropbox), any OpenID Connect issuer (oidc), or any OAuth 2.0 server (oauth2).
+	Type ProviderType `json:"type"`
+
+	// ClientID is our client ID at the upstream provider.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	ClientID string `json:"clientID"`
+
+	// ClientSecretRef is the Secret key holding our client secret at the upstream.
+	// The operator passes it to the server by reference; it is never copied.
+	ClientSecretRef SecretKeyReference `json:"clientSecretRef"`
+
+	// IssuerURL is the OpenID Connect issuer; required for oidc, where discovery
+	// finds the endpoints. https, or http on a loopback host for development.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	IssuerURL string `json:"issuerURL,omitempty"`
+
+	// AuthorizationURL of the upstream; required for oauth2, an override for presets.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	AuthorizationURL string `json:"authorizationURL,omitempty"`
+
+	// TokenURL of the upstream; required for oauth2, an override for presets.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	TokenURL string `json:"tokenURL,omitempty"`
+
+	// UserInfoURL of the upstream; required for oauth2, an override for presets.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	UserInfoURL string `json:"userInfoURL,omitempty"`
+
+	// Scopes requested from the upstream. Empty means the preset's defaults.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	Scopes []string `json:"scopes,omitempty"`
+
+	// UserIDField is the field of the user-info answer (or ID token claim) that names
+	// the user, for example "sub", "id" or "login". Empty means the preset's default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.:-]+$`
+	UserIDField string `json:"userIDField,omitempty"`
+
+	// Server describes the authorization server the operator runs.
+	Server ServerSpec `json:"server"`
+
+	// TokenStore is where the server keeps clients, codes and tokens.
+	// +optional
+	// +kubebuilder:default={type: memory}
+	TokenStore TokenStoreSpec `json:"tokenStore,omitzero"`
+}
+
+// ServerSpec is the authorization server we run for the upstream provider.
+type ServerSpec struct {
+	// URL is the server's public URL, its OAuth issuer: what MCP clients reach and
+	// the upstream redirects back to. https, or http on a loopback host.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="an issuer has no query or fragment (RFC 8414)"
+	URL string `json:"url"`
+
+	// ScopesSupported are the scopes MCP clients may ask for, published in metadata.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	// +listType=set
+	ScopesSupported []string `json:"scopesSupported,omitempty"`
+
+	// ServiceDocumentation is a URL of human-readable documentation for the service.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an http or https URL"
+	ServiceDocumentation string `json:"serviceDocumentation,omitempty"`
+
+	// DisplayName is shown to users on the consent page.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	DisplayName string `json:"displayName,omitempty"`
+
+	// CallbackPath is where the upstream returns the user.
+	// +optional
+	// +kubebuilder:default="/oauth/callback"
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^/[A-Za-z0-9/._~-]*$`
+	CallbackPath string `json:"callbackPath,omitempty"`
+
+	// Replicas of the server. More than one needs the redis token store.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Image of the server; empty means the operator's default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// Resources of the server container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitzero"`
+
+	// DynamicClientRegistration turns RFC 7591 registration at /oauth/register on or
+	// off. Off, only MCPClients and Client ID Metadata Documents can log in.
+	// +optional
+	// +kubebuilder:default=true
+	DynamicClientRegistration *bool `json:"dynamicClientRegistration,omitempty"`
+
+	// TokenTTLs are the lifetimes of what the server issues.
+	// +optional
+	// +kubebuilder:default={}
+	TokenTTLs TokenTTLs `json:"tokenTTLs,omitzero"`
+
+	// AllowPKCEPlain permits the PKCE "plain" method. OAuth 2.1 clients use S256;
+	// leave this off unless a client you must support cannot.
+	// +optional
+	AllowPKCEPlain bool `json:"allowPKCEPlain,omitempty"`
+
+	// TLS makes the server serve HTTPS itself from a kubernetes.io/tls Secret (one
+	// cert-manager issues, for example); rotated certificates are picked up live.
+	// +optional
+	TLS *ServerTLS `json:"tls,omitempty"`
+}
+
+// TokenTTLs are lifetimes, as Go durations ("15m", "24h").
+type TokenTTLs struct {
+	// AuthorizationCode lifetime (OAUTH_AUTH_CODE_TTL), 10s to 10m.
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('10m')",message="must be between 10s and 10m"
+	AuthorizationCode metav1.Duration `json:"authorizationCode,omitzero"`
+
+	// AccessToken lifetime (OAUTH_ACCESS_TOKEN_TTL), 1m to 24h.
+	// +optional
+	// +kubebuilder:default="15m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="must be between 1m and 24h"
+	AccessToken metav1.Duration `json:"accessToken,omitzero"`
+
+	// RefreshToken lifetime (OAUTH_REFRESH_TOKEN_TTL), 5m to 8760h.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5m') && duration(self) <= duration('8760h')",message="must be between 5m and 8760h"
+	RefreshToken metav1.Duration `json:"refreshToken,omitzero"`
+
+	// ClientRegistration lifetime of dynamic registrations
+	// (OAUTH_CLIENT_REGISTRATION_TTL), 1h to 87600h.
+	// +optional
+	// +kubebuilder:default="8760h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h') && duration(self) <= duration('87600h')",message="must be between 1h and 87600h"
+	ClientRegistration metav1.Duration `json:"clientRegistration,omitzero"`
+
+	// ExternalToken is how long upstream tokens are kept (OAUTH_EXTERNAL_TOKEN_TTL),
+	// 5m to 8760h.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5m') && duration(self) <= duration('8760h')",message="must be between 5m and 8760h"
+	ExternalToken metav1.Duration `json:"externalToken,omitzero"`
+}
+
+// ServerTLS names the certificate the server serves.
+type ServerTLS struct {
+	// SecretName of a kubernetes.io/tls Secret with tls.crt and tls.key.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+}
+
+// TokenStoreType selects the token store backend.
+// +kubebuilder:validation:Enum=memory;redis
+type TokenStoreType string
+
+// Token store backends.
+const (
+	TokenStoreMemory TokenStoreType = "memory"
+	TokenStoreRedis  TokenStoreType = "redis"
+)
+
+// TokenStoreSpec selects and configures the token store.
+// +kubebuilder:validation:XValidation:rule="self.type != 'redis' || has(self.redis)",message="redis settings are required when type is redis",fieldPath=".redis"
+// +kubebuilder:validation:XValidation:rule="self.type == 'redis' || !has(self.redis)",message="redis settings are only allowed when type is redis"
+type TokenStoreSpec struct {
+	// Type of the store: memory (one replica, tokens lost on restart) or redis.
+	// +kubebuilder:default=memory
+	Type TokenStoreType `json:"type"`
+
+	// Redis connection settings, for type redis.
+	// +optional
+	Redis *RedisSpec `json:"redis,omitempty"`
+}
+
+// RedisSpec is how the server reaches Redis: one address for a standalone server,
+// Sentinel addresses with a master name, or several Cluster node addresses.
+type RedisSpec struct {
+	// Addresses as host:port.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$`
+	// +listType=atomic
+	Addresses []string `json:"addresses"`
+
+	// MasterName of the Sentinel-monitored master; set it to use Sentinel.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	MasterName string `json:"masterName,omitempty"`
+
+	// Username for Redis ACLs.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Username string `json:"username,omitempty"`
+
+	// PasswordSecretRef is the Secret key holding the Redis password.
+	// +optional
+	PasswordSecretRef *SecretKeyReference `json:"passwordSecretRef,omitempty"`
+
+	// DB is the database number (standalone and Sentinel only).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=255
+	DB int32 `json:"db,omitempty"`
+
+	// TLS to Redis.
+	// +optional
+	TLS *RedisTLS `json:"tls,omitempty"`
+
+	// KeyPrefix isolates this provider's keys (the tenant). Defaults to
+	// namespace/name of the OAuthProvider.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._/-]+$`
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	// Enabled turns TLS on.
+	Enabled bool `json:"enabled"`
+
+	// CASecretRef is a Secret key with the PEM CA bundle to trust; empty means the
+	// system roots.
+	// +optional
+	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+
+	// InsecureSkipVerify disables certificate verification. For tests only.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// OAuthProviderStatus is what the operator observed.
+type OAuthProviderStatus struct {
+	// Conditions: Ready (the summary), Available, Progressing, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// URL is the issuer MCP clients use.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// ReadyReplicas of the server.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// RegisteredClients is how many MCPClients are registered with this server.
+	// +optional
+	RegisteredClients int32 `json:"registeredClients,omitempty"`
+}
+
+// OAuthProvider runs an OAuth 2.1 authorization server for MCP clients that brokers
+// login to an upstream identity provider.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=oap;oauthprov,categories=mcpauth
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.registeredClients`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OAuthProvider struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   OAuthProviderSpec   `json:"spec"`
+	Status OAuthProviderStatus `json:"status,omitempty"`
+}
+
+// OAuthProviderList is a list of OAuthProviders.
+//
+// +kubebuilder:object:root=true
+type OAuthProviderList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OAuthProvider `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&OAuthProvider{}, &OAuthProviderList{})
+}

@@ -1,0 +1,248 @@
+// Package store defines where the authorization server keeps its state: registered
+// clients, pending upstream authorizations, authorization codes, grants with their
+// access and refresh tokens, and the users' upstream tokens.
+//
+// Two backends implement Store: memory (one replica, development) and redis
+// (production: standalone, Sentinel or Cluster). Both pass the one conformance suite in
+// storetest. Everything the server needs to be stateless lives here, so any replica can
+// serve any step of a flow.
+//
+// The store never sees a secret in clear. Tokens, codes, upstream states and client
+// secrets are high-entropy strings; the server passes their keyed hash (HMAC-SHA-256,
+// hex) as the record's key or field, and upstream tokens arrive already encrypted. The
+// store knows nothing of HTTP or OAuth wire formats.
+//
+// Every grant has an ID that the server embeds in the codes and tokens it hands out,
+// so each call about a grant names it. On Redis all keys of one grant share the hash tag
+// {g:ID}: redemption, rotation and revocation are each one script on one slot, also on
+// Redis Cluster.
+//
+// Expiry: every record carries its own ExpiresAt (upstream tokens a TTL) and is never
+// returned once that moment has passed; backends drop it then or soon after. A zero
+// ExpiresAt is in the past, so such a record is stored dead: set it on every record.
+//
+// Replay: a redeemed code and a rotated refresh token leave a marker until their
+// original ExpiresAt, so a second presentation is recognised (ErrCodeReused,
+// ErrRefreshReused) and revokes the grant, also when it comes after the grant was
+// revoked. A revoked grant is remembered until the last record it ever held would have
+// expired, so nothing more is issued under its ID.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap nothing else in these; callers use errors.Is.
+var (
+	// ErrNotFound: no such record, or it expired.
+	ErrNotFound = errors.New("store: not found")
+	// ErrAlreadyExists: a record with this key exists (client IDs).
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrCodeReused: the authorization code was redeemed before. The store has revoked
+	// the grant in the same atomic step (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
+	ErrCodeReused = errors.New("store: authorization code reused")
+	// ErrRefreshReused: a refresh token that was already rotated was presented again.
+	// The store has revoked the whole grant in the same atomic step (OAuth 2.1 §4.3.1).
+	ErrRefreshReused = errors.New("store: refresh token reused")
+	// ErrGrantRevoked: the grant was revoked; nothing more may be issued under it.
+	ErrGrantRevoked = errors.New("store: grant revoked")
+	// ErrUnavailable wraps backend failures (connection refused, timeouts), so the
+	// server can answer 503 temporarily_unavailable rather than 500.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// Client is a registered OAuth client: dynamically registered (RFC 7591) or written by
+// the operator. Static and metadata-document clients are not stored here.
+type Client struct {
+	ID string `json:"id"`
+	// SecretHash is the HMAC of the client secret; empty for public clients.
+	SecretHash              string   `json:"secret_hash,omitempty"`
+	Name                    string   `json:"name,omitempty"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types,omitempty"`
+	ResponseTypes           []string `json:"response_types,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	Scope                   string   `json:"scope,omitempty"`
+	ApplicationType         string   `json:"application_type,omitempty"`
+	ClientURI               string   `json:"client_uri,omitempty"`
+	LogoURI                 string   `json:"logo_uri,omitempty"`
+	Trusted                 bool     `json:"trusted,omitempty"`
+	// RegistrationTokenHash is the HMAC of the RFC 7592 registration access token.
+	RegistrationTokenHash string    `json:"registration_token_hash,omitempty"`
+	CreatedAt             time.Time `json:"created_at"`
+	// ExpiresAt is when the registration lapses (OAUTH_CLIENT_REGISTRATION_TTL); the
+	// backend drops the record then.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PendingAuthorization is an MCP client's authorization request waiting for the user
+// to come back from the upstream provider. It is keyed by the hash of the upstream
+// `state` and taken exactly once.
+type PendingAuthorization struct {
+	ClientID            string   `json:"client_id"`
+	RedirectURI         string   `json:"redirect_uri"`
+	State               string   `json:"state,omitempty"` // the MCP client's own state
+	Scope               string   `json:"scope,omitempty"`
+	CodeChallenge       string   `json:"code_challenge"`
+	CodeChallengeMethod string   `json:"code_challenge_method"`
+	Resource            []string `json:"resource,omitempty"` // RFC 8707
+	// UpstreamVerifier is the PKCE verifier we sent upstream (kept server-side).
+	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
+	// Nonce is the OIDC nonce sent upstream.
+	Nonce string `json:"nonce,omitempty"`
+	// BrowserBinding is the hash of a cookie set on the user agent that started the
+	// flow; the callback must present the same cookie (RFC 9700 §4.7).
+	BrowserBinding string    `json:"browser_binding,omitempty"`
+	ExpiresAt      time.Time `json:"expires_at"`
+}
+
+// AuthorizationCode is our code, bound to everything the token request must match.
+type AuthorizationCode struct {
+	ClientID            string    `json:"client_id"`
+	RedirectURI         string    `json:"redirect_uri"`
+	Scope               string    `json:"scope,omitempty"`
+	CodeChallenge       string    `json:"code_challenge"`
+	CodeChallengeMethod string    `json:"code_challenge_method"`
+	Resource            []string  `json:"resource,omitempty"`
+	UserID              string    `json:"user_id"`
+	AuthTime            time.Time `json:"auth_time"`
+	ExpiresAt           time.Time `json:"expires_at"`
+}
+
+// Grant is one user's authorization of one client: the family that every token issued
+// from one authorization code belongs to. Revoking it revokes them all.
+type Grant struct {
+	ID        string    `json:"id"`
+	ClientID  string    `json:"client_id"`
+	UserID    string    `json:"user_id"`
+	Scope     string    `json:"scope,omitempty"`
+	Resource  []string  `json:"resource,omitempty"`
+	AuthTime  time.Time `json:"auth_time"`
+	ExpiresAt time.Time `json:"expires_at"` // the refresh token's horizon
+}
+
+// Token is an access or refresh token record; the key is the token's hash.
+type Token struct {
+	GrantID   string    `json:"grant_id"`
+	ClientID  string    `json:"client_id"`
+	UserID    string    `json:"user_id"`
+	Scope     string    `json:"scope,omitempty"`
+	Resource  []string  `json:"resource,omitempty"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// TokenPair is what one redemption or rotation issues: always an access token, a
+// refresh token when RefreshHash is set.
+type TokenPair struct {
+	AccessHash  string
+	Access      Token
+	RefreshHash string
+	Refresh     Token
+}
+
+// UpstreamToken is a user's token at the upstream provider, encrypted by the server
+// (AES-GCM) before it reaches the store.
+type UpstreamToken struct {
+	Ciphertext []byte `json:"ciphertext"`
+	// AccessExpiresAt is when the upstream access token expires (zero: unknown), so the
+	// server knows to refresh it without decrypting.
+	AccessExpiresAt time.Time `json:"access_expires_at,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// Clients keeps registered clients.
+type Clients interface {
+	CreateClient(ctx context.Context, c Client) error // ErrAlreadyExists
+	GetClient(ctx context.Context, id string) (Client, error)
+	// UpdateClient replaces a live registration, ExpiresAt included; ErrNotFound if
+	// there is none.
+	UpdateClient(ctx context.Context, c Client) error
+	// DeleteClient removes a registration; idempotent.
+	DeleteClient(ctx context.Context, id string) error
+	// CountClients returns how many registrations are live (for status and metrics).
+	CountClients(ctx context.Context) (int, error)
+}
+
+// PendingAuthorizations keeps authorization requests waiting for the upstream.
+type PendingAuthorizations interface {
+	// SavePending stores p, replacing any record under stateHash.
+	SavePending(ctx context.Context, stateHash string, p PendingAuthorization) error
+	// TakePending returns and deletes the record in one atomic step, so an upstream
+	// state can be redeemed once; ErrNotFound after that.
+	TakePending(ctx context.Context, stateHash string) (PendingAuthorization, error)
+}
+
+// Grants keeps codes, grants and tokens. Each method is one atomic step (one script on
+// Redis) on the keys of a single grant. A hash is found only under the grant it was
+// stored with: the same hash under another grant ID is ErrNotFound.
+//
+// Grant IDs must not contain '{' or '}' (they form the Redis Cluster hash tag).
+type Grants interface {
+	// SaveCode stores a new code under a new grant ID. ErrAlreadyExists if codeHash is
+	// already there (live or redeemed); ErrGrantRevoked if the grant was revoked.
+	SaveCode(ctx context.Context, grantID, codeHash string, c AuthorizationCode) error
+	// RedeemCode consumes the code and stores the grant and its first tokens atomically.
+	// A second redemption of the same code returns ErrCodeReused and revokes the grant
+	// (its tokens stop working). An unknown or expired code returns ErrNotFound; a code
+	// whose grant was revoked before redemption, ErrGrantRevoked. The caller validates
+	// the code (client, redirect URI, PKCE) with PeekCode first.
+	//
+	// Of concurrent redemptions of one code exactly one succeeds; the others are
+	// replays, so they return ErrCodeReused and the grant ends revoked.
+	RedeemCode(ctx context.Context, grantID, codeHash string, g Grant, tokens TokenPair) error
+	// PeekCode reads a code without consuming it. ErrCodeReused if already redeemed;
+	// ErrNotFound if unknown, expired or revoked.
+	PeekCode(ctx context.Context, grantID, codeHash string) (AuthorizationCode, error)
+	// GetAccessToken is the introspection lookup: one round trip. ErrNotFound if
+	// unknown, expired or revoked.
+	GetAccessToken(ctx context.Context, grantID, tokenHash string) (Token, error)
+	// GetRefreshToken reads a current refresh token. A rotated one returns
+	// ErrRefreshReused without revoking (RotateRefreshToken does that); an unknown,
+	// expired or revoked one ErrNotFound.
+	GetRefreshToken(ctx context.Context, grantID, tokenHash string) (Token, error)
+	// RotateRefreshToken retires oldHash and stores next atomically. Presenting an
+	// already-rotated token revokes the grant and returns ErrRefreshReused. A token
+	// that is unknown or expired returns ErrNotFound; a current token of a revoked
+	// grant, ErrGrantRevoked. The access token issued with oldHash stays valid until it
+	// expires. next.RefreshHash may be empty (no new refresh token).
+	//
+	// Of concurrent rotations of one token exactly one succeeds; the others are reuse,
+	// so they return ErrRefreshReused and the grant ends revoked, the winner's new
+	// tokens included (OAuth 2.1 §4.3.1: the server cannot tell which party is the
+	// legitimate client).
+	RotateRefreshToken(ctx context.Context, grantID, oldHash string, next TokenPair) error
+	// GetGrant returns the grant; ErrNotFound if unknown, expired or revoked.
+	GetGrant(ctx context.Context, grantID string) (Grant, error)
+	// RevokeGrant deletes the grant, its unredeemed code and every token of it, and
+	// remembers the revocation (see the package doc); idempotent, and a no-op for an
+	// unknown grant.
+	RevokeGrant(ctx context.Context, grantID string) error
+	// RevokeAccessToken deletes one access token; idempotent.
+	RevokeAccessToken(ctx context.Context, grantID, tokenHash string) error
+}
+
+// UpstreamTokens keeps each user's upstream tokens, keyed by user ID.
+type UpstreamTokens interface {
+	// PutUpstreamToken stores t for ttl (OAUTH_EXTERNAL_TOKEN_TTL), replacing any
+	// previous one; a ttl <= 0 stores nothing that can be read back.
+	PutUpstreamToken(ctx context.Context, userID string, t UpstreamToken, ttl time.Duration) error
+	GetUpstreamToken(ctx context.Context, userID string) (UpstreamToken, error)
+	// DeleteUpstreamToken removes the user's token; idempotent.
+	DeleteUpstreamToken(ctx context.Context, userID string) error
+}
+
+// Store is everything the authorization server keeps. Implementations are safe for
+// concurrent use and prefix every key with their tenant.
+type Store interface {
+	Clients
+	PendingAuthorizations
+	Grants
+	UpstreamTokens
+	// Ping reports whether the backend is reachable and safe to use (for /readyz):
+	// on Redis it also refuses an eviction policy other than noeviction.
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,222 @@
+package controllers
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
+	"github.com/mcpauth/mcpauth/internal/testutil/kubeenv"
+)
+
+// newNamespace creates a namespace of its own for one spec, so specs never collide.
+func newNamespace() string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+func validProvider(ns string) *oauthv1alpha1.OAuthProvider {
+	return &oauthv1alpha1.OAuthProvider{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "provider-", Namespace: ns},
+		Spec: oauthv1alpha1.OAuthProviderSpec{
+			Type:            oauthv1alpha1.ProviderGitHub,
+			ClientID:        "client-id",
+			ClientSecretRef: oauthv1alpha1.SecretKeyReference{Name: "github-oauth", Key: "client-secret"},
+			Server:          oauthv1alpha1.ServerSpec{URL: "https://auth.example.com"},
+		},
+	}
+}
+
+func validClient(ns string) *oauthv1alpha1.MCPClient {
+	return &oauthv1alpha1.MCPClient{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "client-", Namespace: ns},
+		Spec: oauthv1alpha1.MCPClientSpec{
+			ProviderRef:  oauthv1alpha1.LocalObjectReference{Name: "github"},
+			RedirectURIs: []string{"http://127.0.0.1/callback"},
+		},
+	}
+}
+
+// refusal is what the apiserver must say about an invalid object: the field's path
+// and a phrase of the reason.
+type refusal struct {
+	field  string
+	phrase string
+}
+
+var _ = Describe("The CRDs", func() {
+	It("accept every sample in config/samples and fill in the defaults", func() {
+		ns := newNamespace()
+		files, err := filepath.Glob(filepath.Join(kubeenv.RepoRoot(), "config", "samples", "*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		applied := 0
+		for _, f := range files {
+			if filepath.Base(f) == "kustomization.yaml" {
+				continue
+			}
+			data, err := os.ReadFile(f)
+			Expect(err).NotTo(HaveOccurred())
+			for _, doc := range strings.Split(string(data), "\n---\n") {
+				obj := &unstructured.Unstructured{}
+				Expect(yaml.Unmarshal([]byte(doc), &obj.Object)).To(Succeed(), f)
+				obj.SetNamespace(ns)
+				Expect(k8sClient.Create(ctx, obj)).To(Succeed(), "sample %s", filepath.Base(f))
+				applied++
+			}
+		}
+		Expect(applied).To(BeNumerically(">=", 5))
+
+		var github oauthv1alpha1.OAuthProvider
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "github"}, &github)).To(Succeed())
+		Expect(github.Spec.TokenStore.Type).To(Equal(oauthv1alpha1.TokenStoreMemory))
+		Expect(github.Spec.Server.CallbackPath).To(Equal("/oauth/callback"))
+		Expect(github.Spec.Server.Replicas).To(Equal(ptr.To[int32](1)))
+		Expect(github.Spec.Server.DynamicClientRegistration).To(Equal(ptr.To(true)))
+		Expect(github.Spec.Server.AllowPKCEPlain).To(BeFalse())
+		ttl := github.Spec.Server.TokenTTLs
+		Expect([]string{ttl.AuthorizationCode.Duration.String(), ttl.AccessToken.Duration.String(),
+			ttl.RefreshToken.Duration.String(), ttl.ClientRegistration.Duration.String(),
+			ttl.ExternalToken.Duration.String()}).
+			To(Equal([]string{"5m0s", "15m0s", "24h0m0s", "8760h0m0s", "24h0m0s"}))
+
+		var ide oauthv1alpha1.MCPClient
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ide"}, &ide)).To(Succeed())
+		Expect(ide.Spec.TokenEndpointAuthMethod).To(Equal(oauthv1alpha1.AuthMethodNone))
+		Expect(ide.Spec.GrantTypes).To(ConsistOf(oauthv1alpha1.GrantAuthorizationCode, oauthv1alpha1.GrantRefreshToken))
+		Expect(ide.Spec.Trusted).To(BeFalse())
+	})
+
+	DescribeTable("refuse an invalid OAuthProvider, naming the field",
+		func(mutate func(*oauthv1alpha1.OAuthProvider), want refusal) {
+			p := validProvider(newNamespace())
+			mutate(p)
+			expectRefused(k8sClient.Create(ctx, p), want)
+		},
+		Entry("an unknown upstream type", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = "facebook"
+		}, refusal{"spec.type", "Unsupported value"}),
+		Entry("oidc without an issuer", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOIDC
+		}, refusal{"spec.issuerURL", "issuerURL is required when type is oidc"}),
+		Entry("oauth2 without its endpoints", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOAuth2
+			p.Spec.AuthorizationURL = "https://idp.example.com/authorize"
+		}, refusal{"spec", "authorizationURL, tokenURL and userInfoURL are required"}),
+		Entry("an issuer that is not a URL", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOIDC
+			p.Spec.IssuerURL = "login example"
+		}, refusal{"spec.issuerURL", "must be an https URL"}),
+		Entry("an empty client ID", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientID = ""
+		}, refusal{"spec.clientID", "at least 1 chars long"}),
+		Entry("a client secret reference without a key", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientSecretRef.Key = ""
+		}, refusal{"spec.clientSecretRef.key", "at least 1 chars long"}),
+		Entry("a plain-http server URL on a public host", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.URL = "http://auth.example.com"
+		}, refusal{"spec.server.url", "must be an https URL, or http on a loopback host"}),
+		Entry("a server URL with a query", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.URL = "https://auth.example.com/?tenant=a"
+		}, refusal{"spec.server.url", "no query or fragment"}),
+		Entry("a callback path that is not absolute", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.CallbackPath = "oauth/callback"
+		}, refusal{"spec.server.callbackPath", "should match"}),
+		Entry("zero replicas", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Replicas = ptr.To[int32](0)
+		}, refusal{"spec.server.replicas", "should be greater than or equal to 1"}),
+		Entry("two replicas on the memory store", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Replicas = ptr.To[int32](2)
+		}, refusal{"spec.server.replicas", "needs tokenStore.type redis"}),
+		Entry("an access token TTL of two days", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 48 * 60 * 60e9}
+		}, refusal{"spec.server.tokenTTLs.accessToken", "between 1m and 24h"}),
+		Entry("an authorization code TTL of an hour", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.TokenTTLs.AuthorizationCode = metav1.Duration{Duration: 60 * 60e9}
+		}, refusal{"spec.server.tokenTTLs.authorizationCode", "between 10s and 10m"}),
+		Entry("a scope with a space", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp tools"}
+		}, refusal{"spec.server.scopesSupported[0]", "should match"}),
+		Entry("the redis store without settings", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.TokenStore.Type = oauthv1alpha1.TokenStoreRedis
+		}, refusal{"spec.tokenStore.redis", "redis settings are required when type is redis"}),
+		Entry("a redis address without a port", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreRedis,
+				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis"}}}
+		}, refusal{"spec.tokenStore.redis.addresses[0]", "should match"}),
+		Entry("redis settings on the memory store", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreMemory,
+				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis:6379"}}}
+		}, refusal{"spec.tokenStore", "redis settings are only allowed when type is redis"}),
+	)
+
+	DescribeTable("refuse an invalid MCPClient, naming the field",
+		func(mutate func(*oauthv1alpha1.MCPClient), want refusal) {
+			c := validClient(newNamespace())
+			mutate(c)
+			expectRefused(k8sClient.Create(ctx, c), want)
+		},
+		Entry("no redirect URIs", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+		}, refusal{"spec.redirectURIs", "Required value"}),
+		Entry("a javascript: redirect URI", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = []string{"javascript:alert(1)"}
+		}, refusal{"spec.redirectURIs", "each redirect URI must be https"}),
+		Entry("a plain-http redirect URI on a public host", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = []string{"http://app.example.com/callback"}
+		}, refusal{"spec.redirectURIs", "each redirect URI must be https"}),
+		Entry("a redirect URI with a fragment", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = []string{"https://app.example.com/callback#x"}
+		}, refusal{"spec.redirectURIs", "without fragment or wildcard"}),
+		Entry("a wildcard redirect URI", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = []string{"https://*.example.com/callback"}
+		}, refusal{"spec.redirectURIs", "without fragment or wildcard"}),
+		Entry("an unsupported authentication method", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = "private_key_jwt"
+		}, refusal{"spec.tokenEndpointAuthMethod", "Unsupported value"}),
+		Entry("refresh without authorization_code", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
+		}, refusal{"spec.grantTypes", "must include authorization_code"}),
+		Entry("an unknown grant type", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{"password"}
+		}, refusal{"spec.grantTypes[0]", "Unsupported value"}),
+		Entry("no provider reference", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.ProviderRef.Name = ""
+		}, refusal{"spec.providerRef.name", "at least 1 chars long"}),
+		Entry("a credentials Secret name that is not a DNS name", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.SecretName = "Bad_Name"
+		}, refusal{"spec.secretName", "should match"}),
+	)
+
+	It("accept a private-use scheme redirect URI for native apps (RFC 8252 §7.1)", func() {
+		c := validClient(newNamespace())
+		c.Spec.RedirectURIs = []string{"com.example.ide:/oauth/callback", "http://[::1]/cb"}
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
+})
+
+// expectRefused asserts the apiserver refused an object as invalid, naming the field.
+func expectRefused(err error, want refusal) {
+	GinkgoHelper()
+	Expect(err).To(HaveOccurred(), "the apiserver accepted the object")
+	Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid error, got %v", err)
+	Expect(err.Error()).To(ContainSubstring(want.phrase))
+	status, ok := err.(apierrors.APIStatus)
+	Expect(ok).To(BeTrue())
+	var fields []string
+	for _, cause := range status.Status().Details.Causes {
+		fields = append(fields, cause.Field)
+	}
+	Expect(fields).To(ContainElement(want.field), fmt.Sprintf("error: %v", err))
+}
