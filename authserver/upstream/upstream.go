@@ -2,6 +2,10 @@
 // an upstream identity provider (GitHub, Google, any OIDC issuer, any OAuth 2.0 server),
 // exchanges the code that comes back, refreshes the upstream token, and reads who the
 // user is. It keeps no state of ours: the caller stores what a flow needs.
+//
+// New builds a Provider from a Config: a preset (github, google, linkedin, slack,
+// dropbox) or a generic kind (oidc, oauth2). NewAuthParams makes the per-flow PKCE
+// verifier and nonce. Package upstreamtest is a fake IdP for tests.
 package upstream
 
 import (
@@ -43,7 +47,8 @@ type Token struct {
 	Scope        string    `json:"scope,omitempty"`
 }
 
-// Identity is who the user is at the upstream.
+// Identity is who the user is at the upstream. Claims holds every claim read (for OIDC,
+// the ID token's over userinfo's); numbers in it are json.Number, so ids keep all digits.
 type Identity struct {
 	// Subject is the stable user identifier (the configured user-info field).
 	Subject string         `json:"sub"`
