@@ -1,0 +1,578 @@
+// Package memory is the in-process store.Store: maps behind one mutex, for a single
+// replica and for development. Nothing survives a restart, and a second replica sees
+// none of it; use the redis backend for that.
+//
+// Time comes from an injected clock, so tests can move it. Expired records are never
+// returned (each read checks ExpiresAt) and a janitor goroutine deletes them now and
+// then so that memory stays bounded; Close stops it.
+package memory
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mcpauth/mcpauth/authserver/store"
+)
+
+// DefaultJanitorInterval is how often the janitor sweeps expired records unless
+// Options says otherwise.
+const DefaultJanitorInterval = time.Minute
+
+// Options configures a Store.
+type Options struct {
+	// Prefix names the tenant. Stores sharing a database through WithPrefix see only
+	// their own tenant's records.
+	Prefix string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// JanitorInterval is how often expired records are deleted; zero means
+	// DefaultJanitorInterval, negative disables the janitor (reads still check expiry).
+	JanitorInterval time.Duration
+}
+
+// Store is the memory backend. The zero value is not usable; call New.
+type Store struct {
+	db     *database
+	prefix string
+	// root is set on the Store that New returned: it owns the janitor.
+	root bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// database holds the records of every tenant, keyed by tenant-qualified keys.
+type database struct {
+	now func() time.Time
+
+	mu       sync.Mutex
+	clients  map[string]store.Client
+	pending  map[string]store.PendingAuthorization
+	grants   map[string]*grantState
+	upstream map[string]upstreamEntry
+
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+}
+
+// grantState is everything stored under one grant ID, as the Redis backend keeps it
+// under one hash tag.
+type grantState struct {
+	grant   *store.Grant // nil until a code is redeemed, and after revocation
+	codes   map[string]*codeEntry
+	access  map[string]store.Token
+	refresh map[string]*refreshEntry
+	// revoked is set by RevokeGrant and lasts until horizon.
+	revoked bool
+	// horizon is the latest ExpiresAt of anything ever stored under the grant: until
+	// then a replay marker or the revocation may matter; after it the state goes.
+	horizon time.Time
+}
+
+// codeEntry is a code, or after redemption its replay marker (until code.ExpiresAt).
+type codeEntry struct {
+	code     store.AuthorizationCode
+	redeemed bool
+}
+
+// refreshEntry is a refresh token, or after rotation its replay marker.
+type refreshEntry struct {
+	token   store.Token
+	rotated bool
+}
+
+type upstreamEntry struct {
+	token     store.UpstreamToken
+	expiresAt time.Time
+}
+
+// New returns an empty store and starts its janitor.
+func New(opts Options) *Store {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	db := &database{
+		now:      now,
+		clients:  map[string]store.Client{},
+		pending:  map[string]store.PendingAuthorization{},
+		grants:   map[string]*grantState{},
+		upstream: map[string]upstreamEntry{},
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	interval := opts.JanitorInterval
+	if interval == 0 {
+		interval = DefaultJanitorInterval
+	}
+	if interval > 0 {
+		go db.janitor(interval)
+	} else {
+		close(db.stopped)
+	}
+	return &Store{db: db, prefix: opts.Prefix, root: true}
+}
+
+// WithPrefix returns a store for another tenant in the same database, as two
+// tenants share one Redis. Closing it is a no-op; the Store from New owns the
+// database.
+func (s *Store) WithPrefix(prefix string) *Store {
+	return &Store{db: s.db, prefix: prefix}
+}
+
+// Close stops the janitor. The records stay readable; Close on a WithPrefix store
+// does nothing.
+func (s *Store) Close() error {
+	if s.root {
+		s.db.closeOnce.Do(func() { close(s.db.stop) })
+		<-s.db.stopped
+	}
+	return nil
+}
+
+// Ping always succeeds: memory is always there.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// key qualifies id with the tenant. NUL cannot occur in a prefix from configuration,
+// so no two tenants' keys collide.
+func (s *Store) key(id string) string { return s.prefix + "\x00" + id }
+
+// live reports whether a record expiring at exp may still be returned.
+func live(exp, now time.Time) bool { return now.Before(exp) }
+
+// CreateClient implements store.Clients.
+func (s *Store) CreateClient(_ context.Context, c store.Client) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(c.ID)
+	if old, ok := db.clients[k]; ok && live(old.ExpiresAt, db.now()) {
+		return store.ErrAlreadyExists
+	}
+	db.clients[k] = cloneClient(c)
+	return nil
+}
+
+// GetClient implements store.Clients.
+func (s *Store) GetClient(_ context.Context, id string) (store.Client, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	c, ok := db.clients[s.key(id)]
+	if !ok || !live(c.ExpiresAt, db.now()) {
+		return store.Client{}, store.ErrNotFound
+	}
+	return cloneClient(c), nil
+}
+
+// UpdateClient implements store.Clients.
+func (s *Store) UpdateClient(_ context.Context, c store.Client) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(c.ID)
+	if old, ok := db.clients[k]; !ok || !live(old.ExpiresAt, db.now()) {
+		return store.ErrNotFound
+	}
+	db.clients[k] = cloneClient(c)
+	return nil
+}
+
+// DeleteClient implements store.Clients.
+func (s *Store) DeleteClient(_ context.Context, id string) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	delete(s.db.clients, s.key(id))
+	return nil
+}
+
+// CountClients implements store.Clients.
+func (s *Store) CountClients(context.Context) (int, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now, prefix, n := db.now(), s.key(""), 0
+	for k, c := range db.clients {
+		if len(k) >= len(prefix) && k[:len(prefix)] == prefix && live(c.ExpiresAt, now) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// SavePending implements store.PendingAuthorizations.
+func (s *Store) SavePending(_ context.Context, stateHash string, p store.PendingAuthorization) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	p.Resource = slices.Clone(p.Resource)
+	s.db.pending[s.key(stateHash)] = p
+	return nil
+}
+
+// TakePending implements store.PendingAuthorizations.
+func (s *Store) TakePending(_ context.Context, stateHash string) (store.PendingAuthorization, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(stateHash)
+	p, ok := db.pending[k]
+	delete(db.pending, k)
+	if !ok || !live(p.ExpiresAt, db.now()) {
+		return store.PendingAuthorization{}, store.ErrNotFound
+	}
+	return p, nil
+}
+
+// grantLocked returns the live state of a grant, or nil; the caller holds mu.
+func (s *Store) grantLocked(grantID string, now time.Time) *grantState {
+	g := s.db.grants[s.key(grantID)]
+	if g == nil || !live(g.horizon, now) {
+		return nil
+	}
+	return g
+}
+
+// grantForWriteLocked returns the state of a grant, creating it if need be, with its
+// horizon extended to exp; the caller holds mu.
+func (s *Store) grantForWriteLocked(grantID string, now, exp time.Time) *grantState {
+	g := s.grantLocked(grantID, now)
+	if g == nil {
+		g = &grantState{
+			codes:   map[string]*codeEntry{},
+			access:  map[string]store.Token{},
+			refresh: map[string]*refreshEntry{},
+		}
+		s.db.grants[s.key(grantID)] = g
+	}
+	if exp.After(g.horizon) {
+		g.horizon = exp
+	}
+	return g
+}
+
+// SaveCode implements store.Grants.
+func (s *Store) SaveCode(_ context.Context, grantID, codeHash string, c store.AuthorizationCode) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	if g := s.grantLocked(grantID, now); g != nil {
+		if g.revoked {
+			return store.ErrGrantRevoked
+		}
+		if e := g.codes[codeHash]; e != nil && live(e.code.ExpiresAt, now) {
+			return store.ErrAlreadyExists
+		}
+	}
+	c.Resource = slices.Clone(c.Resource)
+	g := s.grantForWriteLocked(grantID, now, c.ExpiresAt)
+	g.codes[codeHash] = &codeEntry{code: c}
+	return nil
+}
+
+// PeekCode implements store.Grants.
+func (s *Store) PeekCode(_ context.Context, grantID, codeHash string) (store.AuthorizationCode, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	e := s.codeLocked(grantID, codeHash, now)
+	switch {
+	case e == nil:
+		return store.AuthorizationCode{}, store.ErrNotFound
+	case e.redeemed:
+		return store.AuthorizationCode{}, store.ErrCodeReused
+	}
+	c := e.code
+	c.Resource = slices.Clone(c.Resource)
+	return c, nil
+}
+
+// codeLocked returns a live code or replay marker, or nil; the caller holds mu.
+func (s *Store) codeLocked(grantID, codeHash string, now time.Time) *codeEntry {
+	g := s.grantLocked(grantID, now)
+	if g == nil {
+		return nil
+	}
+	e := g.codes[codeHash]
+	if e == nil || !live(e.code.ExpiresAt, now) {
+		return nil
+	}
+	return e
+}
+
+// RedeemCode implements store.Grants.
+func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store.Grant, tokens store.TokenPair) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	e := s.codeLocked(grantID, codeHash, now)
+	switch {
+	case e == nil:
+		return s.missingLocked(grantID, now)
+	case e.redeemed:
+		s.revokeLocked(grantID, now)
+		return store.ErrCodeReused
+	}
+	e.redeemed = true
+	gr.Resource = slices.Clone(gr.Resource)
+	g := s.grantForWriteLocked(grantID, now, gr.ExpiresAt)
+	g.grant = &gr
+	s.putTokensLocked(g, tokens)
+	return nil
+}
+
+// missingLocked is the error for a code or refresh token that is not there:
+// ErrGrantRevoked if its grant was revoked, else ErrNotFound.
+func (s *Store) missingLocked(grantID string, now time.Time) error {
+	if g := s.grantLocked(grantID, now); g != nil && g.revoked {
+		return store.ErrGrantRevoked
+	}
+	return store.ErrNotFound
+}
+
+// putTokensLocked stores a pair in g and extends its horizon; the caller holds mu.
+func (s *Store) putTokensLocked(g *grantState, p store.TokenPair) {
+	extend := func(exp time.Time) {
+		if exp.After(g.horizon) {
+			g.horizon = exp
+		}
+	}
+	g.access[p.AccessHash] = cloneToken(p.Access)
+	extend(p.Access.ExpiresAt)
+	if p.RefreshHash != "" {
+		g.refresh[p.RefreshHash] = &refreshEntry{token: cloneToken(p.Refresh)}
+		extend(p.Refresh.ExpiresAt)
+	}
+}
+
+// GetAccessToken implements store.Grants.
+func (s *Store) GetAccessToken(_ context.Context, grantID, tokenHash string) (store.Token, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	g := s.grantLocked(grantID, now)
+	if g == nil {
+		return store.Token{}, store.ErrNotFound
+	}
+	t, ok := g.access[tokenHash]
+	if !ok || !live(t.ExpiresAt, now) {
+		return store.Token{}, store.ErrNotFound
+	}
+	return cloneToken(t), nil
+}
+
+// refreshLocked returns a live refresh token or replay marker, or nil; the caller
+// holds mu.
+func (s *Store) refreshLocked(grantID, tokenHash string, now time.Time) *refreshEntry {
+	g := s.grantLocked(grantID, now)
+	if g == nil {
+		return nil
+	}
+	e := g.refresh[tokenHash]
+	if e == nil || !live(e.token.ExpiresAt, now) {
+		return nil
+	}
+	return e
+}
+
+// GetRefreshToken implements store.Grants.
+func (s *Store) GetRefreshToken(_ context.Context, grantID, tokenHash string) (store.Token, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	e := s.refreshLocked(grantID, tokenHash, db.now())
+	switch {
+	case e == nil:
+		return store.Token{}, store.ErrNotFound
+	case e.rotated:
+		return store.Token{}, store.ErrRefreshReused
+	}
+	return cloneToken(e.token), nil
+}
+
+// RotateRefreshToken implements store.Grants.
+func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, next store.TokenPair) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	e := s.refreshLocked(grantID, oldHash, now)
+	switch {
+	case e == nil:
+		return s.missingLocked(grantID, now)
+	case e.rotated:
+		s.revokeLocked(grantID, now)
+		return store.ErrRefreshReused
+	}
+	e.rotated = true
+	s.putTokensLocked(s.grantLocked(grantID, now), next)
+	return nil
+}
+
+// GetGrant implements store.Grants.
+func (s *Store) GetGrant(_ context.Context, grantID string) (store.Grant, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	g := s.grantLocked(grantID, now)
+	if g == nil || g.grant == nil || !live(g.grant.ExpiresAt, now) {
+		return store.Grant{}, store.ErrNotFound
+	}
+	gr := *g.grant
+	gr.Resource = slices.Clone(gr.Resource)
+	return gr, nil
+}
+
+// RevokeGrant implements store.Grants.
+func (s *Store) RevokeGrant(_ context.Context, grantID string) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	s.revokeLocked(grantID, s.db.now())
+	return nil
+}
+
+// revokeLocked drops the grant's live records, keeps its replay markers and marks it
+// revoked; the caller holds mu.
+func (s *Store) revokeLocked(grantID string, now time.Time) {
+	g := s.grantLocked(grantID, now)
+	if g == nil {
+		return
+	}
+	g.revoked = true
+	g.grant = nil
+	clear(g.access)
+	for h, e := range g.codes {
+		if !e.redeemed {
+			delete(g.codes, h)
+		}
+	}
+	for h, e := range g.refresh {
+		if !e.rotated {
+			delete(g.refresh, h)
+		}
+	}
+}
+
+// RevokeAccessToken implements store.Grants.
+func (s *Store) RevokeAccessToken(_ context.Context, grantID, tokenHash string) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if g := s.grantLocked(grantID, db.now()); g != nil {
+		delete(g.access, tokenHash)
+	}
+	return nil
+}
+
+// PutUpstreamToken implements store.UpstreamTokens.
+func (s *Store) PutUpstreamToken(_ context.Context, userID string, t store.UpstreamToken, ttl time.Duration) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	t.Ciphertext = slices.Clone(t.Ciphertext)
+	db.upstream[s.key(userID)] = upstreamEntry{token: t, expiresAt: db.now().Add(ttl)}
+	return nil
+}
+
+// GetUpstreamToken implements store.UpstreamTokens.
+func (s *Store) GetUpstreamToken(_ context.Context, userID string) (store.UpstreamToken, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	e, ok := db.upstream[s.key(userID)]
+	if !ok || !live(e.expiresAt, db.now()) {
+		return store.UpstreamToken{}, store.ErrNotFound
+	}
+	t := e.token
+	t.Ciphertext = slices.Clone(t.Ciphertext)
+	return t, nil
+}
+
+// DeleteUpstreamToken implements store.UpstreamTokens.
+func (s *Store) DeleteUpstreamToken(_ context.Context, userID string) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	delete(s.db.upstream, s.key(userID))
+	return nil
+}
+
+// janitor sweeps every interval until Close.
+func (db *database) janitor(interval time.Duration) {
+	defer close(db.stopped)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-tick.C:
+			db.sweep()
+		}
+	}
+}
+
+// sweep deletes every expired record of every tenant. Reads already ignore expired
+// records; this only gives their memory back.
+func (db *database) sweep() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	for k, c := range db.clients {
+		if !live(c.ExpiresAt, now) {
+			delete(db.clients, k)
+		}
+	}
+	for k, p := range db.pending {
+		if !live(p.ExpiresAt, now) {
+			delete(db.pending, k)
+		}
+	}
+	for k, e := range db.upstream {
+		if !live(e.expiresAt, now) {
+			delete(db.upstream, k)
+		}
+	}
+	for k, g := range db.grants {
+		if !live(g.horizon, now) {
+			delete(db.grants, k)
+			continue
+		}
+		for h, e := range g.codes {
+			if !live(e.code.ExpiresAt, now) {
+				delete(g.codes, h)
+			}
+		}
+		for h, t := range g.access {
+			if !live(t.ExpiresAt, now) {
+				delete(g.access, h)
+			}
+		}
+		for h, e := range g.refresh {
+			if !live(e.token.ExpiresAt, now) {
+				delete(g.refresh, h)
+			}
+		}
+	}
+}
+
+// The records hold slices; the store copies them on the way in and out so that a
+// caller changing a slice it passed or got back cannot change what is stored, as
+// with Redis.
+
+func cloneClient(c store.Client) store.Client {
+	c.RedirectURIs = slices.Clone(c.RedirectURIs)
+	c.GrantTypes = slices.Clone(c.GrantTypes)
+	c.ResponseTypes = slices.Clone(c.ResponseTypes)
+	return c
+}
+
+func cloneToken(t store.Token) store.Token {
+	t.Resource = slices.Clone(t.Resource)
+	return t
+}

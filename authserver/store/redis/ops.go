@@ -1,0 +1,268 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/mcpauth/mcpauth/authserver/store"
+)
+
+// statusErrors maps the scripts' status words to the store's errors.
+var statusErrors = map[string]error{
+	"OK":             nil,
+	"NOTFOUND":       store.ErrNotFound,
+	"EXISTS":         store.ErrAlreadyExists,
+	"REVOKED":        store.ErrGrantRevoked,
+	"CODE_REUSED":    store.ErrCodeReused,
+	"REFRESH_REUSED": store.ErrRefreshReused,
+}
+
+// runStatus runs a script and turns its status into the store's error.
+func (s *Store) runStatus(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) error {
+	status, err := s.run(ctx, op, sc, keys, args...)
+	if err != nil {
+		return err
+	}
+	err, ok := statusErrors[status]
+	if !ok {
+		return fmt.Errorf("redis store: %s: unexpected script status %q", op, status)
+	}
+	return err
+}
+
+// decodeReply decodes the reply of a GET or GETDEL: ErrNotFound if the key was
+// missing, holds a replay marker (reused is returned then instead, when not nil) or
+// the record has expired. expiresAt may be nil for records whose key TTL is their only
+// expiry.
+func decodeReply[T any](op string, cmd *goredis.StringCmd, reused error, expiresAt func(*T) time.Time) (T, error) {
+	var v T
+	raw, err := cmd.Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return v, store.ErrNotFound
+	case err != nil:
+		return v, unavailable(op, err)
+	case raw == replayMarker:
+		if reused == nil {
+			return v, store.ErrNotFound
+		}
+		return v, reused
+	}
+	if err := decode(raw, &v); err != nil {
+		return v, fmt.Errorf("redis store: %s: decode: %w", op, err)
+	}
+	if expiresAt != nil && !live(expiresAt(&v)) {
+		return v, store.ErrNotFound
+	}
+	return v, nil
+}
+
+func clientExpiry(c *store.Client) time.Time                { return c.ExpiresAt }
+func pendingExpiry(p *store.PendingAuthorization) time.Time { return p.ExpiresAt }
+func codeExpiry(c *store.AuthorizationCode) time.Time       { return c.ExpiresAt }
+func grantExpiry(g *store.Grant) time.Time                  { return g.ExpiresAt }
+func tokenExpiry(t *store.Token) time.Time                  { return t.ExpiresAt }
+
+// encodeAll encodes records for a script's arguments.
+func encodeAll(op string, vs ...any) ([]string, error) {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		s, err := encode(v)
+		if err != nil {
+			return nil, fmt.Errorf("redis store: %s: encode: %w", op, err)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// CreateClient stores a new registration; ErrAlreadyExists if the ID is taken.
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	return s.writeClient(ctx, "create client", createClientScript, c)
+}
+
+// UpdateClient replaces a live registration; ErrNotFound if there is none.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
+	return s.writeClient(ctx, "update client", updateClientScript, c)
+}
+
+func (s *Store) writeClient(ctx context.Context, op string, sc *goredis.Script, c store.Client) error {
+	rec, err := encodeAll(op, c)
+	if err != nil {
+		return err
+	}
+	return s.runStatus(ctx, op, sc, []string{s.k.client(c.ID), s.k.clients()},
+		rec[0], ttl(c.ExpiresAt), c.ID, ms(c.ExpiresAt), ms(time.Now()))
+}
+
+// GetClient reads a registration.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	return decodeReply("get client", s.rdb.Get(ctx, s.k.client(id)), nil, clientExpiry)
+}
+
+// DeleteClient removes a registration; idempotent.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.runStatus(ctx, "delete client", deleteClientScript, []string{s.k.client(id), s.k.clients()}, id)
+}
+
+// CountClients counts live registrations in the expiry index: one ZCOUNT.
+func (s *Store) CountClients(ctx context.Context) (int, error) {
+	n, err := s.rdb.ZCount(ctx, s.k.clients(), "("+ms(time.Now()), "+inf").Result()
+	if err != nil {
+		return 0, unavailable("count clients", err)
+	}
+	return int(n), nil
+}
+
+// SavePending stores p under stateHash, replacing any record there.
+func (s *Store) SavePending(ctx context.Context, stateHash string, p store.PendingAuthorization) error {
+	rec, err := encodeAll("save pending", p)
+	if err != nil {
+		return err
+	}
+	return s.setOrDelete(ctx, "save pending", s.k.pending(stateHash), rec[0], ttl(p.ExpiresAt))
+}
+
+// setOrDelete writes a single-key record for px milliseconds, or removes the key
+// when the record is dead on arrival (a replace must not leave the old one).
+func (s *Store) setOrDelete(ctx context.Context, op, key, value string, px int64) error {
+	var err error
+	if px > 0 {
+		err = s.rdb.Set(ctx, key, value, time.Duration(px)*time.Millisecond).Err()
+	} else {
+		err = s.rdb.Del(ctx, key).Err()
+	}
+	if err != nil {
+		return unavailable(op, err)
+	}
+	return nil
+}
+
+// TakePending reads and deletes the record in one GETDEL.
+func (s *Store) TakePending(ctx context.Context, stateHash string) (store.PendingAuthorization, error) {
+	return decodeReply("take pending", s.rdb.GetDel(ctx, s.k.pending(stateHash)), nil, pendingExpiry)
+}
+
+// SaveCode stores a new code under its grant.
+func (s *Store) SaveCode(ctx context.Context, grantID, codeHash string, c store.AuthorizationCode) error {
+	if err := checkGrantID(grantID); err != nil {
+		return err
+	}
+	rec, err := encodeAll("save code", c)
+	if err != nil {
+		return err
+	}
+	g := s.k.grant(grantID)
+	return s.runStatus(ctx, "save code", saveCodeScript,
+		[]string{g.code(codeHash), g.set(), g.revoked()}, rec[0], ttl(c.ExpiresAt))
+}
+
+// PeekCode reads a code without consuming it.
+func (s *Store) PeekCode(ctx context.Context, grantID, codeHash string) (store.AuthorizationCode, error) {
+	return decodeReply("peek code", s.rdb.Get(ctx, s.k.grant(grantID).code(codeHash)), store.ErrCodeReused, codeExpiry)
+}
+
+// RedeemCode consumes the code and stores the grant and its first tokens: one script.
+func (s *Store) RedeemCode(ctx context.Context, grantID, codeHash string, gr store.Grant, tokens store.TokenPair) error {
+	if err := checkGrantID(grantID); err != nil {
+		return err
+	}
+	g := s.k.grant(grantID)
+	keys := []string{g.code(codeHash), g.set(), g.revoked(), g.grant(), g.access(tokens.AccessHash)}
+	recs, err := encodeAll("redeem code", gr, tokens.Access)
+	if err != nil {
+		return err
+	}
+	args := []any{recs[0], ttl(gr.ExpiresAt), recs[1], ttl(tokens.Access.ExpiresAt)}
+	if tokens.RefreshHash != "" {
+		rt, err := encodeAll("redeem code", tokens.Refresh)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, g.refresh(tokens.RefreshHash))
+		args = append(args, rt[0], ttl(tokens.Refresh.ExpiresAt))
+	}
+	return s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)
+}
+
+// GetAccessToken reads an access token: one GET.
+func (s *Store) GetAccessToken(ctx context.Context, grantID, tokenHash string) (store.Token, error) {
+	return decodeReply("get access token", s.rdb.Get(ctx, s.k.grant(grantID).access(tokenHash)), nil, tokenExpiry)
+}
+
+// GetRefreshToken reads a current refresh token; ErrRefreshReused for a rotated one.
+func (s *Store) GetRefreshToken(ctx context.Context, grantID, tokenHash string) (store.Token, error) {
+	return decodeReply("get refresh token", s.rdb.Get(ctx, s.k.grant(grantID).refresh(tokenHash)), store.ErrRefreshReused, tokenExpiry)
+}
+
+// RotateRefreshToken retires oldHash and stores next: one script.
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string, next store.TokenPair) error {
+	if err := checkGrantID(grantID); err != nil {
+		return err
+	}
+	g := s.k.grant(grantID)
+	keys := []string{g.refresh(oldHash), g.set(), g.revoked(), g.access(next.AccessHash)}
+	recs, err := encodeAll("rotate refresh token", next.Access)
+	if err != nil {
+		return err
+	}
+	args := []any{recs[0], ttl(next.Access.ExpiresAt)}
+	if next.RefreshHash != "" {
+		rt, err := encodeAll("rotate refresh token", next.Refresh)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, g.refresh(next.RefreshHash))
+		args = append(args, rt[0], ttl(next.Refresh.ExpiresAt))
+	}
+	return s.runStatus(ctx, "rotate refresh token", rotateScript, keys, args...)
+}
+
+// GetGrant reads a grant.
+func (s *Store) GetGrant(ctx context.Context, grantID string) (store.Grant, error) {
+	return decodeReply("get grant", s.rdb.Get(ctx, s.k.grant(grantID).grant()), nil, grantExpiry)
+}
+
+// RevokeGrant deletes the grant and everything live under it: one script.
+func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
+	if err := checkGrantID(grantID); err != nil {
+		return err
+	}
+	g := s.k.grant(grantID)
+	return s.runStatus(ctx, "revoke grant", revokeGrantScript, []string{g.set(), g.revoked()})
+}
+
+// RevokeAccessToken deletes one access token; idempotent.
+func (s *Store) RevokeAccessToken(ctx context.Context, grantID, tokenHash string) error {
+	if err := checkGrantID(grantID); err != nil {
+		return err
+	}
+	g := s.k.grant(grantID)
+	return s.runStatus(ctx, "revoke access token", revokeAccessScript, []string{g.access(tokenHash), g.set()})
+}
+
+// PutUpstreamToken stores the user's upstream token for ttl.
+func (s *Store) PutUpstreamToken(ctx context.Context, userID string, t store.UpstreamToken, ttl time.Duration) error {
+	rec, err := encodeAll("put upstream token", t)
+	if err != nil {
+		return err
+	}
+	return s.setOrDelete(ctx, "put upstream token", s.k.upstream(userID), rec[0], ttl.Milliseconds())
+}
+
+// GetUpstreamToken reads the user's upstream token; its key's TTL is its only expiry.
+func (s *Store) GetUpstreamToken(ctx context.Context, userID string) (store.UpstreamToken, error) {
+	return decodeReply[store.UpstreamToken]("get upstream token", s.rdb.Get(ctx, s.k.upstream(userID)), nil, nil)
+}
+
+// DeleteUpstreamToken removes the user's upstream token; idempotent.
+func (s *Store) DeleteUpstreamToken(ctx context.Context, userID string) error {
+	if err := s.rdb.Del(ctx, s.k.upstream(userID)).Err(); err != nil {
+		return unavailable("delete upstream token", err)
+	}
+	return nil
+}

@@ -1,0 +1,953 @@
+// Package storetest is the one conformance suite for store.Store backends, in the
+// manner of dex's storage/conformance: a backend's test only describes how to make a
+// store and calls RunTests and RunConcurrencyTests, so every backend is held to the
+// same, written-down semantics (the doc comments in package store).
+//
+//	func TestStore(t *testing.T) {
+//		h := storetest.Harness{NewStore: func(t *testing.T, prefix string) store.Store { ... }}
+//		storetest.RunTests(t, h)
+//		storetest.RunConcurrencyTests(t, h)
+//	}
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/mcpauth/mcpauth/authserver/store"
+)
+
+// Harness tells the suite how to make stores and how time passes for them.
+type Harness struct {
+	// NewStore returns an empty store that keeps its records under prefix. Stores made
+	// with different prefixes in one test must share one backend (one Redis database,
+	// one memory database), so that tenant isolation is tested for real. The suite
+	// closes every store it makes.
+	NewStore func(t *testing.T, prefix string) store.Store
+	// Now is the clock the stores read; nil means time.Now.
+	Now func() time.Time
+	// Wait lets d pass on that clock; nil means time.Sleep. A backend with an injected
+	// clock advances it, and the expiry tests take no time.
+	Wait func(d time.Duration)
+}
+
+// shortTTL is the lifetime of records that the expiry tests watch expire. It bounds
+// how long those tests wait on a real clock, and has to be long enough for the records
+// to be written and read back before it passes.
+const shortTTL = time.Second
+
+// longTTL is the lifetime of records that must outlive a test.
+const longTTL = time.Hour
+
+// RunTests runs the conformance suite: every method, every documented error, expiry
+// and tenant isolation.
+func RunTests(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		run  func(f *fixture)
+	}{
+		{"A created client can be read back", testClientCreateGet},
+		{"Creating a client twice returns ErrAlreadyExists", testClientCreateTwice},
+		{"Updating a client replaces it", testClientUpdate},
+		{"Updating a missing client returns ErrNotFound", testClientUpdateMissing},
+		{"Deleting a client is idempotent", testClientDelete},
+		{"CountClients counts live registrations", testClientCount},
+		{"A pending authorization is taken exactly once", testPendingTakeOnce},
+		{"Saving a pending authorization again replaces it", testPendingReplace},
+		{"A saved code can be peeked without consuming it", testCodePeek},
+		{"Saving a code hash twice returns ErrAlreadyExists", testCodeSaveTwice},
+		{"Redeeming a code stores the grant and its tokens", testCodeRedeem},
+		{"Redeeming an unknown code returns ErrNotFound and stores nothing", testCodeRedeemUnknown},
+		{"A reused code returns ErrCodeReused and revokes the grant", testCodeReuse},
+		{"Records are found only under their own grant", testWrongGrant},
+		{"Revoking an access token leaves the rest of the grant", testRevokeAccessToken},
+		{"Rotation retires the old refresh token and stores the new pair", testRotate},
+		{"Rotation may issue only an access token", testRotateAccessOnly},
+		{"Reusing a rotated refresh token returns ErrRefreshReused and revokes the whole grant", testRefreshReuse},
+		{"Rotating an unknown refresh token returns ErrNotFound", testRotateUnknown},
+		{"RevokeGrant deletes the grant and all its tokens", testRevokeGrant},
+		{"RevokeGrant is idempotent and accepts unknown grants", testRevokeGrantIdempotent},
+		{"After RevokeGrant a current refresh token returns ErrGrantRevoked", testRevokedRotate},
+		{"After RevokeGrant an unredeemed code returns ErrGrantRevoked", testRevokedCode},
+		{"Replays after RevokeGrant are still recognised", testReplayAfterRevoke},
+		{"An upstream token can be put, replaced, read and deleted", testUpstream},
+		{"A record whose ExpiresAt has passed is never returned", testAlreadyExpired},
+		{"Records expire at their ExpiresAt", testExpiry},
+		{"Stores with different prefixes do not see each other's records", testTenantIsolation},
+		{"Ping succeeds on a healthy backend", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
+	}
+}
+
+// RunConcurrencyTests checks that the single-use operations stay single-use when many
+// callers race: each races 16 goroutines on one record.
+func RunConcurrencyTests(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		run  func(f *fixture)
+	}{
+		{"Concurrent redemptions of one code: exactly one succeeds and the grant ends revoked", testConcurrentRedeem},
+		{"Concurrent rotations of one refresh token: exactly one succeeds and the grant ends revoked", testConcurrentRotate},
+		{"Concurrent takes of one pending authorization: exactly one succeeds", testConcurrentTake},
+		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
+	}
+}
+
+// fixture is one subtest's store, clock and helpers.
+type fixture struct {
+	*testing.T
+	h   Harness
+	ctx context.Context
+	s   store.Store
+}
+
+func newFixture(t *testing.T, h Harness) *fixture {
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	if h.Wait == nil {
+		h.Wait = time.Sleep
+	}
+	f := &fixture{T: t, h: h, ctx: t.Context()}
+	f.s = f.newStore("storetest-" + randomHex(6))
+	return f
+}
+
+// newStore makes a store under prefix and closes it when the test ends.
+func (f *fixture) newStore(prefix string) store.Store {
+	s := f.h.NewStore(f.T, prefix)
+	f.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			f.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// run runs fn as a subtest with a fixture of its own, sharing the store.
+func (f *fixture) run(name string, fn func(f *fixture)) {
+	f.Run(name, func(t *testing.T) {
+		sub := *f
+		sub.T = t
+		fn(&sub)
+	})
+}
+
+// now reads the store's clock, in the form a JSON round trip returns (UTC, no
+// monotonic reading), so records compare with reflect.DeepEqual.
+func (f *fixture) now() time.Time { return f.h.Now().UTC().Round(0) }
+
+func (f *fixture) client(id string, ttl time.Duration) store.Client {
+	now := f.now()
+	return store.Client{
+		ID:                      id,
+		SecretHash:              randomHex(32),
+		Name:                    "Client " + id,
+		RedirectURIs:            []string{"https://app.example/cb", "http://127.0.0.1/cb"},
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		TokenEndpointAuthMethod: "client_secret_basic",
+		Scope:                   "read write",
+		ApplicationType:         "web",
+		RegistrationTokenHash:   randomHex(32),
+		CreatedAt:               now,
+		ExpiresAt:               now.Add(ttl),
+	}
+}
+
+func (f *fixture) pending(ttl time.Duration) store.PendingAuthorization {
+	return store.PendingAuthorization{
+		ClientID:            "client-" + randomHex(4),
+		RedirectURI:         "https://app.example/cb",
+		State:               randomHex(8),
+		Scope:               "read",
+		CodeChallenge:       randomHex(32),
+		CodeChallengeMethod: "S256",
+		Resource:            []string{"https://mcp.example/"},
+		UpstreamVerifier:    randomHex(32),
+		Nonce:               randomHex(8),
+		BrowserBinding:      randomHex(32),
+		ExpiresAt:           f.now().Add(ttl),
+	}
+}
+
+func (f *fixture) code(ttl time.Duration) store.AuthorizationCode {
+	now := f.now()
+	return store.AuthorizationCode{
+		ClientID:            "client-1",
+		RedirectURI:         "https://app.example/cb",
+		Scope:               "read",
+		CodeChallenge:       randomHex(32),
+		CodeChallengeMethod: "S256",
+		Resource:            []string{"https://mcp.example/"},
+		UserID:              "user-1",
+		AuthTime:            now,
+		ExpiresAt:           now.Add(ttl),
+	}
+}
+
+func (f *fixture) grant(id string, ttl time.Duration) store.Grant {
+	now := f.now()
+	return store.Grant{
+		ID: id, ClientID: "client-1", UserID: "user-1", Scope: "read",
+		Resource: []string{"https://mcp.example/"}, AuthTime: now, ExpiresAt: now.Add(ttl),
+	}
+}
+
+// pair returns fresh access and refresh tokens of grantID with the given lifetimes;
+// a zero refreshTTL leaves out the refresh token.
+func (f *fixture) pair(grantID string, accessTTL, refreshTTL time.Duration) store.TokenPair {
+	now := f.now()
+	tok := func(ttl time.Duration) store.Token {
+		return store.Token{
+			GrantID: grantID, ClientID: "client-1", UserID: "user-1", Scope: "read",
+			Resource: []string{"https://mcp.example/"}, IssuedAt: now, ExpiresAt: now.Add(ttl),
+		}
+	}
+	p := store.TokenPair{AccessHash: randomHex(32), Access: tok(accessTTL)}
+	if refreshTTL != 0 {
+		p.RefreshHash, p.Refresh = randomHex(32), tok(refreshTTL)
+	}
+	return p
+}
+
+// issued is a grant redeemed from a code, with the hashes to reach its records.
+type issued struct {
+	grantID  string
+	codeHash string
+	grant    store.Grant
+	tokens   store.TokenPair
+}
+
+// issue saves a code and redeems it, all records living longTTL.
+func (f *fixture) issue(s store.Store) issued {
+	f.Helper()
+	is := issued{grantID: newGrantID(), codeHash: randomHex(32)}
+	is.grant = f.grant(is.grantID, longTTL)
+	is.tokens = f.pair(is.grantID, longTTL, longTTL)
+	f.ok(s.SaveCode(f.ctx, is.grantID, is.codeHash, f.code(longTTL)), "SaveCode")
+	f.ok(s.RedeemCode(f.ctx, is.grantID, is.codeHash, is.grant, is.tokens), "RedeemCode")
+	return is
+}
+
+// ok fails the test now if err is not nil.
+func (f *fixture) ok(err error, what string) {
+	f.Helper()
+	if err != nil {
+		f.Fatalf("%s: unexpected error: %v", what, err)
+	}
+}
+
+// is fails the test if err is not target.
+func (f *fixture) is(err, target error, what string) {
+	f.Helper()
+	if !errors.Is(err, target) {
+		f.Errorf("%s: got error %v, want %v", what, err, target)
+	}
+}
+
+// equal fails the test if got is not deeply equal to want.
+func (f *fixture) equal(got, want any, what string) {
+	f.Helper()
+	if !reflect.DeepEqual(got, want) {
+		f.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+// tokensLive asserts that every token of p can be read, or that none can.
+func (f *fixture) tokensLive(s store.Store, grantID string, p store.TokenPair, live bool) {
+	f.Helper()
+	at, err := s.GetAccessToken(f.ctx, grantID, p.AccessHash)
+	if live {
+		f.ok(err, "GetAccessToken")
+		f.equal(at, p.Access, "access token")
+	} else {
+		f.is(err, store.ErrNotFound, "GetAccessToken")
+	}
+	if p.RefreshHash == "" {
+		return
+	}
+	rt, err := s.GetRefreshToken(f.ctx, grantID, p.RefreshHash)
+	if live {
+		f.ok(err, "GetRefreshToken")
+		f.equal(rt, p.Refresh, "refresh token")
+	} else {
+		f.is(err, store.ErrNotFound, "GetRefreshToken")
+	}
+}
+
+// accessOnly leaves out the refresh token of a pair whose refresh token was rotated:
+// its replay marker answers ErrRefreshReused rather than ErrNotFound.
+func accessOnly(p store.TokenPair) store.TokenPair {
+	p.RefreshHash, p.Refresh = "", store.Token{}
+	return p
+}
+
+// revoked asserts that the grant and the given tokens are all gone.
+func (f *fixture) revoked(s store.Store, grantID string, pairs ...store.TokenPair) {
+	f.Helper()
+	_, err := s.GetGrant(f.ctx, grantID)
+	f.is(err, store.ErrNotFound, "GetGrant of a revoked grant")
+	for _, p := range pairs {
+		f.tokensLive(s, grantID, p, false)
+	}
+}
+
+func testClientCreateGet(f *fixture) {
+	c := f.client("client-"+randomHex(4), longTTL)
+	f.ok(f.s.CreateClient(f.ctx, c), "CreateClient")
+	got, err := f.s.GetClient(f.ctx, c.ID)
+	f.ok(err, "GetClient")
+	f.equal(got, c, "client")
+
+	_, err = f.s.GetClient(f.ctx, "no-such-client")
+	f.is(err, store.ErrNotFound, "GetClient of an unknown ID")
+}
+
+func testClientCreateTwice(f *fixture) {
+	c := f.client("client-"+randomHex(4), longTTL)
+	f.ok(f.s.CreateClient(f.ctx, c), "CreateClient")
+	other := f.client(c.ID, longTTL)
+	f.is(f.s.CreateClient(f.ctx, other), store.ErrAlreadyExists, "second CreateClient")
+	got, err := f.s.GetClient(f.ctx, c.ID)
+	f.ok(err, "GetClient")
+	f.equal(got, c, "the first client, untouched")
+}
+
+func testClientUpdate(f *fixture) {
+	c := f.client("client-"+randomHex(4), longTTL)
+	f.ok(f.s.CreateClient(f.ctx, c), "CreateClient")
+	c.Name = "Renamed"
+	c.RedirectURIs = []string{"https://other.example/cb"}
+	c.ExpiresAt = c.ExpiresAt.Add(time.Hour)
+	f.ok(f.s.UpdateClient(f.ctx, c), "UpdateClient")
+	got, err := f.s.GetClient(f.ctx, c.ID)
+	f.ok(err, "GetClient")
+	f.equal(got, c, "updated client")
+	n, err := f.s.CountClients(f.ctx)
+	f.ok(err, "CountClients")
+	f.equal(n, 1, "client count after an update")
+}
+
+func testClientUpdateMissing(f *fixture) {
+	c := f.client("client-"+randomHex(4), longTTL)
+	f.is(f.s.UpdateClient(f.ctx, c), store.ErrNotFound, "UpdateClient of an unknown client")
+	_, err := f.s.GetClient(f.ctx, c.ID)
+	f.is(err, store.ErrNotFound, "GetClient after a failed update")
+}
+
+func testClientDelete(f *fixture) {
+	c := f.client("client-"+randomHex(4), longTTL)
+	f.ok(f.s.CreateClient(f.ctx, c), "CreateClient")
+	f.ok(f.s.DeleteClient(f.ctx, c.ID), "DeleteClient")
+	_, err := f.s.GetClient(f.ctx, c.ID)
+	f.is(err, store.ErrNotFound, "GetClient after delete")
+	f.ok(f.s.DeleteClient(f.ctx, c.ID), "second DeleteClient")
+	f.ok(f.s.DeleteClient(f.ctx, "no-such-client"), "DeleteClient of an unknown ID")
+	n, err := f.s.CountClients(f.ctx)
+	f.ok(err, "CountClients")
+	f.equal(n, 0, "client count after delete")
+	f.ok(f.s.CreateClient(f.ctx, c), "CreateClient again after delete")
+}
+
+func testClientCount(f *fixture) {
+	n, err := f.s.CountClients(f.ctx)
+	f.ok(err, "CountClients")
+	f.equal(n, 0, "client count of an empty store")
+	ids := []string{"a-" + randomHex(4), "b-" + randomHex(4), "c-" + randomHex(4)}
+	for _, id := range ids {
+		f.ok(f.s.CreateClient(f.ctx, f.client(id, longTTL)), "CreateClient")
+	}
+	f.ok(f.s.DeleteClient(f.ctx, ids[1]), "DeleteClient")
+	n, err = f.s.CountClients(f.ctx)
+	f.ok(err, "CountClients")
+	f.equal(n, 2, "client count")
+}
+
+func testPendingTakeOnce(f *fixture) {
+	state, p := randomHex(32), f.pending(longTTL)
+	f.ok(f.s.SavePending(f.ctx, state, p), "SavePending")
+	got, err := f.s.TakePending(f.ctx, state)
+	f.ok(err, "TakePending")
+	f.equal(got, p, "pending authorization")
+	_, err = f.s.TakePending(f.ctx, state)
+	f.is(err, store.ErrNotFound, "second TakePending")
+	_, err = f.s.TakePending(f.ctx, randomHex(32))
+	f.is(err, store.ErrNotFound, "TakePending of an unknown state")
+}
+
+func testPendingReplace(f *fixture) {
+	state := randomHex(32)
+	f.ok(f.s.SavePending(f.ctx, state, f.pending(longTTL)), "SavePending")
+	p := f.pending(longTTL)
+	f.ok(f.s.SavePending(f.ctx, state, p), "second SavePending")
+	got, err := f.s.TakePending(f.ctx, state)
+	f.ok(err, "TakePending")
+	f.equal(got, p, "the second pending authorization")
+}
+
+func testCodePeek(f *fixture) {
+	grantID, codeHash, c := newGrantID(), randomHex(32), f.code(longTTL)
+	f.ok(f.s.SaveCode(f.ctx, grantID, codeHash, c), "SaveCode")
+	for i := range 2 {
+		got, err := f.s.PeekCode(f.ctx, grantID, codeHash)
+		f.ok(err, fmt.Sprintf("PeekCode #%d", i+1))
+		f.equal(got, c, "code")
+	}
+	f.ok(f.s.RedeemCode(f.ctx, grantID, codeHash, f.grant(grantID, longTTL), f.pair(grantID, longTTL, longTTL)),
+		"RedeemCode after peeking")
+	_, err := f.s.PeekCode(f.ctx, grantID, randomHex(32))
+	f.is(err, store.ErrNotFound, "PeekCode of an unknown code")
+}
+
+func testCodeSaveTwice(f *fixture) {
+	grantID, codeHash, c := newGrantID(), randomHex(32), f.code(longTTL)
+	f.ok(f.s.SaveCode(f.ctx, grantID, codeHash, c), "SaveCode")
+	f.is(f.s.SaveCode(f.ctx, grantID, codeHash, f.code(longTTL)), store.ErrAlreadyExists, "second SaveCode")
+	got, err := f.s.PeekCode(f.ctx, grantID, codeHash)
+	f.ok(err, "PeekCode")
+	f.equal(got, c, "the first code, untouched")
+
+	// Saving over a redeemed code must not make it redeemable again.
+	f.ok(f.s.RedeemCode(f.ctx, grantID, codeHash, f.grant(grantID, longTTL), f.pair(grantID, longTTL, longTTL)), "RedeemCode")
+	f.is(f.s.SaveCode(f.ctx, grantID, codeHash, f.code(longTTL)), store.ErrAlreadyExists, "SaveCode over a redeemed code")
+	_, err = f.s.PeekCode(f.ctx, grantID, codeHash)
+	f.is(err, store.ErrCodeReused, "PeekCode of the redeemed code")
+}
+
+func testCodeRedeem(f *fixture) {
+	is := f.issue(f.s)
+	g, err := f.s.GetGrant(f.ctx, is.grantID)
+	f.ok(err, "GetGrant")
+	f.equal(g, is.grant, "grant")
+	f.tokensLive(f.s, is.grantID, is.tokens, true)
+	_, err = f.s.PeekCode(f.ctx, is.grantID, is.codeHash)
+	f.is(err, store.ErrCodeReused, "PeekCode after redemption")
+	// Peeking at a redeemed code reports it but revokes nothing.
+	f.tokensLive(f.s, is.grantID, is.tokens, true)
+
+	_, err = f.s.GetGrant(f.ctx, newGrantID())
+	f.is(err, store.ErrNotFound, "GetGrant of an unknown grant")
+}
+
+func testCodeRedeemUnknown(f *fixture) {
+	grantID := newGrantID()
+	tokens := f.pair(grantID, longTTL, longTTL)
+	err := f.s.RedeemCode(f.ctx, grantID, randomHex(32), f.grant(grantID, longTTL), tokens)
+	f.is(err, store.ErrNotFound, "RedeemCode of an unknown code")
+	_, err = f.s.GetGrant(f.ctx, grantID)
+	f.is(err, store.ErrNotFound, "GetGrant after a failed redemption")
+	f.tokensLive(f.s, grantID, tokens, false)
+}
+
+func testCodeReuse(f *fixture) {
+	is := f.issue(f.s)
+	second := f.pair(is.grantID, longTTL, longTTL)
+	err := f.s.RedeemCode(f.ctx, is.grantID, is.codeHash, is.grant, second)
+	f.is(err, store.ErrCodeReused, "second RedeemCode")
+	f.revoked(f.s, is.grantID, is.tokens, second)
+	err = f.s.RedeemCode(f.ctx, is.grantID, is.codeHash, is.grant, second)
+	f.is(err, store.ErrCodeReused, "third RedeemCode")
+	f.revoked(f.s, is.grantID, second)
+}
+
+func testWrongGrant(f *fixture) {
+	is := f.issue(f.s)
+	other := newGrantID()
+	_, err := f.s.GetAccessToken(f.ctx, other, is.tokens.AccessHash)
+	f.is(err, store.ErrNotFound, "GetAccessToken under another grant")
+	_, err = f.s.GetRefreshToken(f.ctx, other, is.tokens.RefreshHash)
+	f.is(err, store.ErrNotFound, "GetRefreshToken under another grant")
+	_, err = f.s.PeekCode(f.ctx, other, is.codeHash)
+	f.is(err, store.ErrNotFound, "PeekCode under another grant")
+	err = f.s.RotateRefreshToken(f.ctx, other, is.tokens.RefreshHash, f.pair(other, longTTL, longTTL))
+	f.is(err, store.ErrNotFound, "RotateRefreshToken under another grant")
+	f.ok(f.s.RevokeAccessToken(f.ctx, other, is.tokens.AccessHash), "RevokeAccessToken under another grant")
+	f.tokensLive(f.s, is.grantID, is.tokens, true)
+}
+
+func testRevokeAccessToken(f *fixture) {
+	is := f.issue(f.s)
+	f.ok(f.s.RevokeAccessToken(f.ctx, is.grantID, is.tokens.AccessHash), "RevokeAccessToken")
+	_, err := f.s.GetAccessToken(f.ctx, is.grantID, is.tokens.AccessHash)
+	f.is(err, store.ErrNotFound, "GetAccessToken after revocation")
+	f.ok(f.s.RevokeAccessToken(f.ctx, is.grantID, is.tokens.AccessHash), "second RevokeAccessToken")
+	f.ok(f.s.RevokeAccessToken(f.ctx, newGrantID(), randomHex(32)), "RevokeAccessToken of an unknown token")
+
+	_, err = f.s.GetGrant(f.ctx, is.grantID)
+	f.ok(err, "GetGrant after revoking one access token")
+	_, err = f.s.GetRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash)
+	f.ok(err, "GetRefreshToken after revoking one access token")
+	f.ok(f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, f.pair(is.grantID, longTTL, longTTL)),
+		"RotateRefreshToken after revoking one access token")
+}
+
+func testRotate(f *fixture) {
+	is := f.issue(f.s)
+	prev := is.tokens
+	var all []store.TokenPair
+	for i := range 3 {
+		next := f.pair(is.grantID, longTTL, longTTL)
+		f.ok(f.s.RotateRefreshToken(f.ctx, is.grantID, prev.RefreshHash, next), fmt.Sprintf("rotation #%d", i+1))
+		f.tokensLive(f.s, is.grantID, next, true)
+		_, err := f.s.GetRefreshToken(f.ctx, is.grantID, prev.RefreshHash)
+		f.is(err, store.ErrRefreshReused, "GetRefreshToken of the rotated token")
+		// The access token issued with the rotated refresh token lives on.
+		at, err := f.s.GetAccessToken(f.ctx, is.grantID, prev.AccessHash)
+		f.ok(err, "GetAccessToken of the previous access token")
+		f.equal(at, prev.Access, "previous access token")
+		all = append(all, next)
+		prev = next
+	}
+	// GetRefreshToken of a rotated token must not have revoked anything.
+	for _, p := range all {
+		_, err := f.s.GetAccessToken(f.ctx, is.grantID, p.AccessHash)
+		f.ok(err, "GetAccessToken after reading rotated refresh tokens")
+	}
+	_, err := f.s.GetGrant(f.ctx, is.grantID)
+	f.ok(err, "GetGrant after rotations")
+}
+
+func testRotateAccessOnly(f *fixture) {
+	is := f.issue(f.s)
+	next := f.pair(is.grantID, longTTL, 0)
+	f.ok(f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, next), "RotateRefreshToken")
+	f.tokensLive(f.s, is.grantID, next, true)
+	_, err := f.s.GetRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash)
+	f.is(err, store.ErrRefreshReused, "GetRefreshToken of the retired token")
+}
+
+func testRefreshReuse(f *fixture) {
+	is := f.issue(f.s)
+	next := f.pair(is.grantID, longTTL, longTTL)
+	f.ok(f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, next), "RotateRefreshToken")
+	attacker := f.pair(is.grantID, longTTL, longTTL)
+	err := f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, attacker)
+	f.is(err, store.ErrRefreshReused, "RotateRefreshToken with the rotated token")
+	f.revoked(f.s, is.grantID, accessOnly(is.tokens), next, attacker)
+	_, err = f.s.GetRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash)
+	f.is(err, store.ErrRefreshReused, "GetRefreshToken of the rotated token after revocation")
+	err = f.s.RotateRefreshToken(f.ctx, is.grantID, next.RefreshHash, f.pair(is.grantID, longTTL, longTTL))
+	f.is(err, store.ErrGrantRevoked, "RotateRefreshToken with the newest token of the revoked grant")
+	err = f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, attacker)
+	f.is(err, store.ErrRefreshReused, "third use of the rotated token")
+}
+
+func testRotateUnknown(f *fixture) {
+	grantID := newGrantID()
+	next := f.pair(grantID, longTTL, longTTL)
+	err := f.s.RotateRefreshToken(f.ctx, grantID, randomHex(32), next)
+	f.is(err, store.ErrNotFound, "RotateRefreshToken of an unknown token")
+	f.tokensLive(f.s, grantID, next, false)
+
+	is := f.issue(f.s)
+	err = f.s.RotateRefreshToken(f.ctx, is.grantID, randomHex(32), f.pair(is.grantID, longTTL, longTTL))
+	f.is(err, store.ErrNotFound, "RotateRefreshToken of an unknown token of a live grant")
+	f.tokensLive(f.s, is.grantID, is.tokens, true)
+}
+
+func testRevokeGrant(f *fixture) {
+	is := f.issue(f.s)
+	next := f.pair(is.grantID, longTTL, longTTL)
+	f.ok(f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, next), "RotateRefreshToken")
+	bystander := f.issue(f.s)
+
+	f.ok(f.s.RevokeGrant(f.ctx, is.grantID), "RevokeGrant")
+	f.revoked(f.s, is.grantID, accessOnly(is.tokens), next)
+	// Another grant of the same user and client is untouched.
+	f.tokensLive(f.s, bystander.grantID, bystander.tokens, true)
+}
+
+func testRevokeGrantIdempotent(f *fixture) {
+	is := f.issue(f.s)
+	f.ok(f.s.RevokeGrant(f.ctx, is.grantID), "RevokeGrant")
+	f.ok(f.s.RevokeGrant(f.ctx, is.grantID), "second RevokeGrant")
+	f.revoked(f.s, is.grantID, is.tokens)
+	f.ok(f.s.RevokeGrant(f.ctx, newGrantID()), "RevokeGrant of an unknown grant")
+}
+
+func testRevokedRotate(f *fixture) {
+	is := f.issue(f.s)
+	f.ok(f.s.RevokeGrant(f.ctx, is.grantID), "RevokeGrant")
+	next := f.pair(is.grantID, longTTL, longTTL)
+	err := f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, next)
+	f.is(err, store.ErrGrantRevoked, "RotateRefreshToken after RevokeGrant")
+	f.revoked(f.s, is.grantID, next)
+}
+
+func testRevokedCode(f *fixture) {
+	grantID, codeHash := newGrantID(), randomHex(32)
+	f.ok(f.s.SaveCode(f.ctx, grantID, codeHash, f.code(longTTL)), "SaveCode")
+	f.ok(f.s.RevokeGrant(f.ctx, grantID), "RevokeGrant")
+	_, err := f.s.PeekCode(f.ctx, grantID, codeHash)
+	f.is(err, store.ErrNotFound, "PeekCode after RevokeGrant")
+	tokens := f.pair(grantID, longTTL, longTTL)
+	err = f.s.RedeemCode(f.ctx, grantID, codeHash, f.grant(grantID, longTTL), tokens)
+	f.is(err, store.ErrGrantRevoked, "RedeemCode after RevokeGrant")
+	f.revoked(f.s, grantID, tokens)
+	err = f.s.SaveCode(f.ctx, grantID, randomHex(32), f.code(longTTL))
+	f.is(err, store.ErrGrantRevoked, "SaveCode under a revoked grant")
+}
+
+func testReplayAfterRevoke(f *fixture) {
+	is := f.issue(f.s)
+	next := f.pair(is.grantID, longTTL, longTTL)
+	f.ok(f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, next), "RotateRefreshToken")
+	f.ok(f.s.RevokeGrant(f.ctx, is.grantID), "RevokeGrant")
+
+	again := f.pair(is.grantID, longTTL, longTTL)
+	err := f.s.RedeemCode(f.ctx, is.grantID, is.codeHash, is.grant, again)
+	f.is(err, store.ErrCodeReused, "RedeemCode of the redeemed code after RevokeGrant")
+	err = f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, again)
+	f.is(err, store.ErrRefreshReused, "RotateRefreshToken of the rotated token after RevokeGrant")
+	f.revoked(f.s, is.grantID, again)
+}
+
+func testUpstream(f *fixture) {
+	user := "user-" + randomHex(4)
+	_, err := f.s.GetUpstreamToken(f.ctx, user)
+	f.is(err, store.ErrNotFound, "GetUpstreamToken of an unknown user")
+
+	now := f.now()
+	first := store.UpstreamToken{Ciphertext: []byte("sealed-1"), UpdatedAt: now}
+	f.ok(f.s.PutUpstreamToken(f.ctx, user, first, longTTL), "PutUpstreamToken")
+	got, err := f.s.GetUpstreamToken(f.ctx, user)
+	f.ok(err, "GetUpstreamToken")
+	f.equal(got, first, "upstream token")
+
+	second := store.UpstreamToken{Ciphertext: []byte{0, 1, 2, 255}, AccessExpiresAt: now.Add(time.Hour), UpdatedAt: now}
+	f.ok(f.s.PutUpstreamToken(f.ctx, user, second, longTTL), "second PutUpstreamToken")
+	got, err = f.s.GetUpstreamToken(f.ctx, user)
+	f.ok(err, "GetUpstreamToken")
+	f.equal(got, second, "replaced upstream token")
+
+	f.ok(f.s.DeleteUpstreamToken(f.ctx, user), "DeleteUpstreamToken")
+	_, err = f.s.GetUpstreamToken(f.ctx, user)
+	f.is(err, store.ErrNotFound, "GetUpstreamToken after delete")
+	f.ok(f.s.DeleteUpstreamToken(f.ctx, user), "second DeleteUpstreamToken")
+}
+
+// testAlreadyExpired writes records that are dead on arrival: none may be returned.
+func testAlreadyExpired(f *fixture) {
+	const past = -time.Minute
+	c := f.client("client-"+randomHex(4), past)
+	f.ok(f.s.CreateClient(f.ctx, c), "CreateClient")
+	_, err := f.s.GetClient(f.ctx, c.ID)
+	f.is(err, store.ErrNotFound, "GetClient")
+	n, err := f.s.CountClients(f.ctx)
+	f.ok(err, "CountClients")
+	f.equal(n, 0, "count of expired clients")
+	f.ok(f.s.CreateClient(f.ctx, f.client(c.ID, longTTL)), "CreateClient over an expired one")
+
+	state := randomHex(32)
+	f.ok(f.s.SavePending(f.ctx, state, f.pending(past)), "SavePending")
+	_, err = f.s.TakePending(f.ctx, state)
+	f.is(err, store.ErrNotFound, "TakePending")
+
+	grantID, codeHash := newGrantID(), randomHex(32)
+	f.ok(f.s.SaveCode(f.ctx, grantID, codeHash, f.code(past)), "SaveCode")
+	_, err = f.s.PeekCode(f.ctx, grantID, codeHash)
+	f.is(err, store.ErrNotFound, "PeekCode")
+	err = f.s.RedeemCode(f.ctx, grantID, codeHash, f.grant(grantID, longTTL), f.pair(grantID, longTTL, longTTL))
+	f.is(err, store.ErrNotFound, "RedeemCode")
+
+	grantID, codeHash = newGrantID(), randomHex(32)
+	tokens := f.pair(grantID, past, past)
+	f.ok(f.s.SaveCode(f.ctx, grantID, codeHash, f.code(longTTL)), "SaveCode")
+	f.ok(f.s.RedeemCode(f.ctx, grantID, codeHash, f.grant(grantID, past), tokens), "RedeemCode")
+	f.revoked(f.s, grantID, tokens)
+	err = f.s.RotateRefreshToken(f.ctx, grantID, tokens.RefreshHash, f.pair(grantID, longTTL, longTTL))
+	f.is(err, store.ErrNotFound, "RotateRefreshToken")
+
+	user := "user-" + randomHex(4)
+	f.ok(f.s.PutUpstreamToken(f.ctx, user, store.UpstreamToken{Ciphertext: []byte("x")}, 0), "PutUpstreamToken")
+	_, err = f.s.GetUpstreamToken(f.ctx, user)
+	f.is(err, store.ErrNotFound, "GetUpstreamToken")
+}
+
+// testExpiry writes one record of every kind that lives shortTTL beside ones that
+// live on, reads them all back, lets shortTTL pass once, and checks what is left.
+func testExpiry(f *fixture) {
+	ctx, s := f.ctx, f.s
+	start := f.now()
+
+	shortClient, longClient := f.client("short-"+randomHex(4), shortTTL), f.client("long-"+randomHex(4), longTTL)
+	f.ok(s.CreateClient(ctx, shortClient), "CreateClient")
+	f.ok(s.CreateClient(ctx, longClient), "CreateClient")
+
+	state := randomHex(32)
+	f.ok(s.SavePending(ctx, state, f.pending(shortTTL)), "SavePending")
+
+	// An unredeemed code.
+	codeGrant, codeHash := newGrantID(), randomHex(32)
+	f.ok(s.SaveCode(ctx, codeGrant, codeHash, f.code(shortTTL)), "SaveCode")
+
+	// A grant whose tokens expire before the grant does.
+	tokGrant, tokCode := newGrantID(), randomHex(32)
+	shortTokens := f.pair(tokGrant, shortTTL, shortTTL)
+	f.ok(s.SaveCode(ctx, tokGrant, tokCode, f.code(shortTTL)), "SaveCode")
+	f.ok(s.RedeemCode(ctx, tokGrant, tokCode, f.grant(tokGrant, longTTL), shortTokens), "RedeemCode")
+
+	// A grant that expires as a whole.
+	deadGrant, deadCode := newGrantID(), randomHex(32)
+	f.ok(s.SaveCode(ctx, deadGrant, deadCode, f.code(shortTTL)), "SaveCode")
+	f.ok(s.RedeemCode(ctx, deadGrant, deadCode, f.grant(deadGrant, shortTTL), f.pair(deadGrant, shortTTL, shortTTL)), "RedeemCode")
+
+	// A rotated refresh token whose replay marker expires while the grant lives on.
+	rot := f.issue(s)
+	rotOld := f.pair(rot.grantID, longTTL, shortTTL)
+	rotNew := f.pair(rot.grantID, longTTL, longTTL)
+	f.ok(s.RotateRefreshToken(ctx, rot.grantID, rot.tokens.RefreshHash, rotOld), "RotateRefreshToken")
+	f.ok(s.RotateRefreshToken(ctx, rot.grantID, rotOld.RefreshHash, rotNew), "RotateRefreshToken")
+
+	// A grant revoked while it held only short-lived records: its revocation is
+	// forgotten with them.
+	revGrant := newGrantID()
+	f.ok(s.SaveCode(ctx, revGrant, randomHex(32), f.code(shortTTL)), "SaveCode")
+	f.ok(s.RevokeGrant(ctx, revGrant), "RevokeGrant")
+
+	shortUser, longUser := "short-"+randomHex(4), "long-"+randomHex(4)
+	f.ok(s.PutUpstreamToken(ctx, shortUser, store.UpstreamToken{Ciphertext: []byte("s")}, shortTTL), "PutUpstreamToken")
+	f.ok(s.PutUpstreamToken(ctx, longUser, store.UpstreamToken{Ciphertext: []byte("l")}, longTTL), "PutUpstreamToken")
+
+	// Everything is readable before it expires; otherwise "gone" below proves nothing.
+	_, err := s.GetClient(ctx, shortClient.ID)
+	f.ok(err, "GetClient before expiry")
+	n, err := s.CountClients(ctx)
+	f.ok(err, "CountClients before expiry")
+	f.equal(n, 2, "client count before expiry")
+	_, err = s.PeekCode(ctx, codeGrant, codeHash)
+	f.ok(err, "PeekCode before expiry")
+	f.tokensLive(s, tokGrant, shortTokens, true)
+	_, err = s.GetGrant(ctx, deadGrant)
+	f.ok(err, "GetGrant before expiry")
+	_, err = s.GetUpstreamToken(ctx, shortUser)
+	f.ok(err, "GetUpstreamToken before expiry")
+	if elapsed := f.now().Sub(start); elapsed >= shortTTL {
+		f.Fatalf("setting up took %s, longer than the short TTL %s: the machine is too slow for this test", elapsed, shortTTL)
+	}
+	// The pending authorization is checked after the wait only: taking it would consume it.
+
+	f.h.Wait(start.Add(shortTTL).Sub(f.now()) + 100*time.Millisecond)
+
+	f.run("clients", func(f *fixture) {
+		_, err := s.GetClient(ctx, shortClient.ID)
+		f.is(err, store.ErrNotFound, "GetClient of an expired client")
+		n, err := s.CountClients(ctx)
+		f.ok(err, "CountClients")
+		f.equal(n, 1, "client count after expiry")
+		f.is(s.UpdateClient(ctx, shortClient), store.ErrNotFound, "UpdateClient of an expired client")
+		f.ok(s.CreateClient(ctx, shortClient), "CreateClient over an expired client")
+	})
+	f.run("pending authorizations", func(f *fixture) {
+		_, err := s.TakePending(ctx, state)
+		f.is(err, store.ErrNotFound, "TakePending of an expired record")
+	})
+	f.run("codes", func(f *fixture) {
+		_, err := s.PeekCode(ctx, codeGrant, codeHash)
+		f.is(err, store.ErrNotFound, "PeekCode of an expired code")
+		err = s.RedeemCode(ctx, codeGrant, codeHash, f.grant(codeGrant, longTTL), f.pair(codeGrant, longTTL, longTTL))
+		f.is(err, store.ErrNotFound, "RedeemCode of an expired code")
+	})
+	f.run("access and refresh tokens", func(f *fixture) {
+		f.tokensLive(s, tokGrant, shortTokens, false)
+		err := s.RotateRefreshToken(ctx, tokGrant, shortTokens.RefreshHash, f.pair(tokGrant, longTTL, longTTL))
+		f.is(err, store.ErrNotFound, "RotateRefreshToken of an expired token")
+		_, err = s.GetGrant(ctx, tokGrant)
+		f.ok(err, "GetGrant of the grant that outlives its tokens")
+		// The code's replay marker expired with the code: a late replay is unknown,
+		// and does not revoke the grant.
+		err = s.RedeemCode(ctx, tokGrant, tokCode, f.grant(tokGrant, longTTL), f.pair(tokGrant, longTTL, longTTL))
+		f.is(err, store.ErrNotFound, "RedeemCode of a redeemed code after its expiry")
+		_, err = s.GetGrant(ctx, tokGrant)
+		f.ok(err, "GetGrant after a late replay")
+	})
+	f.run("grants", func(f *fixture) {
+		_, err := s.GetGrant(ctx, deadGrant)
+		f.is(err, store.ErrNotFound, "GetGrant of an expired grant")
+	})
+	f.run("replay markers of rotated refresh tokens", func(f *fixture) {
+		err := s.RotateRefreshToken(ctx, rot.grantID, rotOld.RefreshHash, f.pair(rot.grantID, longTTL, longTTL))
+		f.is(err, store.ErrNotFound, "RotateRefreshToken of a rotated token after its expiry")
+		f.tokensLive(s, rot.grantID, rotNew, true)
+		// The marker of a token rotated before, which lives longTTL, still works.
+		_, err = s.GetRefreshToken(ctx, rot.grantID, rot.tokens.RefreshHash)
+		f.is(err, store.ErrRefreshReused, "GetRefreshToken of a rotated long-lived token")
+	})
+	f.run("revocations", func(f *fixture) {
+		f.ok(s.SaveCode(ctx, revGrant, randomHex(32), f.code(longTTL)), "SaveCode under a grant whose revocation expired")
+	})
+	f.run("upstream tokens", func(f *fixture) {
+		_, err := s.GetUpstreamToken(ctx, shortUser)
+		f.is(err, store.ErrNotFound, "GetUpstreamToken of an expired token")
+		_, err = s.GetUpstreamToken(ctx, longUser)
+		f.ok(err, "GetUpstreamToken of a live token")
+	})
+}
+
+func testTenantIsolation(f *fixture) {
+	prefix := "tenant-" + randomHex(4)
+	a, b := f.newStore(prefix+"-a"), f.newStore(prefix+"-b")
+	ctx := f.ctx
+
+	c := f.client("shared-id", longTTL)
+	f.ok(a.CreateClient(ctx, c), "CreateClient in a")
+	state := randomHex(32)
+	f.ok(a.SavePending(ctx, state, f.pending(longTTL)), "SavePending in a")
+	is := f.issue(a)
+	user := "user-1"
+	f.ok(a.PutUpstreamToken(ctx, user, store.UpstreamToken{Ciphertext: []byte("a")}, longTTL), "PutUpstreamToken in a")
+
+	_, err := b.GetClient(ctx, c.ID)
+	f.is(err, store.ErrNotFound, "GetClient in b")
+	n, err := b.CountClients(ctx)
+	f.ok(err, "CountClients in b")
+	f.equal(n, 0, "client count in b")
+	_, err = b.TakePending(ctx, state)
+	f.is(err, store.ErrNotFound, "TakePending in b")
+	_, err = b.GetGrant(ctx, is.grantID)
+	f.is(err, store.ErrNotFound, "GetGrant in b")
+	_, err = b.PeekCode(ctx, is.grantID, is.codeHash)
+	f.is(err, store.ErrNotFound, "PeekCode in b")
+	f.tokensLive(b, is.grantID, is.tokens, false)
+	_, err = b.GetUpstreamToken(ctx, user)
+	f.is(err, store.ErrNotFound, "GetUpstreamToken in b")
+
+	// b's writes under the same names leave a's records alone.
+	f.ok(b.CreateClient(ctx, f.client(c.ID, longTTL)), "CreateClient in b with a's client ID")
+	f.ok(b.DeleteClient(ctx, c.ID), "DeleteClient in b")
+	f.ok(b.RevokeGrant(ctx, is.grantID), "RevokeGrant in b")
+	err = b.RotateRefreshToken(ctx, is.grantID, is.tokens.RefreshHash, f.pair(is.grantID, longTTL, longTTL))
+	f.is(err, store.ErrNotFound, "RotateRefreshToken in b")
+	f.ok(b.DeleteUpstreamToken(ctx, user), "DeleteUpstreamToken in b")
+
+	got, err := a.GetClient(ctx, c.ID)
+	f.ok(err, "GetClient in a")
+	f.equal(got, c, "a's client")
+	_, err = a.TakePending(ctx, state)
+	f.ok(err, "TakePending in a")
+	f.tokensLive(a, is.grantID, is.tokens, true)
+	_, err = a.GetUpstreamToken(ctx, user)
+	f.ok(err, "GetUpstreamToken in a")
+}
+
+func testPing(f *fixture) {
+	f.ok(f.s.Ping(f.ctx), "Ping")
+}
+
+// racers is how many goroutines each concurrency test races.
+const racers = 16
+
+// race runs op in racers goroutines released together and returns their errors.
+func race(op func(i int) error) []error {
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for i := range racers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			<-start
+			errs[i] = op(i)
+		}()
+	}
+	close(start)
+	for range racers {
+		<-done
+	}
+	return errs
+}
+
+// oneWinner asserts that exactly one error is nil and every other one is loser.
+func (f *fixture) oneWinner(errs []error, loser error) int {
+	f.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner < 0:
+			winner = i
+		case err == nil:
+			f.Errorf("racers %d and %d both succeeded", winner, i)
+		case !errors.Is(err, loser):
+			f.Errorf("racer %d: got error %v, want %v", i, err, loser)
+		}
+	}
+	if winner < 0 {
+		f.Fatalf("no racer succeeded: %v", errs)
+	}
+	return winner
+}
+
+func testConcurrentRedeem(f *fixture) {
+	grantID, codeHash := newGrantID(), randomHex(32)
+	f.ok(f.s.SaveCode(f.ctx, grantID, codeHash, f.code(longTTL)), "SaveCode")
+	pairs := make([]store.TokenPair, racers)
+	for i := range pairs {
+		pairs[i] = f.pair(grantID, longTTL, longTTL)
+	}
+	g := f.grant(grantID, longTTL)
+	errs := race(func(i int) error { return f.s.RedeemCode(f.ctx, grantID, codeHash, g, pairs[i]) })
+	f.oneWinner(errs, store.ErrCodeReused)
+	f.revoked(f.s, grantID, pairs...)
+}
+
+func testConcurrentRotate(f *fixture) {
+	is := f.issue(f.s)
+	pairs := make([]store.TokenPair, racers)
+	for i := range pairs {
+		pairs[i] = f.pair(is.grantID, longTTL, longTTL)
+	}
+	errs := race(func(i int) error {
+		return f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, pairs[i])
+	})
+	f.oneWinner(errs, store.ErrRefreshReused)
+	f.revoked(f.s, is.grantID, append(pairs, accessOnly(is.tokens))...)
+}
+
+func testConcurrentTake(f *fixture) {
+	state, p := randomHex(32), f.pending(longTTL)
+	f.ok(f.s.SavePending(f.ctx, state, p), "SavePending")
+	got := make([]store.PendingAuthorization, racers)
+	errs := race(func(i int) (err error) {
+		got[i], err = f.s.TakePending(f.ctx, state)
+		return err
+	})
+	winner := f.oneWinner(errs, store.ErrNotFound)
+	f.equal(got[winner], p, "the winner's pending authorization")
+}
+
+func testConcurrentCreateClient(f *fixture) {
+	id := "client-" + randomHex(4)
+	clients := make([]store.Client, racers)
+	for i := range clients {
+		clients[i] = f.client(id, longTTL)
+	}
+	errs := race(func(i int) error { return f.s.CreateClient(f.ctx, clients[i]) })
+	winner := f.oneWinner(errs, store.ErrAlreadyExists)
+	got, err := f.s.GetClient(f.ctx, id)
+	f.ok(err, "GetClient")
+	f.equal(got, clients[winner], "the winner's client")
+	n, err := f.s.CountClients(f.ctx)
+	f.ok(err, "CountClients")
+	f.equal(n, 1, "client count")
+}
+
+// newGrantID returns a random grant ID, as the server makes them.
+func newGrantID() string { return "g" + randomHex(12) }
+
+// randomHex returns n random bytes in hex: stand-ins for hashes and IDs.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
