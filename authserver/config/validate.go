@@ -170,29 +170,27 @@ func (c *Config) validateUpstream(v *validator) {
 	if u.ClientID == "" {
 		v.addf("upstream.clientID", "required")
 	}
+	// The upstream package's rules: oidc needs its issuer and oauth2 its three
+	// endpoints; presets may override what they know (the OIDC presets their issuer,
+	// every type its endpoints), as may oidc its discovered endpoints.
+	oidcBased := u.Type == UpstreamOIDC || u.Type == UpstreamGoogle || u.Type == UpstreamLinkedIn || u.Type == UpstreamSlack
 	urls := []struct {
-		field, value string
-		allowed      bool
+		field, value      string
+		required, allowed bool
 	}{
-		{"upstream.issuerURL", u.IssuerURL, u.Type == UpstreamOIDC},
-		{"upstream.authorizationURL", u.AuthorizationURL, u.Type == UpstreamOAuth2},
-		{"upstream.tokenURL", u.TokenURL, u.Type == UpstreamOAuth2},
-		{"upstream.userInfoURL", u.UserInfoURL, u.Type == UpstreamOAuth2},
+		{"upstream.issuerURL", u.IssuerURL, u.Type == UpstreamOIDC, oidcBased},
+		{"upstream.authorizationURL", u.AuthorizationURL, u.Type == UpstreamOAuth2, true},
+		{"upstream.tokenURL", u.TokenURL, u.Type == UpstreamOAuth2, true},
+		{"upstream.userInfoURL", u.UserInfoURL, u.Type == UpstreamOAuth2, true},
 	}
 	for _, f := range urls {
 		switch {
-		case f.value == "" && f.allowed:
+		case f.value == "" && f.required:
 			v.addf(f.field, "required when upstream.type is %q", u.Type)
 		case f.value != "" && !f.allowed && known:
 			// Refused rather than ignored: a URL the provider never uses is a
 			// misunderstanding the user should hear about.
-			hint := "presets know their endpoints; use type oauth2 for custom endpoints"
-			if u.Type == UpstreamOAuth2 {
-				hint = "oauth2 is given its endpoints; use type oidc for discovery"
-			} else if u.Type == UpstreamOIDC {
-				hint = "oidc discovers its endpoints from issuerURL"
-			}
-			v.addf(f.field, "not allowed when upstream.type is %q (%s)", u.Type, hint)
+			v.addf(f.field, "not allowed when upstream.type is %q (only oidc and the OIDC presets google, linkedin and slack have an issuer)", u.Type)
 		case f.value != "":
 			if msg := checkUpstreamURL(f.value, u.InsecureAllowHTTP); msg != "" {
 				v.addf(f.field, "%s", msg)

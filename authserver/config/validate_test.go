@@ -110,7 +110,6 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		{"upstream.type is known", func(c *Config) { c.Upstream.Type = "okta" }, []string{`upstream.type: "okta" is not one of github, google`}},
 		{"upstream.clientID is required", func(c *Config) { c.Upstream.ClientID = "" }, []string{"upstream.clientID: required"}},
 		{"oidc needs issuerURL", func(c *Config) { c.Upstream.IssuerURL = "" }, []string{`upstream.issuerURL: required when upstream.type is "oidc"`}},
-		{"oidc discovers its endpoints", func(c *Config) { c.Upstream.TokenURL = "https://idp.example.com/token" }, []string{`upstream.tokenURL: not allowed when upstream.type is "oidc"`}},
 		{"oauth2 needs three URLs", func(c *Config) { c.Upstream = Upstream{Type: UpstreamOAuth2, ClientID: "x"} }, []string{
 			`upstream.authorizationURL: required when upstream.type is "oauth2"`,
 			`upstream.tokenURL: required when upstream.type is "oauth2"`,
@@ -119,9 +118,15 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		{"oauth2 takes no issuerURL", func(c *Config) {
 			c.Upstream = Upstream{Type: UpstreamOAuth2, ClientID: "x", IssuerURL: "https://i", AuthorizationURL: "https://a/authorize", TokenURL: "https://a/token", UserInfoURL: "https://a/user"}
 		}, []string{`upstream.issuerURL: not allowed when upstream.type is "oauth2"`}},
-		{"presets take no URLs", func(c *Config) {
+		{"a preset without an issuer takes none", func(c *Config) {
+			c.Upstream = Upstream{Type: UpstreamGitHub, ClientID: "x", IssuerURL: "https://github.com"}
+		}, []string{`upstream.issuerURL: not allowed when upstream.type is "github"`}},
+		{"presets take endpoint overrides", func(c *Config) {
 			c.Upstream = Upstream{Type: UpstreamGitHub, ClientID: "x", AuthorizationURL: "https://ghe.example.com/login/oauth/authorize"}
-		}, []string{`upstream.authorizationURL: not allowed when upstream.type is "github" (presets know their endpoints; use type oauth2`}},
+		}, nil},
+		{"OIDC presets take an issuer override", func(c *Config) {
+			c.Upstream = Upstream{Type: UpstreamGoogle, ClientID: "x", IssuerURL: "https://accounts.example.com"}
+		}, nil},
 		{"a preset alone is fine", func(c *Config) { c.Upstream = Upstream{Type: UpstreamGoogle, ClientID: "x"} }, nil},
 		{"upstream URLs are https", func(c *Config) { c.Upstream.IssuerURL = "http://idp.example.com" }, []string{"upstream.issuerURL: must be https"}},
 		{"upstream URLs are absolute", func(c *Config) { c.Upstream.IssuerURL = "idp.example.com" }, []string{"upstream.issuerURL: must be an absolute URL"}},
