@@ -1,0 +1,205 @@
+package authserver
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpauth/mcpauth/authserver/upstream"
+)
+
+// consentPage is the data of templates/consent.html.
+type consentPage struct {
+	ServerName   string
+	Title        string
+	ClientName   string
+	ClientID     string
+	Source       string
+	RedirectHost string
+	UpstreamName string
+	Scopes       []string
+	Resources    []string
+	LoopbackOnly bool
+	Action       string
+	Hidden       []hiddenField
+	CSRF         string
+}
+
+type hiddenField struct{ Name, Value string }
+
+// renderConsent shows the consent page for a validated request. The form re-sends the
+// request's parameters with a CSRF token bound to them and to this browser.
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, v *validatedAuthz) {
+	binding := s.flowCookie(w, r)
+	name := v.client.Name
+	if name == "" {
+		name = v.client.ID
+	}
+	var hidden []hiddenField
+	params := v.values()
+	for _, k := range authzParams {
+		for _, val := range params[k] {
+			hidden = append(hidden, hiddenField{Name: k, Value: val})
+		}
+	}
+	page := consentPage{
+		ServerName:   s.opts.DisplayName,
+		Title:        "Authorize " + name,
+		ClientName:   name,
+		ClientID:     v.client.ID,
+		Source:       s.describeSource(v.client),
+		RedirectHost: redirectHost(v.RedirectURI),
+		UpstreamName: s.opts.UpstreamDisplayName,
+		Scopes:       v.scopes,
+		Resources:    v.resources,
+		LoopbackOnly: v.client.Source == sourceMetadata && allLoopback(v.client.RedirectURIs),
+		Action:       s.endpoint(pathConsent),
+		Hidden:       hidden,
+		CSRF:         s.csrfToken(binding, v.authzRequest, s.now().Add(s.opts.PendingTTL)),
+	}
+	s.renderPage(w, r, http.StatusOK, "consent.html", s.consentCSP(v.RedirectURI), page)
+}
+
+// consentCSP is the page CSP with form-action opened just enough for the form to work.
+// Browsers apply form-action to every redirect that follows the form's POST, so besides
+// 'self' it must allow the upstream authorization endpoint (Approve) and the client's
+// redirect URI (Deny, and the end of the chain when the upstream login is silent).
+func (s *Server) consentCSP(redirectURI string) string {
+	sources := []string{"'self'"}
+	if src, ok := cspSource(s.upstream.AuthCodeURL("csp", upstream.AuthParams{})); ok {
+		sources = append(sources, src)
+	}
+	if src, ok := cspSource(redirectURI); ok {
+		sources = append(sources, src)
+	}
+	return "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action " +
+		strings.Join(sources, " ")
+}
+
+// cspSource returns the CSP source expression matching a URL: its origin for http(s),
+// its scheme for a private-use scheme. Anything with characters that could break out
+// of the header value is refused.
+func cspSource(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "", false
+	}
+	src := u.Scheme + ":"
+	if u.Scheme == "http" || u.Scheme == "https" {
+		src = u.Scheme + "://" + u.Host
+	}
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.:/[]+", c) >= 0) {
+			return "", false
+		}
+	}
+	return src, true
+}
+
+// handleConsent receives the consent form: it checks the CSRF token against this
+// browser's flow cookie, validates the request again (it came back through the
+// browser), then continues upstream (Approve) or returns access_denied (Deny).
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	if !s.allowMethods(w, r, http.MethodPost) {
+		return
+	}
+	if err := parseForm(w, r, maxConsentBody); err != nil {
+		s.renderError(w, r, asOAuthError(err).Status, "The consent form could not be read.")
+		return
+	}
+	form := r.PostForm
+	req := parseAuthzRequest(form)
+	binding, ok := s.readFlowCookie(r)
+	if !ok || !s.verifyCSRF(form.Get("csrf_token"), binding, req) {
+		s.renderError(w, r, http.StatusBadRequest,
+			"This consent form has expired or did not come from this browser. Please start again from the application.")
+		return
+	}
+	c, ok := s.checkClientAndRedirect(w, r, form, req)
+	if !ok {
+		return
+	}
+	v, oe := s.validateAuthz(form, req, c)
+	if oe != nil {
+		s.redirectError(w, r, req.RedirectURI, req.State, oe)
+		return
+	}
+	switch form.Get("decision") {
+	case "approve":
+		s.rememberConsent(w, r, c.ID, v.scopes)
+		s.startUpstream(w, r, v)
+	case "deny":
+		s.redirectError(w, r, req.RedirectURI, req.State, newError(http.StatusBadRequest, errCodeAccessDenied, "the user denied the request"))
+	default:
+		s.renderError(w, r, http.StatusBadRequest, "The consent form had no decision.")
+	}
+}
+
+// csrfToken signs the request's parameters together with the browser's flow cookie and
+// an expiry. Binding to the cookie is what stops a login CSRF: an attacker can fetch a
+// consent page and its token for their own client, but cannot make it valid in the
+// victim's browser, whose flow cookie they do not know.
+func (s *Server) csrfToken(binding string, req authzRequest, exp time.Time) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(exp.Unix()))
+	mac := s.keys.sign("consent-csrf", csrfPayload(exp.Unix(), binding, req))
+	return base64.RawURLEncoding.EncodeToString(append(b[:], mac...))
+}
+
+func (s *Server) verifyCSRF(token, binding string, req authzRequest) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) != 8+32 {
+		return false
+	}
+	exp := int64(binary.BigEndian.Uint64(raw[:8]))
+	if s.now().Unix() >= exp {
+		return false
+	}
+	want := s.keys.sign("consent-csrf", csrfPayload(exp, binding, req))
+	return equalHash(string(raw[8:]), string(want))
+}
+
+func csrfPayload(exp int64, binding string, req authzRequest) string {
+	return strconv.FormatInt(exp, 10) + "\x00" + binding + "\x00" + req.values().Encode()
+}
+
+func (s *Server) describeSource(c *client) string {
+	switch c.Source {
+	case sourceStatic:
+		return "pre-registered by your administrator"
+	case sourceMetadata:
+		if u, err := url.Parse(c.ID); err == nil {
+			return "described by " + u.Host
+		}
+		return "described by its metadata document"
+	}
+	return "registered by the application itself"
+}
+
+// redirectHost is what the consent page shows of the redirect URI: its host, or the
+// app scheme of a private-use URI.
+func redirectHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.Host != "" {
+		return u.Host
+	}
+	return u.Scheme + ":"
+}
+
+func allLoopback(uris []string) bool {
+	for _, raw := range uris {
+		u, err := url.Parse(raw)
+		if err != nil || !isLoopbackHost(u.Hostname()) {
+			return false
+		}
+	}
+	return len(uris) > 0
+}

@@ -1,0 +1,39 @@
+// Package authserver is the HTTP side of the mcpauth authorization server: an OAuth 2.1
+// server for MCP clients that brokers the user's login to one upstream identity provider
+// and issues its own opaque tokens.
+//
+// Endpoints (paths are appended to the issuer's path, see Options.Issuer):
+//
+//	GET  /.well-known/oauth-authorization-server   RFC 8414 metadata (also openid-configuration)
+//	GET  /oauth/authorize  (and POST)              authorization code request, PKCE (RFC 7636)
+//	POST /oauth/consent                            the consent page's Approve/Deny form
+//	GET  /oauth/callback   (Options.CallbackPath)   the upstream provider returns here
+//	POST /oauth/token                              authorization_code and refresh_token grants
+//	POST /oauth/register                           RFC 7591, only when DynamicRegistration is on
+//	POST /oauth/introspect                         RFC 7662, for MCP servers
+//	POST /oauth/revoke                             RFC 7009
+//	GET  /healthz, /readyz, /metrics               probes and Prometheus (always at the root)
+//
+// All flow state lives in the store.Store, so any replica can serve any step. Nothing
+// secret is stored in clear: codes, tokens, upstream states and client secrets are kept
+// as HMAC-SHA-256 under a key derived from Options.MasterKey, and the users' upstream
+// tokens are sealed with AES-256-GCM under another derived key.
+//
+// # Token format
+//
+// Codes and tokens are "<prefix><grantID>_<random>": the prefix names the kind
+// ("mcp_ac_" authorization code, "mcp_at_" access token, "mcp_rt_" refresh token), the
+// grant ID is 32 lower-case hex characters (it carries no secret: it lets the store find
+// the grant's keys, one Redis hash tag per grant) and the random part is 32 bytes from
+// crypto/rand, base64url without padding. The store only ever sees the HMAC of the whole
+// string, so a stolen database reveals no usable token.
+//
+// # Cookies
+//
+// Two cookies, both HttpOnly and SameSite=Lax: "__Host-mcpauth_flow" binds an upstream
+// login to the browser that started it (RFC 9700 §4.7) and carries the consent form's
+// CSRF binding; "__Host-mcpauth_consent" remembers, HMAC-signed, which clients the
+// browser approved. The __Host- prefix requires the Secure attribute, which browsers
+// refuse over http, so when the issuer is plain http (development on a loopback address)
+// the cookies are named without the prefix and without Secure.
+package authserver

@@ -1,0 +1,171 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mcpauth/mcpauth/authserver/store"
+)
+
+// metrics are the server's Prometheus series. Labels are bounded: endpoint is a route
+// name, never a raw path.
+type metrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	tokens      *prometheus.CounterVec
+	storeErrors *prometheus.CounterVec
+	handler     http.Handler // serves the gatherer
+}
+
+func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_http_requests_total",
+			Help: "HTTP requests served, by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcpauth_http_request_duration_seconds",
+			Help:    "HTTP request latency, by endpoint.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"endpoint"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_tokens_issued_total",
+			Help: "Access tokens issued, by grant type.",
+		}, []string{"grant_type"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_store_errors_total",
+			Help: "Store operations that failed for a reason other than a missing or reused record.",
+		}, []string{"operation"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	m.handler = metricsHandler(reg, gatherer)
+	return m, nil
+}
+
+func (m *metrics) observeRequest(endpoint string, status int, d time.Duration) {
+	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+func (m *metrics) tokenIssued(grantType string) {
+	m.tokens.WithLabelValues(grantType).Inc()
+}
+
+// metricsHandler serves gatherer. When it is the server's own registry (the default)
+// it also gets the Go runtime and process collectors.
+func metricsHandler(reg prometheus.Registerer, gatherer prometheus.Gatherer) http.Handler {
+	if r, ok := gatherer.(*prometheus.Registry); ok && prometheus.Registerer(r) == reg {
+		// AlreadyRegistered is fine: a caller may have added them to its registry.
+		_ = r.Register(collectors.NewGoCollector())
+		_ = r.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+}
+
+// domainErrors are answers, not failures: they are not counted as store errors.
+var domainErrors = []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrCodeReused, store.ErrRefreshReused, store.ErrGrantRevoked}
+
+// instrumentedStore counts backend failures per operation.
+type instrumentedStore struct {
+	store.Store
+	m *metrics
+}
+
+func instrumentStore(s store.Store, m *metrics) store.Store {
+	return &instrumentedStore{Store: s, m: m}
+}
+
+func (s *instrumentedStore) count(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, d := range domainErrors {
+		if errors.Is(err, d) {
+			return err
+		}
+	}
+	s.m.storeErrors.WithLabelValues(op).Inc()
+	return err
+}
+
+func (s *instrumentedStore) CreateClient(ctx context.Context, c store.Client) error {
+	return s.count("create_client", s.Store.CreateClient(ctx, c))
+}
+
+func (s *instrumentedStore) GetClient(ctx context.Context, id string) (store.Client, error) {
+	c, err := s.Store.GetClient(ctx, id)
+	return c, s.count("get_client", err)
+}
+
+func (s *instrumentedStore) SavePending(ctx context.Context, h string, p store.PendingAuthorization) error {
+	return s.count("save_pending", s.Store.SavePending(ctx, h, p))
+}
+
+func (s *instrumentedStore) TakePending(ctx context.Context, h string) (store.PendingAuthorization, error) {
+	p, err := s.Store.TakePending(ctx, h)
+	return p, s.count("take_pending", err)
+}
+
+func (s *instrumentedStore) SaveCode(ctx context.Context, g, h string, c store.AuthorizationCode) error {
+	return s.count("save_code", s.Store.SaveCode(ctx, g, h, c))
+}
+
+func (s *instrumentedStore) RedeemCode(ctx context.Context, g, h string, gr store.Grant, t store.TokenPair) error {
+	return s.count("redeem_code", s.Store.RedeemCode(ctx, g, h, gr, t))
+}
+
+func (s *instrumentedStore) PeekCode(ctx context.Context, g, h string) (store.AuthorizationCode, error) {
+	c, err := s.Store.PeekCode(ctx, g, h)
+	return c, s.count("peek_code", err)
+}
+
+func (s *instrumentedStore) GetAccessToken(ctx context.Context, g, h string) (store.Token, error) {
+	t, err := s.Store.GetAccessToken(ctx, g, h)
+	return t, s.count("get_access_token", err)
+}
+
+func (s *instrumentedStore) GetRefreshToken(ctx context.Context, g, h string) (store.Token, error) {
+	t, err := s.Store.GetRefreshToken(ctx, g, h)
+	return t, s.count("get_refresh_token", err)
+}
+
+func (s *instrumentedStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair) error {
+	return s.count("rotate_refresh_token", s.Store.RotateRefreshToken(ctx, g, h, next))
+}
+
+func (s *instrumentedStore) GetGrant(ctx context.Context, g string) (store.Grant, error) {
+	gr, err := s.Store.GetGrant(ctx, g)
+	return gr, s.count("get_grant", err)
+}
+
+func (s *instrumentedStore) RevokeGrant(ctx context.Context, g string) error {
+	return s.count("revoke_grant", s.Store.RevokeGrant(ctx, g))
+}
+
+func (s *instrumentedStore) RevokeAccessToken(ctx context.Context, g, h string) error {
+	return s.count("revoke_access_token", s.Store.RevokeAccessToken(ctx, g, h))
+}
+
+func (s *instrumentedStore) PutUpstreamToken(ctx context.Context, u string, t store.UpstreamToken, ttl time.Duration) error {
+	return s.count("put_upstream_token", s.Store.PutUpstreamToken(ctx, u, t, ttl))
+}
+
+func (s *instrumentedStore) GetUpstreamToken(ctx context.Context, u string) (store.UpstreamToken, error) {
+	t, err := s.Store.GetUpstreamToken(ctx, u)
+	return t, s.count("get_upstream_token", err)
+}
+
+func (s *instrumentedStore) Ping(ctx context.Context) error {
+	return s.count("ping", s.Store.Ping(ctx))
+}

@@ -1,0 +1,234 @@
+package authserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpauth/mcpauth/authserver/store"
+	"github.com/mcpauth/mcpauth/authserver/upstream"
+)
+
+// Default lifetimes: the origin's environment variables and their defaults
+// (OAUTH_AUTH_CODE_TTL=300, OAUTH_ACCESS_TOKEN_TTL=900, OAUTH_REFRESH_TOKEN_TTL=86400,
+// OAUTH_CLIENT_REGISTRATION_TTL=31536000, OAUTH_EXTERNAL_TOKEN_TTL=86400).
+const (
+	DefaultCodeTTL          = 5 * time.Minute
+	DefaultAccessTokenTTL   = 15 * time.Minute
+	DefaultRefreshTokenTTL  = 24 * time.Hour
+	DefaultRegistrationTTL  = 8760 * time.Hour
+	DefaultExternalTokenTTL = 24 * time.Hour
+	// DefaultPendingTTL bounds the user's visit to the upstream provider (login, 2FA).
+	DefaultPendingTTL = 10 * time.Minute
+	// DefaultConsentTTL is how long a browser remembers an approved client.
+	DefaultConsentTTL = 30 * 24 * time.Hour
+	// DefaultCallbackPath is where the upstream provider sends the user back.
+	DefaultCallbackPath = "/oauth/callback"
+	// MinMasterKeyLen is the shortest accepted Options.MasterKey.
+	MinMasterKeyLen = 32
+)
+
+// Options configure a Server. Issuer, Store, Upstream and MasterKey are required; every
+// other field has a default.
+type Options struct {
+	// Issuer is the server's identifier (RFC 8414 §2) and the base of every endpoint
+	// URL: https, no query, fragment or trailing slash. Its path, if any, prefixes every
+	// endpoint path. Plain http is accepted only for a loopback host (development), or
+	// for any host with AllowInsecureIssuer.
+	Issuer string
+	// AllowInsecureIssuer accepts a plain-http issuer on a non-loopback host, for a
+	// development cluster without TLS. Never set it in production.
+	AllowInsecureIssuer bool
+	// DisplayName names this server on its pages ("Acme MCP login"). Default "mcpauth".
+	DisplayName string
+	// UpstreamDisplayName names the upstream provider to the user ("GitHub").
+	// Default: Upstream.Name().
+	UpstreamDisplayName string
+	// ServiceDocumentation is a URL for humans, published in the metadata.
+	ServiceDocumentation string
+	// ScopesSupported are the scopes clients may request. A request for any other scope
+	// fails with invalid_scope.
+	ScopesSupported []string
+	// DefaultScopes are granted when a request names no scope (the MCP conformance
+	// tool sends none). They must be a subset of ScopesSupported.
+	DefaultScopes []string
+	// CallbackPath is appended to the issuer to form the upstream redirect URL that the
+	// upstream provider must be configured with (see Server.CallbackURL).
+	CallbackPath string
+
+	CodeTTL          time.Duration // authorization codes
+	AccessTokenTTL   time.Duration // our access tokens
+	RefreshTokenTTL  time.Duration // a grant's lifetime: refresh does not extend it
+	RegistrationTTL  time.Duration // dynamically registered clients
+	ExternalTokenTTL time.Duration // the users' upstream tokens in the store
+	PendingTTL       time.Duration // a login in progress at the upstream
+	ConsentTTL       time.Duration // a remembered consent
+
+	// AllowPKCEPlain accepts code_challenge_method=plain. OAuth 2.1 allows it only when
+	// S256 is impossible; leave it off.
+	AllowPKCEPlain bool
+	// DynamicRegistration turns on RFC 7591 client registration.
+	DynamicRegistration bool
+
+	// Store keeps every piece of flow state.
+	Store store.Store
+	// Upstream is the identity provider users log in with.
+	Upstream upstream.Provider
+	// MasterKey (at least 32 random bytes) is the root of every key the server uses; see
+	// deriveKeys. All replicas sharing a store must share it.
+	MasterKey []byte
+	// Clients holds pre-registered clients (static config, later MCPClient resources).
+	// Optional.
+	Clients ClientRegistry
+	// CIMD resolves Client ID Metadata Documents; nil turns CIMD off. Optional.
+	CIMD CIMDFetcher
+
+	// Logger receives operational logs; never tokens or secrets. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Registerer receives the server's metrics and Gatherer serves /metrics. Default: a
+	// fresh registry (with Go and process collectors) for both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// OmitMetricsEndpoint leaves /metrics out of Handler, for serving
+	// Server.MetricsHandler on a separate, private listener.
+	OmitMetricsEndpoint bool
+}
+
+// withDefaults returns o with every unset optional field filled in.
+func (o Options) withDefaults() Options {
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&o.CodeTTL, DefaultCodeTTL)
+	setDur(&o.AccessTokenTTL, DefaultAccessTokenTTL)
+	setDur(&o.RefreshTokenTTL, DefaultRefreshTokenTTL)
+	setDur(&o.RegistrationTTL, DefaultRegistrationTTL)
+	setDur(&o.ExternalTokenTTL, DefaultExternalTokenTTL)
+	setDur(&o.PendingTTL, DefaultPendingTTL)
+	setDur(&o.ConsentTTL, DefaultConsentTTL)
+	if o.DisplayName == "" {
+		o.DisplayName = "mcpauth"
+	}
+	if o.UpstreamDisplayName == "" && o.Upstream != nil {
+		o.UpstreamDisplayName = o.Upstream.Name()
+	}
+	if o.CallbackPath == "" {
+		o.CallbackPath = DefaultCallbackPath
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Registerer == nil && o.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		o.Registerer, o.Gatherer = reg, reg
+	}
+	if o.Gatherer == nil {
+		o.Gatherer = prometheus.DefaultGatherer
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.DefaultRegisterer
+	}
+	return o
+}
+
+// validate reports every problem in o (after defaults), naming the field.
+func (o Options) validate() error {
+	var errs []error
+	if err := validateIssuer(o.Issuer, o.AllowInsecureIssuer); err != nil {
+		errs = append(errs, fmt.Errorf("Issuer: %w", err))
+	}
+	if o.Store == nil {
+		errs = append(errs, errors.New("Store: required"))
+	}
+	if o.Upstream == nil {
+		errs = append(errs, errors.New("Upstream: required"))
+	}
+	if len(o.MasterKey) < MinMasterKeyLen {
+		errs = append(errs, fmt.Errorf("MasterKey: %d bytes, need at least %d", len(o.MasterKey), MinMasterKeyLen))
+	}
+	if !strings.HasPrefix(o.CallbackPath, "/") || !safePath(o.CallbackPath) {
+		errs = append(errs, fmt.Errorf("CallbackPath: %q must be a path starting with / (letters, digits, -._~/)", o.CallbackPath))
+	}
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke}, o.CallbackPath) {
+		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
+	}
+	for _, sc := range o.ScopesSupported {
+		if !validScopeToken(sc) {
+			errs = append(errs, fmt.Errorf("ScopesSupported: %q is not a valid scope (RFC 6749 §3.3)", sc))
+		}
+	}
+	for _, sc := range o.DefaultScopes {
+		if !slices.Contains(o.ScopesSupported, sc) {
+			errs = append(errs, fmt.Errorf("DefaultScopes: %q is not in ScopesSupported", sc))
+		}
+	}
+	if o.ServiceDocumentation != "" {
+		if u, err := url.Parse(o.ServiceDocumentation); err != nil || !u.IsAbs() {
+			errs = append(errs, fmt.Errorf("ServiceDocumentation: %q is not an absolute URL", o.ServiceDocumentation))
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"CodeTTL": o.CodeTTL, "AccessTokenTTL": o.AccessTokenTTL, "RefreshTokenTTL": o.RefreshTokenTTL,
+		"RegistrationTTL": o.RegistrationTTL, "ExternalTokenTTL": o.ExternalTokenTTL,
+		"PendingTTL": o.PendingTTL, "ConsentTTL": o.ConsentTTL,
+	} {
+		if d < time.Second {
+			errs = append(errs, fmt.Errorf("%s: %s is shorter than a second", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateIssuer applies RFC 8414 §2: "a URL that uses the https scheme and has no query
+// or fragment components". Clients compare it byte for byte with the URL they derived the
+// metadata location from, so a trailing slash is refused rather than normalised.
+func validateIssuer(issuer string, allowHTTP bool) error {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return err
+	}
+	switch {
+	case issuer == "":
+		return errors.New("required")
+	case !u.IsAbs() || u.Host == "":
+		return fmt.Errorf("%q is not an absolute URL", issuer)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
+		return fmt.Errorf("%q has a query or fragment", issuer)
+	case u.User != nil:
+		return fmt.Errorf("%q has user info", issuer)
+	case strings.HasSuffix(issuer, "/"):
+		return fmt.Errorf("%q ends with a slash", issuer)
+	case !safePath(u.Path) || u.RawPath != "":
+		return fmt.Errorf("%q: the path may hold only letters, digits and -._~/", issuer)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && (isLoopbackHost(u.Hostname()) || allowHTTP):
+		return nil
+	}
+	return fmt.Errorf("%q must use https (http only on a loopback host)", issuer)
+}
+
+// safePath reports whether p holds only unreserved characters and slashes (RFC 3986
+// §2.3), so it is used verbatim in URLs and in http.ServeMux patterns.
+func safePath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~/", c) >= 0) {
+			return false
+		}
+	}
+	return !strings.Contains(p, "//")
+}

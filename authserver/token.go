@@ -1,0 +1,276 @@
+package authserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/mcpauth/mcpauth/authserver/store"
+)
+
+// tokenResponse is RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// handleToken is the token endpoint (RFC 6749 §3.2): form body only, client
+// authenticated per its registered method, then one grant.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if preflight(w, r) || !s.allowMethods(w, r, http.MethodPost) {
+		return
+	}
+	resp, err := s.token(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, error) {
+	if err := parseForm(w, r, maxFormBody); err != nil {
+		return nil, err
+	}
+	if name, ok := singleValues(r.PostForm, "resource"); !ok {
+		return nil, errInvalidRequest("parameter " + name + " is repeated")
+	}
+	c, err := s.authenticateClient(r, authExact)
+	if err != nil {
+		return nil, err
+	}
+	grantType := r.PostForm.Get("grant_type")
+	switch grantType {
+	case "":
+		return nil, errInvalidRequest("grant_type is required")
+	case grantAuthCode, grantRefresh:
+	default:
+		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code or refresh_token")
+	}
+	if !c.allowsGrant(grantType) {
+		return nil, newError(400, errCodeUnauthorizedClient, "the client may not use this grant type")
+	}
+	var resp *tokenResponse
+	if grantType == grantAuthCode {
+		resp, err = s.exchangeCode(r, c)
+	} else {
+		resp, err = s.refresh(r, c)
+	}
+	if err == nil {
+		s.metrics.tokenIssued(grantType)
+	}
+	return resp, err
+}
+
+// exchangeCode is the authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6).
+func (s *Server) exchangeCode(r *http.Request, c *client) (*tokenResponse, error) {
+	ctx, form := r.Context(), r.PostForm
+	code := form.Get("code")
+	if code == "" {
+		return nil, errInvalidRequest("code is required")
+	}
+	grantID, ok := parseToken(prefixCode, code)
+	if !ok {
+		return nil, errInvalidGrant("the authorization code is invalid or expired")
+	}
+	codeHash := s.keys.hash(labelToken, code)
+	ac, err := s.store.PeekCode(ctx, grantID, codeHash)
+	if err != nil {
+		return nil, s.codeError(ctx, grantID, err)
+	}
+	if err := s.checkCode(ac, c, form.Get("redirect_uri"), form.Get("code_verifier")); err != nil {
+		return nil, err
+	}
+	resources, err := narrowResources(form["resource"], ac.Resource)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	g := store.Grant{
+		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
+		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
+	}
+	access, refresh, pair := s.newTokens(c, g, ac.Scope, resources, now)
+	if err := s.store.RedeemCode(ctx, grantID, codeHash, g, pair); err != nil {
+		return nil, s.codeError(ctx, grantID, err)
+	}
+	return s.tokenResponse(access, refresh, pair.Access, now), nil
+}
+
+// checkCode verifies the code was issued to this client for this redirect URI, and the
+// PKCE verifier.
+func (s *Server) checkCode(ac store.AuthorizationCode, c *client, redirectURI, verifier string) error {
+	// RFC 6749 §4.1.3: "ensure that the authorization code was issued to the
+	// authenticated confidential client, or if the client is public, ensure that the
+	// code was issued to client_id in the request".
+	if ac.ClientID != c.ID {
+		return errInvalidGrant("the authorization code was issued to another client")
+	}
+	if !ac.ExpiresAt.IsZero() && !s.now().Before(ac.ExpiresAt) {
+		return errInvalidGrant("the authorization code is invalid or expired")
+	}
+	// RFC 6749 §4.1.3: redirect_uri "REQUIRED, if the redirect_uri parameter was included
+	// in the authorization request ... and their values MUST be identical." We always
+	// require it at the authorization endpoint, so always here.
+	if redirectURI == "" || redirectURI != ac.RedirectURI {
+		return errInvalidGrant("redirect_uri does not match the authorization request")
+	}
+	// RFC 7636 §4.6: recompute the challenge from the verifier and compare.
+	if !validVerifier(verifier) {
+		return errInvalidGrant("code_verifier is missing or malformed")
+	}
+	if !pkceMatches(ac.CodeChallengeMethod, ac.CodeChallenge, verifier) {
+		return errInvalidGrant("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// pkceMatches compares in constant time, so the comparison leaks nothing about the
+// stored challenge.
+func pkceMatches(method, challenge, verifier string) bool {
+	computed := verifier
+	if method == "S256" {
+		sum := sha256.Sum256([]byte(verifier))
+		computed = base64.RawURLEncoding.EncodeToString(sum[:])
+	} else if method != "plain" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(computed), []byte(challenge)) == 1
+}
+
+// codeError maps a store answer about a code. A second redemption means the code
+// leaked: OAuth 2.1 §4.1.3 says the server "SHOULD revoke all tokens previously issued
+// based on that authorization code", so we revoke the grant before refusing.
+func (s *Server) codeError(ctx context.Context, grantID string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrCodeReused):
+		if rerr := s.store.RevokeGrant(ctx, grantID); rerr != nil {
+			s.log.ErrorContext(ctx, "revoke grant after code replay", "grant", grantID, "err", rerr)
+		}
+		s.log.WarnContext(ctx, "authorization code replayed; grant revoked", "grant", grantID)
+		return errInvalidGrant("the authorization code is invalid or expired")
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGrantRevoked):
+		return errInvalidGrant("the authorization code is invalid or expired")
+	}
+	return err
+}
+
+// refresh is the refresh_token grant (RFC 6749 §6) with rotation (OAuth 2.1 §4.3.1).
+func (s *Server) refresh(r *http.Request, c *client) (*tokenResponse, error) {
+	ctx, form := r.Context(), r.PostForm
+	old := form.Get("refresh_token")
+	if old == "" {
+		return nil, errInvalidRequest("refresh_token is required")
+	}
+	grantID, ok := parseToken(prefixRefresh, old)
+	if !ok {
+		return nil, errInvalidGrant("the refresh token is invalid or expired")
+	}
+	oldHash := s.keys.hash(labelToken, old)
+	rt, err := s.store.GetRefreshToken(ctx, grantID, oldHash)
+	if err != nil {
+		return nil, s.refreshError(ctx, grantID, err)
+	}
+	if rt.ClientID != c.ID {
+		return nil, errInvalidGrant("the refresh token was issued to another client")
+	}
+	now := s.now()
+	if !rt.ExpiresAt.IsZero() && !now.Before(rt.ExpiresAt) {
+		return nil, errInvalidGrant("the refresh token is invalid or expired")
+	}
+	// RFC 6749 §6: the requested scope "MUST NOT include any scope not originally
+	// granted"; omitted, it is the original scope.
+	scope := rt.Scope
+	if req := form.Get("scope"); req != "" {
+		if !subset(splitScope(req), splitScope(rt.Scope)) {
+			return nil, newError(400, errCodeInvalidScope, "the requested scope exceeds the original grant")
+		}
+		scope = joinScope(splitScope(req))
+	}
+	resources, err := narrowResources(form["resource"], rt.Resource)
+	if err != nil {
+		return nil, err
+	}
+	g := store.Grant{ID: grantID, ClientID: c.ID, UserID: rt.UserID, Scope: rt.Scope, Resource: rt.Resource, ExpiresAt: rt.ExpiresAt}
+	access, refresh, pair := s.newTokens(c, g, scope, resources, now)
+	if err := s.store.RotateRefreshToken(ctx, grantID, oldHash, pair); err != nil {
+		return nil, s.refreshError(ctx, grantID, err)
+	}
+	return s.tokenResponse(access, refresh, pair.Access, now), nil
+}
+
+// refreshError maps a store answer about a refresh token. Reuse of a rotated token
+// means one of two parties holds a stolen copy; OAuth 2.1 §4.3.1 has the server revoke
+// the whole grant, so both stop working and the user logs in again.
+func (s *Server) refreshError(ctx context.Context, grantID string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrRefreshReused):
+		if rerr := s.store.RevokeGrant(ctx, grantID); rerr != nil {
+			s.log.ErrorContext(ctx, "revoke grant after refresh token reuse", "grant", grantID, "err", rerr)
+		}
+		s.log.WarnContext(ctx, "refresh token reused; grant revoked", "grant", grantID)
+		return errInvalidGrant("the refresh token is invalid or expired")
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGrantRevoked):
+		return errInvalidGrant("the refresh token is invalid or expired")
+	}
+	return err
+}
+
+// narrowResources applies RFC 8707 §2.2 at the token endpoint: a requested resource
+// must be one the grant covers, and the access token is bound to the requested ones
+// (all of the grant's when none are named).
+func narrowResources(requested, granted []string) ([]string, error) {
+	if len(requested) == 0 {
+		return granted, nil
+	}
+	norm, oe := normalizeResources(requested)
+	if oe != nil {
+		return nil, oe
+	}
+	for _, r := range norm {
+		if !slices.Contains(granted, r) {
+			return nil, newError(400, errCodeInvalidTarget, "the requested resource was not authorized")
+		}
+	}
+	return norm, nil
+}
+
+// newTokens mints an access token for scope and resources and, when the client may
+// refresh, a refresh token carrying the grant's full scope and resources (RFC 6749 §6:
+// a new refresh token's scope is the original one). Refresh tokens expire with the
+// grant: rotation never extends how long a login lasts.
+func (s *Server) newTokens(c *client, g store.Grant, scope string, resources []string, now time.Time) (access, refresh string, pair store.TokenPair) {
+	accessExp := now.Add(s.opts.AccessTokenTTL)
+	if !g.ExpiresAt.IsZero() && g.ExpiresAt.Before(accessExp) {
+		accessExp = g.ExpiresAt
+	}
+	access = mintToken(prefixAccess, g.ID)
+	pair.AccessHash = s.keys.hash(labelToken, access)
+	pair.Access = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: scope,
+		Resource: resources, IssuedAt: now, ExpiresAt: accessExp}
+	if c.allowsGrant(grantRefresh) {
+		refresh = mintToken(prefixRefresh, g.ID)
+		pair.RefreshHash = s.keys.hash(labelToken, refresh)
+		pair.Refresh = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: g.Scope,
+			Resource: g.Resource, IssuedAt: now, ExpiresAt: g.ExpiresAt}
+	}
+	return access, refresh, pair
+}
+
+func (s *Server) tokenResponse(access, refresh string, at store.Token, now time.Time) *tokenResponse {
+	return &tokenResponse{
+		AccessToken:  access,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(at.ExpiresAt.Sub(now) / time.Second),
+		RefreshToken: refresh,
+		Scope:        at.Scope,
+	}
+}
