@@ -32,4 +32,17 @@ const (
 	ReasonProviderNotFound      = "ProviderNotFound"
 	ReasonProviderNotReady      = "ProviderNotReady"
 	ReasonRegistered            = "Registered"
+
+	// ReasonProgressDeadlineExceeded: the Deployment's rollout has stopped making
+	// progress (its Progressing condition says so); pods are likely crash-looping.
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	// ReasonReconcileError: the operator failed to reconcile for a reason it retries
+	// (an apiserver error, say); the message has the error.
+	ReasonReconcileError = "ReconcileError"
+	// ReasonSecretConflict: a Secret the operator should write exists and belongs to
+	// someone else, so the operator leaves it alone.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonRegistrationPending: the client's credentials are written and the
+	// provider has yet to add it to the server's registry.
+	ReasonRegistrationPending = "RegistrationPending"
 )

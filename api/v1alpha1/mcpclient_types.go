@@ -35,7 +35,7 @@ type MCPClientSpec struct {
 
 	// ClientName is shown to users on the consent page. Defaults to the object's name.
 	// +optional
-	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:MaxLength=100
 	ClientName string `json:"clientName,omitempty"`
 
 	// RedirectURIs the client may use, compared exactly (loopback http URIs match

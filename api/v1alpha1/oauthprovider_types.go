@@ -116,7 +116,7 @@ type ServerSpec struct {
 
 	// DisplayName is shown to users on the consent page.
 	// +optional
-	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:MaxLength=100
 	DisplayName string `json:"displayName,omitempty"`
 
 	// CallbackPath is where the upstream returns the user.
@@ -178,10 +178,11 @@ type TokenTTLs struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="must be between 1m and 24h"
 	AccessToken metav1.Duration `json:"accessToken,omitzero"`
 
-	// RefreshToken lifetime (OAUTH_REFRESH_TOKEN_TTL), 5m to 8760h.
+	// RefreshToken lifetime (OAUTH_REFRESH_TOKEN_TTL), 10m to 8760h, and at least
+	// the access token's.
 	// +optional
 	// +kubebuilder:default="24h"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5m') && duration(self) <= duration('8760h')",message="must be between 5m and 8760h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10m') && duration(self) <= duration('8760h')",message="must be between 10m and 8760h"
 	RefreshToken metav1.Duration `json:"refreshToken,omitzero"`
 
 	// ClientRegistration lifetime of dynamic registrations
@@ -264,11 +265,12 @@ type RedisSpec struct {
 	// +optional
 	TLS *RedisTLS `json:"tls,omitempty"`
 
-	// KeyPrefix isolates this provider's keys (the tenant). Defaults to
-	// namespace/name of the OAuthProvider.
+	// KeyPrefix isolates this provider's keys (the tenant): letters, digits, '.', '_'
+	// and '-' (no ':' or braces, which would collide with the store's key separator
+	// and Redis Cluster hash tags). Defaults to <namespace>.<name> of the OAuthProvider.
 	// +optional
-	// +kubebuilder:validation:MaxLength=128
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._/-]+$`
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._-]+$`
 	KeyPrefix string `json:"keyPrefix,omitempty"`
 }
 
@@ -315,6 +317,10 @@ type OAuthProviderStatus struct {
 // OAuthProvider runs an OAuth 2.1 authorization server for MCP clients that brokers
 // login to an upstream identity provider.
 //
+// Its name must be a DNS label of at most 52 characters: the server's Service is
+// named <name>-authserver, and a Service name is a DNS label of at most 63.
+//
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="the name must be a DNS label of at most 52 characters starting with a letter: the server's Service is named <name>-authserver"
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=oap;oauthprov,categories=mcpauth

@@ -17,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
+	"github.com/mcpauth/mcpauth/controllers"
 )
 
 func main() {
@@ -56,12 +57,19 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "mcpauth-operator.oauth.mcpauth.dev",
+		// Hand the lease over at once on shutdown instead of waiting for it to expire;
+		// safe because main exits right after Start returns.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")
 		os.Exit(1)
 	}
-	_ = authserverImage // handed to the OAuthProvider reconciler
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{AuthServerImage: authserverImage}); err != nil {
+		log.Error(err, "unable to set up the reconcilers")
+		os.Exit(1)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to set up health check")
 		os.Exit(1)
@@ -71,7 +79,7 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("starting manager", "watchNamespaces", namespaces, "authserverImage", authserverImage)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}

@@ -1,0 +1,374 @@
+package controllers
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
+	"github.com/mcpauth/mcpauth/authserver/config"
+)
+
+// provider is a minimal valid OAuthProvider, as the apiserver stores it (defaults in).
+func provider() *oauthv1alpha1.OAuthProvider {
+	return &oauthv1alpha1.OAuthProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: "github", Namespace: "team-a", UID: "uid-1", Generation: 3},
+		Spec: oauthv1alpha1.OAuthProviderSpec{
+			Type:            oauthv1alpha1.ProviderGitHub,
+			ClientID:        "Iv1.abc",
+			ClientSecretRef: oauthv1alpha1.SecretKeyReference{Name: "github-oauth", Key: "client-secret"},
+			Server: oauthv1alpha1.ServerSpec{
+				URL:                       "https://auth.example.com/",
+				CallbackPath:              "/oauth/callback",
+				Replicas:                  ptr.To[int32](1),
+				DynamicClientRegistration: ptr.To(true),
+				TokenTTLs: oauthv1alpha1.TokenTTLs{
+					AuthorizationCode:  metav1.Duration{Duration: 5 * time.Minute},
+					AccessToken:        metav1.Duration{Duration: 15 * time.Minute},
+					RefreshToken:       metav1.Duration{Duration: 24 * time.Hour},
+					ClientRegistration: metav1.Duration{Duration: 8760 * time.Hour},
+					ExternalToken:      metav1.Duration{Duration: 24 * time.Hour},
+				},
+			},
+			TokenStore: oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreMemory},
+		},
+	}
+}
+
+// withRedis gives p a Redis store with a password, Sentinel and two replicas, and TLS.
+func withRedis(p *oauthv1alpha1.OAuthProvider) *oauthv1alpha1.OAuthProvider {
+	p.Spec.Server.Replicas = ptr.To[int32](2)
+	p.Spec.Server.TLS = &oauthv1alpha1.ServerTLS{SecretName: "auth-tls"}
+	p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreRedis, Redis: &oauthv1alpha1.RedisSpec{
+		Addresses:         []string{"sentinel-0:26379", "sentinel-1:26379"},
+		MasterName:        "mymaster",
+		PasswordSecretRef: &oauthv1alpha1.SecretKeyReference{Name: "redis", Key: "password"},
+		TLS:               &oauthv1alpha1.RedisTLS{Enabled: true, CASecretRef: &oauthv1alpha1.SecretKeyReference{Name: "redis-ca", Key: "ca.pem"}},
+	}}
+	return p
+}
+
+// parseRendered renders p and parses the result as the server will.
+func parseRendered(t *testing.T, p *oauthv1alpha1.OAuthProvider) *config.Config {
+	t.Helper()
+	cfg, err := renderConfig(p)
+	if err != nil {
+		t.Fatalf("renderConfig: %v", err)
+	}
+	data, err := config.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := config.Parse(data, nil)
+	if err != nil {
+		t.Fatalf("the server refuses the rendered config: %v\n%s", err, data)
+	}
+	return parsed
+}
+
+func TestRenderConfigForAPresetIsWhatTheServerReads(t *testing.T) {
+	g := NewWithT(t)
+	c := parseRendered(t, provider())
+	g.Expect(c.Issuer).To(Equal("https://auth.example.com"), "trailing slash removed, as the server does")
+	g.Expect(c.Upstream.Type).To(Equal(config.UpstreamGitHub))
+	g.Expect(c.Upstream.ClientID).To(Equal("Iv1.abc"))
+	g.Expect(c.Upstream.ClientSecretFile).To(Equal("/etc/mcpauth/upstream/client-secret"))
+	g.Expect(c.Secrets.EncryptionKeyFile).To(Equal("/etc/mcpauth/keys/encryption-key"))
+	g.Expect(c.ClientsSecret).To(Equal(&config.ClientsSecret{Namespace: "team-a", Name: "github-authserver-clients", Key: "clients.yaml"}))
+	g.Expect(c.ClientsFile).To(BeEmpty())
+	g.Expect(c.Store.Type).To(Equal(config.StoreMemory))
+	g.Expect(c.ScopesSupported).To(Equal([]string{"mcp"}))
+	g.Expect(c.ListenAddress).To(Equal(":8080"))
+	g.Expect(c.TLS).To(Equal(config.TLS{}))
+	g.Expect(c.DynamicRegistration.Enabled).To(BeTrue())
+}
+
+func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp:tools", "mcp:resources"}
+	p.Spec.Server.DisplayName = "Tools"
+	p.Spec.Server.CallbackPath = "/cb"
+	p.Spec.Server.DynamicClientRegistration = ptr.To(false)
+	p.Spec.Server.AllowPKCEPlain = true
+	p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 10 * time.Minute}
+	p.Spec.Scopes = []string{"read:user"}
+	p.Spec.UserIDField = "login"
+	c := parseRendered(t, p)
+	g.Expect(c.ScopesSupported).To(Equal([]string{"mcp:tools", "mcp:resources"}))
+	g.Expect(c.DefaultScopes).To(Equal([]string{"mcp:tools", "mcp:resources"}), "the default mcp scope would not be supported")
+	g.Expect(c.DisplayName).To(Equal("Tools"))
+	g.Expect(c.CallbackPath).To(Equal("/cb"))
+	g.Expect(c.DynamicRegistration.Enabled).To(BeFalse())
+	g.Expect(c.AllowPKCEPlain).To(BeTrue())
+	g.Expect(c.Tokens.AccessTokenTTL.Duration()).To(Equal(10 * time.Minute))
+	g.Expect(c.Upstream.Scopes).To(Equal([]string{"read:user"}))
+	g.Expect(c.Upstream.UserIDField).To(Equal("login"))
+}
+
+func TestRenderConfigPassesPresetEndpointOverrides(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.AuthorizationURL = "https://github.example.com/login/oauth/authorize"
+	p.Spec.TokenURL = "https://github.example.com/login/oauth/access_token"
+	p.Spec.UserInfoURL = "https://github.example.com/api/v3/user"
+	c := parseRendered(t, p)
+	g.Expect(c.Upstream.AuthorizationURL).To(Equal(p.Spec.AuthorizationURL))
+	g.Expect(c.Upstream.TokenURL).To(Equal(p.Spec.TokenURL))
+	g.Expect(c.Upstream.UserInfoURL).To(Equal(p.Spec.UserInfoURL))
+}
+
+func TestRenderConfigForRedisAndTLS(t *testing.T) {
+	g := NewWithT(t)
+	c := parseRendered(t, withRedis(provider()))
+	g.Expect(c.Store.Type).To(Equal(config.StoreRedis))
+	r := c.Store.Redis
+	g.Expect(r.Addresses).To(Equal([]string{"sentinel-0:26379", "sentinel-1:26379"}))
+	g.Expect(r.MasterName).To(Equal("mymaster"))
+	g.Expect(r.PasswordFile).To(Equal("/etc/mcpauth/redis/password"))
+	g.Expect(r.TLS).To(Equal(config.RedisTLS{Enabled: true, CAFile: "/etc/mcpauth/redis-ca/ca.crt"}))
+	g.Expect(r.KeyPrefix).To(Equal("team-a.github"))
+	g.Expect(c.TLS).To(Equal(config.TLS{CertFile: "/etc/mcpauth/tls/tls.crt", KeyFile: "/etc/mcpauth/tls/tls.key"}))
+
+	p := withRedis(provider())
+	p.Spec.TokenStore.Redis.KeyPrefix = "tenant_7"
+	g.Expect(parseRendered(t, p).Store.Redis.KeyPrefix).To(Equal("tenant_7"))
+}
+
+func TestRenderConfigRefusesWhatTheServerRefuses(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*oauthv1alpha1.OAuthProvider)
+		want   string
+	}{
+		{"an issuer for GitHub, which is not OpenID Connect", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.IssuerURL = "https://github.com"
+		}, "spec.issuerURL: not allowed when upstream.type is \"github\""},
+		{"a refresh token shorter than the access token", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 2 * time.Hour}
+			p.Spec.Server.TokenTTLs.RefreshToken = metav1.Duration{Duration: time.Hour}
+		}, "spec.server.tokenTTLs.refreshToken: 1h is shorter"},
+		{"several Redis Cluster nodes with a database number", func(p *oauthv1alpha1.OAuthProvider) {
+			withRedis(p)
+			p.Spec.TokenStore.Redis.MasterName = ""
+			p.Spec.TokenStore.Redis.DB = 2
+		}, "spec.tokenStore.redis.db: must be 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			p := provider()
+			tt.mutate(p)
+			cfg, err := renderConfig(p)
+			g.Expect(cfg).NotTo(BeNil(), "the config is returned even when invalid")
+			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
+			g.Expect(err.Error()).NotTo(ContainSubstring("\n"), "a condition message is one line")
+		})
+	}
+}
+
+func TestDefaultKeyPrefix(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(defaultKeyPrefix("ns", "p")).To(Equal("ns.p"))
+	long1 := defaultKeyPrefix(strings.Repeat("n", 63), strings.Repeat("a", 60)+"1")
+	long2 := defaultKeyPrefix(strings.Repeat("n", 63), strings.Repeat("a", 60)+"2")
+	g.Expect(long1).To(HaveLen(maxKeyPrefix))
+	g.Expect(long1).NotTo(Equal(long2), "cut prefixes stay distinct")
+	g.Expect(long1).To(MatchRegexp(`^[A-Za-z0-9._-]+$`))
+}
+
+func TestBuildDeploymentRunsTheServerLockedDown(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}}
+	d := buildDeployment(p, "example.com/mcpauth:1", "hash-1")
+
+	g.Expect(d.Name).To(Equal("github-authserver"))
+	g.Expect(d.Spec.Replicas).To(Equal(ptr.To[int32](1)))
+	g.Expect(d.Spec.Selector.MatchLabels).To(Equal(map[string]string{labelName: "mcpauth-authserver", labelInstance: "github"}))
+	g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue(labelInstance, "github"))
+	g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue(inputsHashAnnotation, "hash-1"))
+	pod := d.Spec.Template.Spec
+	g.Expect(pod.ServiceAccountName).To(Equal("github-authserver"))
+	g.Expect(pod.AutomountServiceAccountToken).To(Equal(ptr.To(true)))
+	g.Expect(pod.SecurityContext.RunAsNonRoot).To(Equal(ptr.To(true)))
+	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+
+	g.Expect(pod.Containers).To(HaveLen(1))
+	c := pod.Containers[0]
+	g.Expect(c.Image).To(Equal("example.com/mcpauth:1"))
+	g.Expect(c.Command).To(Equal([]string{"/authserver"}))
+	g.Expect(c.Args).To(Equal([]string{"--config", "/etc/mcpauth/config/config.yaml"}))
+	g.Expect(c.Env).To(ContainElement(HaveField("ValueFrom.FieldRef.FieldPath", "metadata.namespace")))
+	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Scheme).To(Equal(corev1.URISchemeHTTP))
+	g.Expect(c.Resources.Limits.Memory().String()).To(Equal("128Mi"))
+	sc := c.SecurityContext
+	g.Expect(sc.RunAsNonRoot).To(Equal(ptr.To(true)))
+	g.Expect(sc.ReadOnlyRootFilesystem).To(Equal(ptr.To(true)))
+	g.Expect(sc.AllowPrivilegeEscalation).To(Equal(ptr.To(false)))
+	g.Expect(sc.Capabilities.Drop).To(Equal([]corev1.Capability{"ALL"}))
+	g.Expect(sc.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+
+	// The upstream secret is mounted by reference, only its one key.
+	g.Expect(pod.Volumes).To(ContainElement(And(
+		HaveField("Name", "upstream"),
+		HaveField("Secret.SecretName", "github-oauth"),
+		HaveField("Secret.Items", []corev1.KeyToPath{{Key: "client-secret", Path: "client-secret"}}),
+	)))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "keys"), HaveField("Secret.SecretName", "github-authserver-keys"))))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "config"), HaveField("ConfigMap.Name", "github-authserver-config"))))
+	g.Expect(pod.Volumes).NotTo(ContainElement(HaveField("Name", "tls")))
+	for _, m := range c.VolumeMounts {
+		g.Expect(m.SubPath).To(BeEmpty(), "subPath mounts never see a rotated Secret")
+	}
+
+	p.Spec.Server.Image = "example.com/custom:2"
+	g.Expect(buildDeployment(p, "example.com/mcpauth:1", "h").Spec.Template.Spec.Containers[0].Image).To(Equal("example.com/custom:2"))
+}
+
+func TestBuildDeploymentMountsEveryReferencedSecret(t *testing.T) {
+	g := NewWithT(t)
+	d := buildDeployment(withRedis(provider()), "img", "h")
+	pod := d.Spec.Template.Spec
+	volumes := map[string]*corev1.SecretVolumeSource{}
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			volumes[v.Name] = v.Secret
+		}
+	}
+	g.Expect(volumes).To(HaveKey("tls"))
+	g.Expect(volumes["tls"].SecretName).To(Equal("auth-tls"))
+	g.Expect(volumes["redis-password"].Items).To(Equal([]corev1.KeyToPath{{Key: "password", Path: "password"}}))
+	g.Expect(volumes["redis-ca"].Items).To(Equal([]corev1.KeyToPath{{Key: "ca.pem", Path: "ca.crt"}}))
+	c := pod.Containers[0]
+	g.Expect(c.Ports).To(Equal([]corev1.ContainerPort{{Name: "https", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}))
+	g.Expect(c.ReadinessProbe.HTTPGet.Scheme).To(Equal(corev1.URISchemeHTTPS))
+	g.Expect(c.ReadinessProbe.HTTPGet.Port).To(Equal(intstr.FromString("https")))
+	g.Expect(d.Spec.Replicas).To(Equal(ptr.To[int32](2)))
+}
+
+func TestReferencedSecretNames(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(referencedSecretNames(provider())).To(Equal([]string{"github-oauth"}))
+	p := withRedis(provider())
+	p.Spec.TokenStore.Redis.PasswordSecretRef.Name = "github-oauth" // one Secret, two keys
+	g.Expect(referencedSecretNames(p)).To(Equal([]string{"github-oauth", "redis-ca", "auth-tls"}))
+}
+
+func TestInputsHash(t *testing.T) {
+	p := provider()
+	inputs := append([]secretInput{keysSecretInput(p)}, referencedSecrets(p)...)
+	data := func(secret string) map[string]map[string][]byte {
+		return map[string]map[string][]byte{
+			"github-authserver-keys": {encryptionKeyKey: []byte("k")},
+			"github-oauth":           {"client-secret": []byte(secret), "unused": []byte("x")},
+		}
+	}
+	base := inputsHash([]byte("cfg"), inputs, data("s1"))
+	tests := []struct {
+		name    string
+		hash    string
+		changed bool
+	}{
+		{"the same inputs hash the same", inputsHash([]byte("cfg"), inputs, data("s1")), false},
+		{"a rotated upstream secret changes it", inputsHash([]byte("cfg"), inputs, data("s2")), true},
+		{"a changed config changes it", inputsHash([]byte("cfg2"), inputs, data("s1")), true},
+		{"a key the pod does not mount does not", func() string {
+			d := data("s1")
+			d["github-oauth"]["unused"] = []byte("y")
+			return inputsHash([]byte("cfg"), inputs, d)
+		}(), false},
+		{"moving bytes between config and secret changes it", inputsHash([]byte("cfgs"), inputs, data("1")), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(tt.hash != base).To(Equal(tt.changed))
+		})
+	}
+}
+
+func TestBuildRoleGrantsOnlyTheRegistrySecret(t *testing.T) {
+	g := NewWithT(t)
+	role := buildRole(provider())
+	g.Expect(role.Rules).To(HaveLen(1))
+	g.Expect(role.Rules[0].Resources).To(Equal([]string{"secrets"}))
+	g.Expect(role.Rules[0].ResourceNames).To(Equal([]string{"github-authserver-clients"}))
+	g.Expect(role.Rules[0].Verbs).To(ConsistOf("get", "list", "watch"))
+	rb := buildRoleBinding(provider())
+	g.Expect(rb.RoleRef.Name).To(Equal("github-authserver"))
+	g.Expect(rb.Subjects).To(ConsistOf(HaveField("Name", "github-authserver")))
+}
+
+func TestBuildServiceAndBudget(t *testing.T) {
+	g := NewWithT(t)
+	svc := buildService(provider())
+	g.Expect(svc.Spec.Ports).To(Equal([]corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}}))
+	g.Expect(buildService(withRedis(provider())).Spec.Ports[0].Port).To(Equal(int32(443)))
+
+	g.Expect(buildPodDisruptionBudget(provider())).To(BeNil())
+	pdb := buildPodDisruptionBudget(withRedis(provider()))
+	g.Expect(pdb.Spec.MaxUnavailable).To(Equal(ptr.To(intstr.FromInt32(1))))
+	g.Expect(pdb.Spec.Selector.MatchLabels).To(Equal(selectorLabels(provider())))
+}
+
+func TestEncryptionKeys(t *testing.T) {
+	g := NewWithT(t)
+	a, err := newEncryptionKey()
+	g.Expect(err).NotTo(HaveOccurred())
+	b, _ := newEncryptionKey()
+	g.Expect(a).NotTo(Equal(b))
+	g.Expect(validEncryptionKey(a)).To(BeTrue())
+	raw, err := base64.StdEncoding.DecodeString(string(a))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(raw).To(HaveLen(32))
+	g.Expect(validEncryptionKey([]byte(base64.StdEncoding.EncodeToString(make([]byte, 16))))).To(BeFalse())
+	g.Expect(validEncryptionKey(nil)).To(BeFalse())
+}
+
+func TestNeedsSpecUpdate(t *testing.T) {
+	desired := buildDeployment(provider(), "img", "h").Spec
+	stored := func(mutate func(*appsv1.DeploymentSpec)) *appsv1.Deployment {
+		d := &appsv1.Deployment{Spec: *desired.DeepCopy()}
+		// What the apiserver fills in must not count as a difference.
+		d.Spec.RevisionHistoryLimit = ptr.To[int32](10)
+		d.Spec.Template.Spec.Containers[0].TerminationMessagePath = "/dev/termination-log"
+		d.Spec.Template.Spec.DNSPolicy = corev1.DNSClusterFirst
+		setSpecHash(d, desired)
+		if mutate != nil {
+			mutate(&d.Spec)
+		}
+		return d
+	}
+	tests := []struct {
+		name string
+		obj  *appsv1.Deployment
+		want bool
+	}{
+		{"defaults filled in by the apiserver", stored(nil), false},
+		{"an edited image", stored(func(s *appsv1.DeploymentSpec) { s.Template.Spec.Containers[0].Image = "other" }), true},
+		{"an extra volume we did not ask for (recorded hash still matches)", stored(func(s *appsv1.DeploymentSpec) {
+			s.Template.Spec.Volumes = append(s.Template.Spec.Volumes, corev1.Volume{Name: "extra"})
+		}), false},
+		{"a spec written by an older operator", func() *appsv1.Deployment {
+			d := stored(nil)
+			d.Annotations[specHashAnnotation] = "old"
+			return d
+		}(), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(needsSpecUpdate(tt.obj, desired, tt.obj.Spec)).To(Equal(tt.want))
+		})
+	}
+}
