@@ -61,6 +61,10 @@ type Client struct {
 	// Trusted skips the consent page for this client: its requests go straight to
 	// the upstream login. Only for first-party clients the operator vouches for.
 	Trusted bool `json:"trusted,omitempty"`
+	// IntrospectUpstream lets this client see the user's upstream access token when it
+	// introspects one of our tokens: an MCP server whose tools call the upstream API
+	// for the user. It must be a confidential client. No other caller ever sees it.
+	IntrospectUpstream bool `json:"introspectUpstream,omitempty"`
 }
 
 // ClientsFile is the format of the clients file: an object, so it can grow fields.
@@ -236,6 +240,9 @@ func (cl *Client) validate(v *validator, prefix string) {
 	}
 	if cl.SecretHash != "" && cl.SecretFile != "" {
 		v.addf(prefix+".secretFile", "set secretHash or secretFile, not both")
+	}
+	if cl.IntrospectUpstream && !hasSecret {
+		v.addf(prefix+".introspectUpstream", "only a confidential client (secretHash or secretFile) may see upstream tokens")
 	}
 	if cl.SecretHash != "" && !validSecretHash(cl.SecretHash) {
 		v.addf(prefix+".secretHash", "%s", errSecretHashFormat)

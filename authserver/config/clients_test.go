@@ -72,6 +72,7 @@ func TestParseClientsNamesEveryInvalidField(t *testing.T) {
 		{"auth method known", "- clientID: a\n  tokenEndpointAuthMethod: private_key_jwt\n" + ok, []string{`clients[0].tokenEndpointAuthMethod: "private_key_jwt" is not one of`}},
 		{"secret auth needs a secret", "- clientID: a\n  tokenEndpointAuthMethod: client_secret_post\n" + ok, []string{"clients[0].secretHash: required (or secretFile) with tokenEndpointAuthMethod client_secret_post"}},
 		{"none with a secret", "- clientID: a\n  tokenEndpointAuthMethod: none\n  secretFile: /s\n" + ok, []string{"clients[0].tokenEndpointAuthMethod: none, but the client has a secret"}},
+		{"upstream tokens for a public client", "- clientID: a\n  introspectUpstream: true\n" + ok, []string{"clients[0].introspectUpstream: only a confidential client"}},
 		{"secretHash or secretFile", "- clientID: a\n  secretFile: /s\n  secretHash: " + HashClientSecret("x") + "\n" + ok, []string{"clients[0].secretFile: set secretHash or secretFile, not both"}},
 		{"secretHash format", "- clientID: a\n  secretHash: 'md5:abc'\n" + ok, []string{`clients[0].secretHash: must be "sha256:" followed by 64 lowercase hex digits`}},
 		{"secretHash lowercase", "- clientID: a\n  secretHash: " + strings.ToUpper(HashClientSecret("x")) + "\n" + ok, []string{"clients[0].secretHash: must be"}},

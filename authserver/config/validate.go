@@ -42,8 +42,10 @@ var ttlBounds = []struct {
 	// RECOMMENDED." Below 10s a user on a slow link cannot finish the redirect.
 	{"tokens.authorizationCodeTTL", func(t *Tokens) Duration { return t.AuthorizationCodeTTL }, 10 * time.Second, 10 * time.Minute},
 	// Access tokens cannot be recalled from MCP servers that cache introspection, so
-	// keep them short; under a minute clients spend their time refreshing.
-	{"tokens.accessTokenTTL", func(t *Tokens) Duration { return t.AccessTokenTTL }, time.Minute, 24 * time.Hour},
+	// keep them short. Under a minute clients spend their time refreshing; the floor
+	// is lower than that only so that tests can watch a token expire (the CRD keeps
+	// one minute).
+	{"tokens.accessTokenTTL", func(t *Tokens) Duration { return t.AccessTokenTTL }, 5 * time.Second, 24 * time.Hour},
 	{"tokens.refreshTokenTTL", func(t *Tokens) Duration { return t.RefreshTokenTTL }, 10 * time.Minute, 365 * 24 * time.Hour},
 	{"tokens.clientRegistrationTTL", func(t *Tokens) Duration { return t.ClientRegistrationTTL }, time.Hour, 10 * 365 * 24 * time.Hour},
 	{"tokens.externalTokenTTL", func(t *Tokens) Duration { return t.ExternalTokenTTL }, 5 * time.Minute, 365 * 24 * time.Hour},

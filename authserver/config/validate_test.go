@@ -140,10 +140,10 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		// tokens
 		{"authorizationCodeTTL at most 10m", func(c *Config) { c.Tokens.AuthorizationCodeTTL = Duration(11 * time.Minute) }, []string{"tokens.authorizationCodeTTL: 11m is outside [10s, 10m]"}},
 		{"authorizationCodeTTL at least 10s", func(c *Config) { c.Tokens.AuthorizationCodeTTL = Duration(time.Second) }, []string{"tokens.authorizationCodeTTL: 1s is outside [10s, 10m]"}},
-		{"accessTokenTTL at least 1m", func(c *Config) { c.Tokens.AccessTokenTTL = Duration(30 * time.Second) }, []string{"tokens.accessTokenTTL: 30s is outside [1m, 24h]"}},
+		{"accessTokenTTL at least 5s", func(c *Config) { c.Tokens.AccessTokenTTL = Duration(2 * time.Second) }, []string{"tokens.accessTokenTTL: 2s is outside [5s, 24h]"}},
 		{"accessTokenTTL at most 24h", func(c *Config) {
 			c.Tokens.AccessTokenTTL, c.Tokens.RefreshTokenTTL = Duration(25*time.Hour), Duration(48*time.Hour)
-		}, []string{"tokens.accessTokenTTL: 25h is outside [1m, 24h]"}},
+		}, []string{"tokens.accessTokenTTL: 25h is outside [5s, 24h]"}},
 		{"refreshTokenTTL not negative", func(c *Config) { c.Tokens.RefreshTokenTTL = Duration(-time.Hour) }, []string{
 			"tokens.refreshTokenTTL: -1h is outside [10m, 8760h]", "tokens.refreshTokenTTL: -1h is shorter than tokens.accessTokenTTL"}},
 		{"refreshTokenTTL at least accessTokenTTL", func(c *Config) {

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,43 +17,58 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 )
 
-func TestHelpDocumentsTheFlags(t *testing.T) {
+func TestHelpDocumentsTheFileAndTheEnvironment(t *testing.T) {
 	var out bytes.Buffer
 	err := run(t.Context(), []string{"-help"}, func(string) string { return "" }, &out, nil)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run -help: %v", err)
 	}
-	for _, want := range []string{"-issuer", "-upstream-type", "-redis-addr", "MCPAUTH_UPSTREAM_CLIENT_SECRET"} {
+	for _, want := range []string{"-config", "docs/configuration.md", "MCPAUTH_UPSTREAM_CLIENT_SECRET",
+		"OAUTH_ACCESS_TOKEN_TTL=900", "SESSION_PROVIDER", "SESSION_REDIS_URL"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %s", want)
 		}
 	}
 }
 
-func TestRunRefusesAnIncompleteConfiguration(t *testing.T) {
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "authserver.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunRefusesBadConfigurationNamingTheField(t *testing.T) {
 	idp := upstreamtest.NewServer(t, upstreamtest.Options{})
-	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	good := "issuer: http://127.0.0.1:8080\nupstream: {type: oidc, clientID: c, issuerURL: " + idp.Issuer + "}\n"
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
 		want string
 	}{
-		{"no upstream client secret", []string{"-upstream-issuer", idp.URL, "-upstream-client-id", "c"}, nil, "MCPAUTH_UPSTREAM_CLIENT_SECRET"},
-		{"a secret in a file and in the environment", []string{"-upstream-client-secret-file", "/nonexistent"}, map[string]string{envUpstreamSecret: "s"}, "not both"},
-		{"Redis without an encryption key", []string{"-redis-addr", "127.0.0.1:1", "-upstream-issuer", idp.URL, "-upstream-client-id", "c"},
-			map[string]string{envUpstreamSecret: "s"}, "MCPAUTH_ENCRYPTION_KEY"},
-		{"a short encryption key", []string{"-upstream-issuer", idp.URL, "-upstream-client-id", "c"},
-			map[string]string{envUpstreamSecret: "s", envEncryptionKey: "c2hvcnQ="}, "need at least 32"},
-		{"a public plain-http issuer", []string{"-issuer", "http://auth.example.com", "-upstream-issuer", idp.URL, "-upstream-client-id", "c"},
-			map[string]string{envUpstreamSecret: "s", envEncryptionKey: key}, "must use https"},
-		{"an unknown upstream type", []string{"-upstream-type", "myspace", "-upstream-client-id", "c"}, map[string]string{envUpstreamSecret: "s"}, "upstream"},
+		{"no --config", nil, nil, "--config is required"},
+		{"a missing file", []string{"--config", "/nonexistent.yaml"}, nil, "/nonexistent.yaml"},
+		{"no upstream client secret", []string{"--config", writeConfig(t, good)}, nil, "MCPAUTH_UPSTREAM_CLIENT_SECRET"},
+		{"a misspelt field", []string{"--config", writeConfig(t, good+"listenAdress: :1\n")},
+			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s"}, "listenAdress"},
+		{"a public plain-http issuer", []string{"--config", writeConfig(t, strings.Replace(good, "127.0.0.1:8080", "auth.example.com", 1))},
+			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s"}, "issuer"},
+		{"an access token TTL override out of bounds", []string{"--config", writeConfig(t, good)},
+			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s", "OAUTH_ACCESS_TOKEN_TTL": "2"}, "OAUTH_ACCESS_TOKEN_TTL"},
+		{"the redis store without an encryption key", []string{"--config", writeConfig(t, good)},
+			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s", "SESSION_PROVIDER": "redis", "SESSION_REDIS_URL": "redis://127.0.0.1:1/0"}, "MCPAUTH_ENCRYPTION_KEY"},
 		{"a stray argument", []string{"serve"}, nil, "unexpected arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			getenv := func(k string) string { return tt.env[k] }
-			err := run(t.Context(), append([]string{"-listen", "127.0.0.1:0"}, tt.args...), getenv, io.Discard, nil)
+			// A configuration that is wrongly accepted would serve forever.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			err := run(ctx, tt.args, getenv, io.Discard, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run: %v, want an error mentioning %q", err, tt.want)
 			}
@@ -59,33 +76,49 @@ func TestRunRefusesAnIncompleteConfiguration(t *testing.T) {
 	}
 }
 
-func TestRunServesUntilCancelledThenShutsDown(t *testing.T) {
+func TestCheckValidatesWithoutServing(t *testing.T) {
 	idp := upstreamtest.NewServer(t, upstreamtest.Options{})
+	p := writeConfig(t, "issuer: http://127.0.0.1:8080\nupstream: {type: oidc, clientID: c, issuerURL: "+idp.Issuer+"}\n")
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"--config", p, "--check"}, func(k string) string {
+		return map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s"}[k]
+	}, &out, nil)
+	if err != nil || !strings.Contains(out.String(), "valid") {
+		t.Fatalf("--check: %v, %q", err, out.String())
+	}
+}
+
+func TestServesMetadataAndShutsDownWhenCancelled(t *testing.T) {
+	idp := upstreamtest.NewServer(t, upstreamtest.Options{})
+	p := writeConfig(t, "issuer: http://127.0.0.1:8080\nlistenAddress: 127.0.0.1:0\nupstream: {type: oidc, clientID: c, issuerURL: "+idp.Issuer+"}\n")
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	env := map[string]string{envUpstreamSecret: idp.ClientSecret}
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-upstream-issuer", idp.URL, "-upstream-client-id", idp.ClientID},
-			func(k string) string { return env[k] }, io.Discard, ready)
+		done <- run(ctx, []string{"--config", p}, func(k string) string {
+			return map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s"}[k]
+		}, io.Discard, ready)
 	}()
 	var addr string
 	select {
 	case addr = <-ready:
 	case err := <-done:
-		t.Fatalf("run: %v", err)
+		t.Fatalf("run ended early: %v", err)
 	case <-time.After(10 * time.Second):
-		t.Fatal("the server did not start")
+		t.Fatal("server did not start")
 	}
-	for _, path := range []string{"/healthz", "/readyz", "/.well-known/oauth-authorization-server", "/metrics"} {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%s: %d", path, resp.StatusCode)
-		}
+	resp, err := http.Get("http://" + addr + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if md["issuer"] != "http://127.0.0.1:8080" {
+		t.Errorf("issuer %v", md["issuer"])
 	}
 	cancel()
 	select {
@@ -94,9 +127,6 @@ func TestRunServesUntilCancelledThenShutsDown(t *testing.T) {
 			t.Fatalf("shutdown: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the server did not shut down")
-	}
-	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
-		t.Error("the server still answers after shutdown")
+		t.Fatal("server did not shut down")
 	}
 }

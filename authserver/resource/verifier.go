@@ -1,0 +1,331 @@
+package resource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+// ErrInvalidToken is returned (wrapped) for a token this resource must refuse:
+// malformed, unknown, inactive, expired, not an access token, or issued for another
+// resource. It is the Go MCP SDK's auth.ErrInvalidToken, so either name matches.
+var ErrInvalidToken = auth.ErrInvalidToken
+
+// maxTokenLength refuses absurd tokens before they cost an introspection.
+const maxTokenLength = 8 << 10
+
+// Info is what a validated token says about the request. Handlers get it from
+// FromContext; MCP tools from FromTokenInfo.
+type Info struct {
+	// Subject is the user the token was issued to (the introspection "sub").
+	Subject string
+	// ClientID is the MCP client the token was issued to.
+	ClientID string
+	// Scopes are the scopes granted to the token, as the authorization server
+	// reported them (hierarchies not expanded).
+	Scopes []string
+	// Audience are the resources the token was issued for (RFC 8707); one of them is
+	// this server.
+	Audience []string
+	// Issuer is the authorization server that issued the token, when it said.
+	Issuer string
+	// IssuedAt and ExpiresAt are the token's iat and exp (zero when absent).
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+
+	// UpstreamAccessToken is the user's access token at the upstream identity
+	// provider (GitHub, Google, ...), for tools that call the upstream API on the
+	// user's behalf. Empty when the authorization server does not share it with this
+	// resource server or has none usable (the user must log in again). It is a
+	// different token from the one the MCP client sent: the MCP specification forbids
+	// passing the client's token through to other APIs.
+	UpstreamAccessToken string
+	// UpstreamTokenExpiresAt is when UpstreamAccessToken expires (zero when unknown).
+	UpstreamTokenExpiresAt time.Time
+	// UpstreamProvider names the upstream provider's type ("github", "oidc", ...).
+	UpstreamProvider string
+}
+
+// String describes the Info without its upstream token, so a logged Info leaks no
+// credential.
+func (i *Info) String() string {
+	return fmt.Sprintf("resource.Info{Subject: %q, ClientID: %q, Scopes: %q, Audience: %q, ExpiresAt: %s, UpstreamAccessToken: %s}",
+		i.Subject, i.ClientID, i.Scopes, i.Audience, i.ExpiresAt.Format(time.RFC3339), redacted(i.UpstreamAccessToken))
+}
+
+// LogValue is String for log/slog.
+func (i *Info) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("sub", i.Subject), slog.String("client_id", i.ClientID),
+		slog.Any("scopes", i.Scopes), slog.Time("exp", i.ExpiresAt),
+		slog.String("upstream_access_token", redacted(i.UpstreamAccessToken)))
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return "[redacted]"
+}
+
+func (i *Info) clone() *Info {
+	c := *i
+	c.Scopes = slices.Clone(i.Scopes)
+	c.Audience = slices.Clone(i.Audience)
+	return &c
+}
+
+type infoKey struct{}
+
+// FromContext returns the Info that Middleware or RequireScopes stored for the request.
+func FromContext(ctx context.Context) (*Info, bool) {
+	info, ok := ctx.Value(infoKey{}).(*Info)
+	return info, ok
+}
+
+// ContextWithInfo returns ctx carrying info, as Middleware does, for tests of handlers
+// that read FromContext. Middleware and RequireScopes trust an Info already in the
+// context (they check only its scope), so production code should not set one.
+func ContextWithInfo(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// TokenInfoExtraKey is the key of the *Info in auth.TokenInfo.Extra, as filled by
+// Middleware and TokenVerifier.
+const TokenInfoExtraKey = "mcpauth.resource.info"
+
+// FromTokenInfo returns the Info inside the Go MCP SDK's token information, which
+// tool handlers receive as req.Extra.TokenInfo (the SDK runs tools on a context of
+// its own, so FromContext does not reach them).
+func FromTokenInfo(ti *auth.TokenInfo) (*Info, bool) {
+	if ti == nil {
+		return nil, false
+	}
+	info, ok := ti.Extra[TokenInfoExtraKey].(*Info)
+	return info, ok
+}
+
+// Verifier validates bearer tokens for one protected resource and serves its metadata.
+// It is safe for concurrent use.
+type Verifier struct {
+	cfg        Config
+	resourceID resourceID
+	metadata   []byte // the RFC 9728 document, encoded once
+	intro      *introspector
+	positive   *lru // active introspection results
+	negative   *lru // inactive ones
+	flights    flightGroup
+}
+
+// New validates cfg and returns a Verifier. It makes no network request: the
+// introspection endpoint, when not configured, is discovered on first use.
+func New(cfg Config) (*Verifier, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("resource config: %w", err)
+	}
+	id, _ := parseResourceID(cfg.Resource)
+	v := &Verifier{
+		cfg:        cfg,
+		resourceID: id,
+		positive:   newLRU(cfg.CacheMaxEntries),
+		negative:   newLRU(cfg.CacheMaxEntries),
+	}
+	v.intro = &introspector{cfg: &v.cfg}
+	if v.metadata, err = v.encodeMetadata(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Resource returns the canonical resource identifier.
+func (v *Verifier) Resource() string { return v.cfg.Resource }
+
+// RequiredScopes returns the scopes every request through Middleware needs.
+func (v *Verifier) RequiredScopes() []string { return slices.Clone(v.cfg.RequiredScopes) }
+
+// Verify validates token and returns what it says. Errors wrap ErrInvalidToken for a
+// token to refuse (401) or ErrUnavailable when the authorization server could not
+// answer (503); a done ctx returns its error. Verify checks no scope: see
+// HasScopes, Middleware and RequireScopes.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Info, error) {
+	if token == "" || len(token) > maxTokenLength || !isToken68(token) {
+		return nil, invalid("malformed token")
+	}
+	k := keyOf(token)
+	res, ok := v.cached(k)
+	if !ok {
+		var err error
+		res, err = v.flights.do(ctx, k, func(ctx context.Context) (*introspection, error) {
+			r, err := v.intro.introspect(ctx, token)
+			if err != nil {
+				v.cfg.Logger.WarnContext(ctx, "token introspection failed", "err", err)
+				return nil, err
+			}
+			v.remember(k, r)
+			return r, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return v.validate(res)
+}
+
+// HasScopes reports whether info's scopes, with their implied scopes
+// (Config.ScopeImplies), cover every scope in need.
+func (v *Verifier) HasScopes(info *Info, need ...string) bool {
+	return len(v.missingScopes(info.Scopes, need)) == 0
+}
+
+// cached returns a remembered introspection result.
+func (v *Verifier) cached(k cacheKey) (*introspection, bool) {
+	now := v.cfg.Now()
+	if r, ok := v.positive.get(k, now); ok {
+		return r, true
+	}
+	return v.negative.get(k, now)
+}
+
+// remember caches an introspection result. An active result lives at most CacheTTL,
+// and never past the token's exp or the upstream token's expiry (tools must not be
+// handed a dead upstream token while the server has a fresh one); an inactive one
+// lives NegativeCacheTTL.
+func (v *Verifier) remember(k cacheKey, r *introspection) {
+	now := v.cfg.Now()
+	if !r.Active {
+		if v.cfg.NegativeCacheTTL > 0 {
+			v.negative.put(k, &introspection{Active: false}, now.Add(v.cfg.NegativeCacheTTL))
+		}
+		return
+	}
+	if v.cfg.CacheTTL <= 0 {
+		return
+	}
+	until := now.Add(v.cfg.CacheTTL)
+	for _, t := range []time.Time{r.ExpiresAt.Time, r.UpstreamTokenExpiresAt.Time} {
+		if !t.IsZero() && t.Before(until) {
+			until = t
+		}
+	}
+	if until.After(now) {
+		v.positive.put(k, r, until)
+	}
+}
+
+// validate applies the checks every request needs to an introspection result.
+// OAuth 2.1 §5.2: the resource server "MUST validate the access token and ensure that
+// it has not expired and that its scope covers the requested resource".
+func (v *Verifier) validate(r *introspection) (*Info, error) {
+	now := v.cfg.Now()
+	switch {
+	case !r.Active:
+		return nil, invalid("token is not active")
+	case !strings.EqualFold(r.TokenType, "Bearer"):
+		// mcpauth marks access tokens "Bearer" and nothing else; without this check
+		// a refresh token, which introspects as active too, would open the door.
+		return nil, invalid("not a bearer access token")
+	case r.Issuer != "" && !slices.Contains(v.cfg.AuthorizationServers, r.Issuer):
+		// Issuers compare exactly (RFC 8414 §3.3). An authorization server configured
+		// with a slightly different URL fails every token here, so say so loudly.
+		v.cfg.Logger.Warn("introspected token names an issuer not in AuthorizationServers",
+			"iss", r.Issuer, "authorization_servers", v.cfg.AuthorizationServers)
+		return nil, invalid("token was issued by an authorization server this resource does not trust")
+	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt.Time):
+		return nil, invalid("token has expired")
+	case !r.NotBefore.IsZero() && now.Before(r.NotBefore.Time):
+		return nil, invalid("token is not valid yet")
+	case !v.audienceMatches(r.Audience):
+		return nil, invalid("token was issued for another resource")
+	}
+	return &Info{
+		Subject:                r.Subject,
+		ClientID:               r.ClientID,
+		Scopes:                 strings.Fields(r.Scope),
+		Audience:               slices.Clone([]string(r.Audience)),
+		Issuer:                 r.Issuer,
+		IssuedAt:               r.IssuedAt.Time,
+		ExpiresAt:              r.ExpiresAt.Time,
+		UpstreamAccessToken:    r.UpstreamAccessToken,
+		UpstreamTokenExpiresAt: r.UpstreamTokenExpiresAt.Time,
+		UpstreamProvider:       r.UpstreamProvider,
+	}, nil
+}
+
+// TokenVerifier returns an auth.TokenVerifier for the Go MCP SDK's
+// auth.RequireBearerToken. It validates like Verify; a refused token unwraps to
+// auth.ErrInvalidToken (the SDK answers 401), an unreachable authorization server is
+// another error (the SDK answers 500). TokenInfo.Scopes holds the granted scopes with
+// their implied ones, since the SDK compares scopes by exact string; TokenInfo.Extra
+// holds the *Info (FromTokenInfo).
+//
+// Middleware is the spec-complete alternative and also fills the SDK's token
+// information; see the package documentation for what RequireBearerToken lacks.
+func (v *Verifier) TokenVerifier() auth.TokenVerifier {
+	return func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+		info, err := v.Verify(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		return v.tokenInfo(info), nil
+	}
+}
+
+// tokenInfo converts info for the Go MCP SDK. UserID binds the SDK's sessions to the
+// user, so a session id leaked to another user is refused.
+func (v *Verifier) tokenInfo(info *Info) *auth.TokenInfo {
+	return &auth.TokenInfo{
+		Scopes:     v.effectiveScopes(info.Scopes),
+		Expiration: info.ExpiresAt,
+		UserID:     info.Subject,
+		Extra:      map[string]any{TokenInfoExtraKey: info},
+	}
+}
+
+// tokenError is a refused token, with the reason sent as error_description.
+type tokenError struct{ reason string }
+
+func invalid(reason string) error { return &tokenError{reason: reason} }
+
+func (e *tokenError) Error() string { return ErrInvalidToken.Error() + ": " + e.reason }
+
+// Is makes errors.Is(err, ErrInvalidToken) hold.
+func (e *tokenError) Is(target error) bool { return target == ErrInvalidToken }
+
+// reasonOf returns the description of a refused token.
+func reasonOf(err error) string {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te.reason
+	}
+	return "invalid token"
+}
+
+// isToken68 is RFC 6750 §2.1's b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+// "+" / "/" ) *"=".
+func isToken68(s string) bool {
+	end := len(s)
+	for end > 0 && s[end-1] == '=' {
+		end--
+	}
+	if end == 0 {
+		return false
+	}
+	for i := 0; i < end; i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}

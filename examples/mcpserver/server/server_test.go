@@ -1,0 +1,248 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpauth/mcpauth/examples/mcpserver/server"
+)
+
+const (
+	introspectionID     = "example-mcp"
+	introspectionSecret = "introspection-secret"
+	upstreamToken       = "gho_upstream-token-of-octocat"
+)
+
+// world is the example server with a fake authorization server and a fake upstream
+// provider around it.
+type world struct {
+	mcpURL string // the MCP endpoint, also the resource identifier
+	base   string
+
+	mu           sync.Mutex
+	userinfoAuth []string // Authorization headers the upstream saw
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := &world{}
+
+	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		w.userinfoAuth = append(w.userinfoAuth, r.Header.Get("Authorization"))
+		w.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+upstreamToken {
+			http.Error(rw, "bad token", http.StatusUnauthorized)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(rw, `{"login":"octocat","id":583231}`)
+	}))
+	t.Cleanup(upstream.Close)
+
+	// The MCP server's URL is its resource identifier, which the fake authorization
+	// server puts in the audience: start it first, configure it after.
+	var h http.Handler
+	mcpSrv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { h.ServeHTTP(rw, r) }))
+	t.Cleanup(mcpSrv.Close)
+	w.base, w.mcpURL = mcpSrv.URL, mcpSrv.URL+"/mcp"
+
+	now := time.Now()
+	tokens := map[string]map[string]any{
+		"alice-token": {"sub": "alice", "upstream_access_token": upstreamToken},
+		"bob-token":   {"sub": "bob", "upstream_access_token": upstreamToken},
+		"no-upstream": {"sub": "carol"},
+	}
+	as := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if id, secret, ok := r.BasicAuth(); !ok || id != introspectionID || secret != introspectionSecret {
+			http.Error(rw, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		answer := map[string]any{"active": false}
+		if extra, ok := tokens[r.PostFormValue("token")]; ok {
+			answer = map[string]any{
+				"active": true, "token_type": "Bearer", "client_id": "some-mcp-client", "scope": "mcp",
+				"aud": []string{w.mcpURL}, "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(),
+			}
+			for k, v := range extra {
+				answer[k] = v
+			}
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(answer)
+	}))
+	t.Cleanup(as.Close)
+
+	var err error
+	h, err = server.New(server.Config{
+		ResourceURL:           w.mcpURL,
+		Issuer:                as.URL,
+		IntrospectionEndpoint: as.URL + "/oauth/introspect",
+		ClientID:              introspectionID,
+		ClientSecret:          introspectionSecret,
+		UpstreamUserinfoURL:   upstream.URL + "/user",
+	})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	return w
+}
+
+// connect opens an MCP session with the Go SDK's client, sending token as a bearer.
+func (w *world) connect(t *testing.T, token string) *mcp.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:   w.mcpURL,
+		HTTPClient: &http.Client{Transport: bearer{token: token, base: http.DefaultTransport}},
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return cs
+}
+
+// bearer adds an Authorization header to every request.
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
+func callTool(t *testing.T, cs *mcp.ClientSession, name string, args any) (text string, isError bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("call %s: %v", name, err)
+	}
+	if len(res.Content) != 1 {
+		t.Fatalf("call %s: %d content items, want 1", name, len(res.Content))
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		t.Fatalf("call %s: content %T, want text", name, res.Content[0])
+	}
+	return tc.Text, res.IsError
+}
+
+func TestAnMCPClientWithATokenUsesTheTools(t *testing.T) {
+	w := newWorld(t)
+	cs := w.connect(t, "alice-token")
+
+	tools, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("list tools: %v", err)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"echo", "whoami"}) {
+		t.Errorf("tools %q, want echo and whoami", names)
+	}
+
+	t.Run("whoami returns the upstream user, fetched with the upstream token", func(t *testing.T) {
+		text, isErr := callTool(t, cs, "whoami", map[string]any{})
+		if isErr || !strings.Contains(text, `"login":"octocat"`) {
+			t.Errorf("whoami = %q (error %v), want octocat's identity", text, isErr)
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		// No token passthrough: the upstream sees only the upstream token.
+		if !slices.Equal(w.userinfoAuth, []string{"Bearer " + upstreamToken}) {
+			t.Errorf("the upstream saw Authorization %q", w.userinfoAuth)
+		}
+	})
+	t.Run("echo echoes", func(t *testing.T) {
+		if text, isErr := callTool(t, cs, "echo", map[string]any{"text": "hello"}); isErr || text != "hello" {
+			t.Errorf("echo = %q (error %v)", text, isErr)
+		}
+	})
+}
+
+func TestWhoamiWithoutAnUpstreamTokenIsAClearToolError(t *testing.T) {
+	w := newWorld(t)
+	cs := w.connect(t, "no-upstream")
+	text, isErr := callTool(t, cs, "whoami", map[string]any{})
+	if !isErr || !strings.Contains(text, "no upstream access token") {
+		t.Errorf("whoami = %q (error %v), want a tool error about the upstream token", text, isErr)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.userinfoAuth) != 0 {
+		t.Errorf("the upstream was called anyway: %q", w.userinfoAuth)
+	}
+}
+
+func TestARequestWithoutATokenIsSentToTheMetadata(t *testing.T) {
+	w := newWorld(t)
+	prmURL := w.base + "/.well-known/oauth-protected-resource/mcp"
+
+	resp, err := http.Post(w.mcpURL, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("status %d, want 401", resp.StatusCode)
+	}
+	if got, want := resp.Header.Get("WWW-Authenticate"), `Bearer scope="mcp", resource_metadata="`+prmURL+`"`; got != want {
+		t.Errorf("WWW-Authenticate %q, want %q", got, want)
+	}
+
+	resp, err = http.Get(prmURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var prm struct {
+		Resource string   `json:"resource"`
+		Scopes   []string `json:"scopes_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&prm); err != nil || prm.Resource != w.mcpURL || !slices.Equal(prm.Scopes, []string{"mcp"}) {
+		t.Errorf("metadata %+v (%v), want resource %s and scope mcp", prm, err, w.mcpURL)
+	}
+}
+
+func TestAnotherUserCannotUseTheSession(t *testing.T) {
+	w := newWorld(t)
+	cs := w.connect(t, "alice-token")
+
+	req, _ := http.NewRequest(http.MethodPost, w.mcpURL, strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/list"}`))
+	req.Header.Set("Authorization", "Bearer bob-token")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", cs.ID())
+	req.Header.Set("Mcp-Protocol-Version", cs.InitializeResult().ProtocolVersion)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The SDK binds the session to the user the middleware reported.
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "session user mismatch") {
+		t.Errorf("bob on alice's session: status %d %q, want 403 session user mismatch", resp.StatusCode, body)
+	}
+}
