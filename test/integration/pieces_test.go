@@ -1,0 +1,305 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"golang.org/x/oauth2"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
+	"github.com/mcpauth/mcpauth/authserver/app"
+	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
+	"github.com/mcpauth/mcpauth/controllers"
+	"github.com/mcpauth/mcpauth/internal/devkubelet"
+	"github.com/mcpauth/mcpauth/internal/testutil/kubeenv"
+)
+
+// clientRedirect is the MCP clients' loopback redirect URI; the test's browser stops
+// there, so nothing needs to listen on it.
+const clientRedirect = "http://127.0.0.1:38999/callback"
+
+// TestThePiecesFit: the operator renders an OAuthProvider and MCPClients on a real
+// apiserver; the authorization server starts from exactly the config and Secrets the
+// operator rendered; a client registered through an MCPClient logs in through an
+// upstream OIDC provider; a second MCPClient works without a restart; a deleted one
+// stops working.
+func TestThePiecesFit(t *testing.T) {
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(15 * time.Second)
+	g.SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	k8s, cs := startOperator(t, ctx)
+	port := freePort(t)
+	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
+	idp := upstreamtest.NewServer(t, upstreamtest.Options{
+		User:         &upstreamtest.User{Subject: "alice-42", Email: "alice@example.com", Name: "Alice"},
+		RedirectURIs: []string{issuer + "/oauth/callback"},
+	})
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "pieces-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	g.Expect(k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "upstream", Namespace: ns.Name},
+		Data:       map[string][]byte{"client-secret": []byte(idp.ClientSecret)},
+	})).To(Succeed())
+	provider := &oauthv1alpha1.OAuthProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: ns.Name},
+		Spec: oauthv1alpha1.OAuthProviderSpec{
+			Type:            oauthv1alpha1.ProviderOIDC,
+			ClientID:        idp.ClientID,
+			ClientSecretRef: oauthv1alpha1.SecretKeyReference{Name: "upstream", Key: "client-secret"},
+			IssuerURL:       idp.Issuer,
+			Server: oauthv1alpha1.ServerSpec{
+				URL:             issuer,
+				ScopesSupported: []string{"mcp:tools"},
+				DisplayName:     "Corp tools",
+			},
+		},
+	}
+	g.Expect(k8s.Create(ctx, provider)).To(Succeed())
+	agent := newMCPClient(ns.Name, "agent", oauthv1alpha1.AuthMethodClientSecretBasic)
+	g.Expect(k8s.Create(ctx, agent)).To(Succeed())
+
+	// Act as the kubelet: wait for the Deployment, report it available, and run the
+	// server from the files its volumes mount.
+	deploy := &appsv1.Deployment{}
+	g.Eventually(func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "corp-authserver"}, deploy)
+	}).Should(Succeed())
+	pod, err := devkubelet.Materialize(ctx, k8s, ns.Name, "corp-authserver", t.TempDir())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(pod.Config.Issuer).To(Equal(issuer))
+	g.Expect(pod.Config.ClientsSecret).NotTo(BeNil())
+	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
+	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = server.Listen("")
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = server.Run(ctx) }()
+	g.Eventually(func() int { return status(issuer + "/readyz") }).Should(Equal(http.StatusOK))
+	markAvailable(g, ctx, k8s, deploy)
+
+	g.Eventually(func() string {
+		var p oauthv1alpha1.OAuthProvider
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(provider), &p)
+		return readyReason(p.Status.Conditions)
+	}).Should(Equal("True"))
+
+	// The confidential client logs in with the credentials the operator wrote.
+	creds := credentials(g, ctx, k8s, ns.Name, "agent-credentials")
+	g.Expect(creds["issuer-url"]).To(Equal(issuer))
+	g.Expect(creds["metadata-url"]).To(Equal(issuer + "/.well-known/oauth-authorization-server"))
+	var tok *oauth2.Token
+	g.Eventually(func() error {
+		tok, err = login(ctx, issuer, creds["client-id"], creds["client-secret"])
+		return err
+	}).Should(Succeed())
+	g.Expect(tok.RefreshToken).NotTo(BeEmpty())
+	info := introspect(g, issuer, creds["client-id"], creds["client-secret"], tok.AccessToken)
+	g.Expect(info["active"]).To(BeTrue())
+	g.Expect(info["sub"]).To(Equal("alice-42"))
+	g.Expect(info["client_id"]).To(Equal(creds["client-id"]))
+	g.Expect(info["scope"]).To(Equal("mcp:tools"))
+
+	// A second client works within seconds, without restarting the server.
+	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
+	start := time.Now()
+	g.Expect(k8s.Create(ctx, ide)).To(Succeed())
+	ideCreds := credentials(g, ctx, k8s, ns.Name, "ide-credentials")
+	g.Expect(ideCreds).NotTo(HaveKey("client-secret"))
+	g.Eventually(func() error {
+		_, err := login(ctx, issuer, ideCreds["client-id"], "")
+		return err
+	}).WithTimeout(5 * time.Second).Should(Succeed())
+	t.Logf("the second MCPClient could log in %s after it was created", time.Since(start).Round(time.Millisecond))
+
+	// Deleting an MCPClient removes its registration from the running server. Envtest
+	// has no garbage collector, so its credentials Secret stays; the registry does not.
+	g.Expect(k8s.Delete(ctx, ide)).To(Succeed())
+	g.Eventually(func() int {
+		return status(authorizeURL(issuer, ideCreds["client-id"], "challenge-challenge-challenge-challenge-123"))
+	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusBadRequest))
+}
+
+func startOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes.Interface) {
+	t.Helper()
+	env, err := kubeenv.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = oauthv1alpha1.AddToScheme(scheme)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{AuthServerImage: "mcpauth:test"}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k8s, cs
+}
+
+func newMCPClient(ns, name string, method oauthv1alpha1.TokenEndpointAuthMethod) *oauthv1alpha1.MCPClient {
+	return &oauthv1alpha1.MCPClient{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: oauthv1alpha1.MCPClientSpec{
+			ProviderRef:             oauthv1alpha1.LocalObjectReference{Name: "corp"},
+			ClientName:              name,
+			RedirectURIs:            []string{"http://127.0.0.1/callback"},
+			TokenEndpointAuthMethod: method,
+			Trusted:                 true, // no consent page: this test is about the wiring
+		},
+	}
+}
+
+// markAvailable does what the kubelet and the deployment controller would.
+func markAvailable(g *WithT, ctx context.Context, k8s client.Client, d *appsv1.Deployment) {
+	g.Eventually(func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
+			return err
+		}
+		replicas := *d.Spec.Replicas
+		d.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation, Replicas: replicas, UpdatedReplicas: replicas,
+			ReadyReplicas: replicas, AvailableReplicas: replicas,
+			Conditions: []appsv1.DeploymentCondition{
+				{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+				{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"},
+			},
+		}
+		return k8s.Status().Update(ctx, d)
+	}).Should(Succeed())
+}
+
+func readyReason(conds []metav1.Condition) string {
+	for _, c := range conds {
+		if c.Type == oauthv1alpha1.ConditionReady {
+			return string(c.Status)
+		}
+	}
+	return ""
+}
+
+func credentials(g *WithT, ctx context.Context, k8s client.Client, ns, name string) map[string]string {
+	var s corev1.Secret
+	g.Eventually(func() error { return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s) }).Should(Succeed())
+	out := map[string]string{}
+	for k, v := range s.Data {
+		out[k] = string(v)
+	}
+	return out
+}
+
+func authorizeURL(issuer, clientID, challenge string) string {
+	return issuer + "/oauth/authorize?" + url.Values{
+		"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {clientRedirect},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "state": {"xyz"},
+	}.Encode()
+}
+
+// login runs the authorization-code flow with PKCE as an MCP client would, the
+// browser being an http.Client with a cookie jar that follows redirects.
+func login(ctx context.Context, issuer, clientID, secret string) (*oauth2.Token, error) {
+	conf := &oauth2.Config{
+		ClientID: clientID, ClientSecret: secret, RedirectURL: clientRedirect,
+		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/oauth/authorize", TokenURL: issuer + "/oauth/token"},
+	}
+	if secret == "" {
+		conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	verifier := oauth2.GenerateVerifier()
+	jar, _ := cookiejar.New(nil)
+	var back *url.URL
+	browser := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), clientRedirect) {
+			back = req.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	resp, err := browser.Get(conf.AuthCodeURL("state-1", oauth2.S256ChallengeOption(verifier)))
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if back == nil {
+		return nil, fmt.Errorf("the flow ended at %s with %d: %.200s", resp.Request.URL, resp.StatusCode, body)
+	}
+	q := back.Query()
+	if q.Get("iss") != issuer || q.Get("state") != "state-1" || q.Get("code") == "" {
+		return nil, fmt.Errorf("bad authorization response %s", back)
+	}
+	return conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+}
+
+func introspect(g *WithT, issuer, id, secret, token string) map[string]any {
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	var out map[string]any
+	g.Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+	return out
+}
+
+func status(u string) int {
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
