@@ -63,6 +63,7 @@ envtest: ## Provide kube-apiserver, etcd and kubectl for envtest; prints KUBEBUI
 install-deps: ## Install Debian packages and Go modules the tests need (idempotent).
 	@hack/install-deps.sh $(DEB_PACKAGES)
 	$(GO) mod download
+	@cd test/e2e/node && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then command -v npm >/dev/null || { echo "install-deps: npm not found: install Node.js 20.19 or later with npm (the end-to-end test runs Node packages)" >&2; exit 1; }; npm ci --no-audit --no-fund; fi
 
 ##@ Build
 
