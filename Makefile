@@ -55,6 +55,15 @@ lint: ## gofmt and go vet.
 test: install-deps lint ## Install what the tests need, then run every test (envtest, real Redis, Chromium).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh | tail -n 1)" $(GO) test $(TEST_FLAGS) ./...
 
+# FUZZTIME is how long `make fuzz` runs each target; their seed corpora
+# (authserver/testdata/fuzz) run in every `make test`.
+FUZZTIME ?= 30s
+FUZZ_TARGETS ?= FuzzValidateRedirectURI FuzzMatchRedirectURI FuzzRegistration FuzzTokenRequest FuzzPKCE
+
+.PHONY: fuzz
+fuzz: ## Fuzz the redirect URI validator, registration JSON, token form and PKCE, FUZZTIME (30s) each.
+	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t for $(FUZZTIME)"; $(GO) test ./authserver -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME); done
+
 .PHONY: envtest
 envtest: ## Provide kube-apiserver, etcd and kubectl for envtest; prints KUBEBUILDER_ASSETS last.
 	@hack/envtest-assets.sh

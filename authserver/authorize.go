@@ -286,7 +286,7 @@ func asAuthorizeError(err error) *oauthError {
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state string, oe *oauthError) {
 	q := url.Values{"error": {oe.Code}}
 	if oe.Description != "" {
-		q.Set("error_description", oe.Description)
+		q.Set("error_description", safeDescription(oe.Description))
 	}
 	s.redirectToClient(w, r, redirectURI, state, q)
 }

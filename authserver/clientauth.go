@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -78,6 +79,11 @@ const (
 // authenticateClient identifies and authenticates the calling client. Every failure is
 // invalid_client (401): RFC 6749 §5.2.
 func (s *Server) authenticateClient(r *http.Request, mode authMode) (*client, error) {
+	return s.authenticateClientWith(r, mode, s.resolveClient)
+}
+
+// authenticateClientWith is authenticateClient finding the client with resolve.
+func (s *Server) authenticateClientWith(r *http.Request, mode authMode, resolve func(context.Context, string) (*client, error)) (*client, error) {
 	cred, err := readCredentials(r)
 	if err != nil {
 		return nil, err
@@ -85,7 +91,7 @@ func (s *Server) authenticateClient(r *http.Request, mode authMode) (*client, er
 	if cred.clientID == "" {
 		return nil, errInvalidClient("client authentication is required")
 	}
-	c, err := s.resolveClient(r.Context(), cred.clientID)
+	c, err := resolve(r.Context(), cred.clientID)
 	if errors.Is(err, errUnknownClient) {
 		return nil, errInvalidClient("unknown client")
 	}

@@ -234,6 +234,26 @@ var errUnknownClient = errors.New("unknown client")
 // resolveClient finds a client by ID: pre-registered first, then a metadata document
 // when the ID is an https URL, then the store (dynamic registrations).
 func (s *Server) resolveClient(ctx context.Context, id string) (*client, error) {
+	return s.resolveClientWith(ctx, id, s.store.GetClient)
+}
+
+// storedClientID reports whether resolveClient would look id up in the store: it is
+// neither pre-registered nor a metadata document URL.
+func (s *Server) storedClientID(ctx context.Context, id string) bool {
+	if id == "" || isMetadataClientID(id) {
+		return false
+	}
+	if s.opts.Clients != nil {
+		if _, ok, err := s.opts.Clients.Lookup(ctx, id); ok || err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveClientWith is resolveClient reading stored clients with get (the token
+// endpoint passes a read it has already made).
+func (s *Server) resolveClientWith(ctx context.Context, id string, get func(context.Context, string) (store.Client, error)) (*client, error) {
 	if id == "" {
 		return nil, errUnknownClient
 	}
@@ -249,7 +269,7 @@ func (s *Server) resolveClient(ctx context.Context, id string) (*client, error) 
 	if isMetadataClientID(id) {
 		return s.resolveMetadataClient(ctx, id)
 	}
-	c, err := s.store.GetClient(ctx, id)
+	c, err := get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errUnknownClient
 	}

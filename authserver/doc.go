@@ -9,7 +9,8 @@
 //	POST /oauth/consent                            the consent page's Approve/Deny form
 //	GET  /oauth/callback   (Options.CallbackPath)   the upstream provider returns here
 //	POST /oauth/token                              authorization_code and refresh_token grants
-//	POST /oauth/register                           RFC 7591, only when DynamicRegistration is on
+//	POST /oauth/register                           RFC 7591, only when DynamicRegistration is on;
+//	                                               rate limited per client address (429, Retry-After)
 //	POST /oauth/introspect                         RFC 7662, for MCP servers
 //	POST /oauth/revoke                             RFC 7009
 //	GET  /healthz, /readyz, /metrics               probes and Prometheus (always at the root)

@@ -89,9 +89,21 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	body := map[string]string{"error": oe.Code}
 	if oe.Description != "" {
-		body["error_description"] = oe.Description
+		body["error_description"] = safeDescription(oe.Description)
 	}
 	writeJSON(w, oe.Status, body)
+}
+
+// safeDescription keeps an error_description to the characters RFC 6749 §5.2 allows
+// (%x20-21 / %x23-5B / %x5D-7E): some descriptions quote what the client sent, such as
+// a repeated parameter's name, and a client must be able to show them as they are.
+func safeDescription(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return '\''
+		}
+		return r
+	}, s)
 }
 
 // writeJSON writes v with the headers every OAuth JSON response needs: RFC 6749 §5.1

@@ -108,6 +108,20 @@ func (s *instrumentedStore) GetClient(ctx context.Context, id string) (store.Cli
 	return c, s.count("get_client", err)
 }
 
+// ReadTokenRequest keeps the backend's single round trip (store.TokenRequestReader)
+// and counts each read's failure as its own call would.
+func (s *instrumentedStore) ReadTokenRequest(ctx context.Context, k store.TokenRequestKeys) store.TokenRequestRecords {
+	r := store.ReadTokenRequest(ctx, s.Store, k)
+	r.ClientErr = s.count("get_client", r.ClientErr)
+	if k.CodeHash != "" {
+		r.CodeErr = s.count("peek_code", r.CodeErr)
+	}
+	if k.RefreshHash != "" {
+		r.RefreshErr = s.count("get_refresh_token", r.RefreshErr)
+	}
+	return r
+}
+
 func (s *instrumentedStore) SavePending(ctx context.Context, h string, p store.PendingAuthorization) error {
 	return s.count("save_pending", s.Store.SavePending(ctx, h, p))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -75,6 +76,15 @@ type Options struct {
 	AllowPKCEPlain bool
 	// DynamicRegistration turns on RFC 7591 client registration.
 	DynamicRegistration bool
+	// RegistrationRateLimit bounds registrations per client address; a request over
+	// it gets 429 with Retry-After. Default DefaultRegistrationRateLimit; a negative
+	// Burst turns it off.
+	RegistrationRateLimit RateLimit
+	// TrustedProxies are the networks of reverse proxies (an ingress, a load
+	// balancer) in front of the server. A request from one of them is attributed to
+	// the address it names in X-Forwarded-For; from anywhere else that header is
+	// ignored. Used only to tell clients apart for rate limiting.
+	TrustedProxies []netip.Prefix
 
 	// Store keeps every piece of flow state.
 	Store store.Store

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -47,10 +48,15 @@ type registrationResponse struct {
 
 const maxClientNameLen = 200
 
+// maxRedirectURIs bounds a registration's redirect_uris. MCP clients register one to
+// three; each URI is compared at every authorization request, and a long list would
+// only serve to probe the validator or bloat the store.
+const maxRedirectURIs = 20
+
 // handleRegister is RFC 7591 dynamic client registration. It is routed only when
 // Options.DynamicRegistration is on.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if preflight(w, r) || !s.allowMethods(w, r, http.MethodPost) {
+	if preflight(w, r) || !s.allowMethods(w, r, http.MethodPost) || s.rateLimited(w, r, s.registrations) {
 		return
 	}
 	req, err := readRegistration(w, r)
@@ -98,6 +104,9 @@ func metadataError(desc string) *oauthError {
 func (s *Server) validateRegistration(req *registrationRequest) *oauthError {
 	if len(req.RedirectURIs) == 0 {
 		return newError(400, errCodeInvalidRedirectURI, "redirect_uris is required")
+	}
+	if len(req.RedirectURIs) > maxRedirectURIs {
+		return newError(400, errCodeInvalidRedirectURI, "redirect_uris has more than "+strconv.Itoa(maxRedirectURIs)+" entries")
 	}
 	if req.ApplicationType == "" {
 		req.ApplicationType = inferApplicationType(req.RedirectURIs)
@@ -182,14 +191,7 @@ func isWebURL(raw string) bool {
 
 // descriptionOf makes an error message safe for error_description (RFC 6749 §5.2: no
 // double quote or backslash).
-func descriptionOf(err error) string {
-	return strings.Map(func(r rune) rune {
-		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
-			return '\''
-		}
-		return r
-	}, err.Error())
-}
+func descriptionOf(err error) string { return safeDescription(err.Error()) }
 
 // register stores the client and returns its credentials. A secret is generated only
 // for confidential clients and stored as its HMAC.

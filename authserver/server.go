@@ -44,6 +44,8 @@ type Server struct {
 	store    store.Store // instrumented: counts backend errors
 	upstream upstream.Provider
 	metrics  *metrics
+	// registrations rate-limits dynamic registration per client address; nil: off.
+	registrations *limiter
 
 	issuer   string
 	prefix   string // the issuer's path, prepended to every endpoint path
@@ -79,6 +81,8 @@ func New(opts Options) (*Server, error) {
 		issuer:   opts.Issuer,
 		prefix:   iu.Path,
 		cookies:  newCookieNames(iu.Scheme == "https"),
+
+		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
 	}
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err

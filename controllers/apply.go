@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -112,10 +113,56 @@ func copyContent(obj, desired client.Object) error {
 
 // needsSpecUpdate reports whether the stored spec must be replaced by the desired one:
 // the spec hash recorded on obj is not the desired spec's, or a field the desired spec
-// sets has another value in the stored one (someone edited it).
+// sets has another value in the stored one (someone edited it), or a list it sets has
+// grown.
 func needsSpecUpdate(obj client.Object, desired, stored any) bool {
 	return obj.GetAnnotations()[specHashAnnotation] != specHash(desired) ||
-		!equality.Semantic.DeepDerivative(desired, stored)
+		!equality.Semantic.DeepDerivative(desired, stored) ||
+		!sameListLengths(reflect.ValueOf(desired), reflect.ValueOf(stored))
+}
+
+// sameListLengths reports whether every non-empty list in desired has as many elements
+// in stored, at any depth. DeepDerivative accepts a stored list longer than the
+// desired one, so an element appended by hand (an environment variable, a sidecar, a
+// volume mounting some other Secret) would stay. The apiserver's defaulting fills in
+// fields and empty lists, never appends to a list we set, so this causes no write on
+// an unchanged object. Maps may grow (kubectl rollout restart adds an annotation).
+func sameListLengths(desired, stored reflect.Value) bool {
+	if !desired.IsValid() || !stored.IsValid() || desired.Type() != stored.Type() {
+		return true
+	}
+	switch desired.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if desired.IsNil() || stored.IsNil() {
+			return true
+		}
+		return sameListLengths(desired.Elem(), stored.Elem())
+	case reflect.Struct:
+		for i := range desired.NumField() {
+			if !sameListLengths(desired.Field(i), stored.Field(i)) {
+				return false
+			}
+		}
+	case reflect.Slice:
+		if desired.Len() == 0 {
+			return true
+		}
+		if desired.Len() != stored.Len() {
+			return false
+		}
+		for i := range desired.Len() {
+			if !sameListLengths(desired.Index(i), stored.Index(i)) {
+				return false
+			}
+		}
+	case reflect.Map:
+		for _, k := range desired.MapKeys() {
+			if !sameListLengths(desired.MapIndex(k), stored.MapIndex(k)) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func setSpecHash(obj client.Object, spec any) {

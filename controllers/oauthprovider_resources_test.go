@@ -357,8 +357,17 @@ func TestNeedsSpecUpdate(t *testing.T) {
 	}{
 		{"defaults filled in by the apiserver", stored(nil), false},
 		{"an edited image", stored(func(s *appsv1.DeploymentSpec) { s.Template.Spec.Containers[0].Image = "other" }), true},
-		{"an extra volume we did not ask for (recorded hash still matches)", stored(func(s *appsv1.DeploymentSpec) {
+		// The recorded hash still matches and DeepDerivative accepts a longer list, but
+		// an element added by hand is garbage to put back (issue 7).
+		{"an extra volume we did not ask for", stored(func(s *appsv1.DeploymentSpec) {
 			s.Template.Spec.Volumes = append(s.Template.Spec.Volumes, corev1.Volume{Name: "extra"})
+		}), true},
+		{"an extra environment variable", stored(func(s *appsv1.DeploymentSpec) {
+			c := &s.Template.Spec.Containers[0]
+			c.Env = append(c.Env, corev1.EnvVar{Name: "HTTPS_PROXY", Value: "http://proxy"})
+		}), true},
+		{"an annotation added to the pod template (kubectl rollout restart)", stored(func(s *appsv1.DeploymentSpec) {
+			s.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = "2026-07-28T12:00:00Z"
 		}), false},
 		{"a spec written by an older operator", func() *appsv1.Deployment {
 			d := stored(nil)

@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"k8s.io/client-go/kubernetes"
 
@@ -101,26 +102,38 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if a.store, err = newStore(ctx, cfg, secrets, o.ReadFile); err != nil {
 		return nil, err
 	}
+	// One registry for the server's metrics and the store's Redis counters.
+	reg := prometheus.NewRegistry()
+	if rs, ok := a.store.(*redisstore.Store); ok {
+		if err := newRedisCounters(reg, rs.Client()); err != nil {
+			_ = a.store.Close()
+			return nil, fmt.Errorf("redis metrics: %w", err)
+		}
+	}
 	srvOpts := authserver.Options{
-		Issuer:               cfg.Issuer,
-		DisplayName:          cfg.DisplayName,
-		ServiceDocumentation: cfg.ServiceDocumentation,
-		ScopesSupported:      cfg.ScopesSupported,
-		DefaultScopes:        cfg.DefaultScopes,
-		CallbackPath:         cfg.CallbackPath,
-		CodeTTL:              cfg.Tokens.AuthorizationCodeTTL.Duration(),
-		AccessTokenTTL:       cfg.Tokens.AccessTokenTTL.Duration(),
-		RefreshTokenTTL:      cfg.Tokens.RefreshTokenTTL.Duration(),
-		RegistrationTTL:      cfg.Tokens.ClientRegistrationTTL.Duration(),
-		ExternalTokenTTL:     cfg.Tokens.ExternalTokenTTL.Duration(),
-		AllowPKCEPlain:       cfg.AllowPKCEPlain,
-		DynamicRegistration:  cfg.DynamicRegistration.Enabled,
-		Store:                a.store,
-		Upstream:             prov,
-		MasterKey:            secrets.EncryptionKey,
-		Clients:              a.clients.registry,
-		Logger:               o.Logger,
-		OmitMetricsEndpoint:  cfg.MetricsAddress != "",
+		Registerer:            reg,
+		Gatherer:              reg,
+		Issuer:                cfg.Issuer,
+		DisplayName:           cfg.DisplayName,
+		ServiceDocumentation:  cfg.ServiceDocumentation,
+		ScopesSupported:       cfg.ScopesSupported,
+		DefaultScopes:         cfg.DefaultScopes,
+		CallbackPath:          cfg.CallbackPath,
+		CodeTTL:               cfg.Tokens.AuthorizationCodeTTL.Duration(),
+		AccessTokenTTL:        cfg.Tokens.AccessTokenTTL.Duration(),
+		RefreshTokenTTL:       cfg.Tokens.RefreshTokenTTL.Duration(),
+		RegistrationTTL:       cfg.Tokens.ClientRegistrationTTL.Duration(),
+		ExternalTokenTTL:      cfg.Tokens.ExternalTokenTTL.Duration(),
+		AllowPKCEPlain:        cfg.AllowPKCEPlain,
+		DynamicRegistration:   cfg.DynamicRegistration.Enabled,
+		RegistrationRateLimit: registrationRateLimit(cfg.DynamicRegistration.RateLimit),
+		TrustedProxies:        cfg.TrustedProxyPrefixes(),
+		Store:                 a.store,
+		Upstream:              prov,
+		MasterKey:             secrets.EncryptionKey,
+		Clients:               a.clients.registry,
+		Logger:                o.Logger,
+		OmitMetricsEndpoint:   cfg.MetricsAddress != "",
 	}
 	if cfg.ClientIDMetadataDocuments.Enabled {
 		srvOpts.CIMD = cimdAdapter{cimd.New(cimd.Options{

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
 
 // Paths the authorization server serves. Only the upstream callback is configurable
 // (CallbackPath), because it is registered at the upstream provider and may have to
@@ -95,6 +99,11 @@ type Config struct {
 	// ClientsSecret, when set, names a Kubernetes Secret holding more pre-registered
 	// clients that the server watches through the API (see ClientsSecret).
 	ClientsSecret *ClientsSecret `json:"clientsSecret,omitempty"`
+	// TrustedProxies are the addresses or CIDR networks of the reverse proxies in
+	// front of the server (an ingress, a load balancer). A request from one of them
+	// is attributed to the client address it names in X-Forwarded-For; anyone else's
+	// X-Forwarded-For is ignored. Used to tell clients apart for rate limiting.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
 	// envSources maps a field path to the environment variable that set it, so that a
 	// problem with an overridden value names where the value came from.
@@ -182,6 +191,26 @@ type DynamicRegistration struct {
 	// deprecates dynamic registration in favour of metadata documents, but real
 	// clients still depend on it.
 	Enabled bool `json:"enabled"`
+	// RateLimit bounds registrations per client address (see TrustedProxies); a
+	// request over it gets 429 with Retry-After. Each replica counts on its own.
+	RateLimit RateLimit `json:"rateLimit"`
+}
+
+// Defaults of DynamicRegistration.RateLimit: 30 registrations at once per client
+// address, then one every 2 s.
+const (
+	DefaultRegistrationBurst = 30
+	DefaultRegistrationEvery = 2 * time.Second
+)
+
+// RateLimit is a token bucket per client address.
+type RateLimit struct {
+	// Burst is how many requests an address may make at once; 0 turns the limit
+	// off. Default 30; at most 10000.
+	Burst int `json:"burst"`
+	// Every is how long an address then waits for each further request. Default
+	// 2s; between 10ms and 1h.
+	Every Duration `json:"every"`
 }
 
 // ClientIDMetadataDocuments controls Client ID Metadata Document support.
@@ -284,10 +313,36 @@ func Default() *Config {
 			ClientRegistrationTTL: Duration(DefaultClientRegistrationTTL),
 			ExternalTokenTTL:      Duration(DefaultExternalTokenTTL),
 		},
-		DynamicRegistration:       DynamicRegistration{Enabled: true},
+		DynamicRegistration: DynamicRegistration{Enabled: true, RateLimit: RateLimit{
+			Burst: DefaultRegistrationBurst, Every: Duration(DefaultRegistrationEvery),
+		}},
 		ClientIDMetadataDocuments: ClientIDMetadataDocuments{Enabled: true},
 		Store:                     Store{Type: StoreMemory},
 	}
+}
+
+// TrustedProxyPrefixes returns TrustedProxies as networks, a lone address as a
+// network of one. Entries that do not parse (Validate refuses them) are left out.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // CallbackURL is the redirect URL to register at the upstream provider.

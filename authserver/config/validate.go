@@ -87,6 +87,7 @@ func (c *Config) Validate() error {
 	validateClientList(v, c.Clients)
 	c.checkClientScopes(v, c.Clients)
 	c.validateClientsSecret(v)
+	c.validateAbuseLimits(v)
 	return errors.Join(v.errs...)
 }
 
@@ -413,4 +414,20 @@ func checkDisplayText(s string) string {
 		return "must not contain control characters"
 	}
 	return ""
+}
+
+// validateAbuseLimits checks the registration rate limit and the trusted proxies.
+func (c *Config) validateAbuseLimits(v *validator) {
+	rl := c.DynamicRegistration.RateLimit
+	if rl.Burst < 0 || rl.Burst > 10000 {
+		v.addf("dynamicRegistration.rateLimit.burst", "%d is outside [0, 10000] (0 turns the limit off)", rl.Burst)
+	}
+	if d := rl.Every.Duration(); rl.Burst > 0 && (d < 10*time.Millisecond || d > time.Hour) {
+		v.addf("dynamicRegistration.rateLimit.every", "%s is outside [10ms, 1h]", rl.Every)
+	}
+	for i, s := range c.TrustedProxies {
+		if _, err := parseProxy(s); err != nil {
+			v.addf(fmt.Sprintf("trustedProxies[%d]", i), "%q is not an IP address or CIDR network", s)
+		}
+	}
 }

@@ -26,7 +26,7 @@ var errResponseTooLarge = fmt.Errorf("upstream response larger than %d bytes", m
 // responses are capped at maxResponseBytes. Copying keeps the caller's client as is.
 func boundedClient(c *http.Client) *http.Client {
 	if c == nil {
-		c = &http.Client{Timeout: defaultTimeout}
+		c = &http.Client{Timeout: defaultTimeout, Transport: defaultTransport()}
 	}
 	cp := *c
 	base := cp.Transport
@@ -35,6 +35,21 @@ func boundedClient(c *http.Client) *http.Client {
 	}
 	cp.Transport = limitTransport{base: base}
 	return &cp
+}
+
+// maxIdleUpstreamConns is how many idle connections to the upstream provider are kept
+// for reuse. http.DefaultTransport keeps 2 per host, but every login's code exchange and
+// user-info call go to the same one or two hosts: past two logins at once, each call
+// opened (and, over https, handshook) a connection and closed it afterwards, which
+// under load cost more than the call and piled up TIME_WAIT sockets.
+const maxIdleUpstreamConns = 128
+
+// defaultTransport is http.DefaultTransport keeping maxIdleUpstreamConns per host.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxIdleUpstreamConns
+	t.MaxIdleConnsPerHost = maxIdleUpstreamConns
+	return t
 }
 
 type limitTransport struct{ base http.RoundTripper }

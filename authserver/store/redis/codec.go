@@ -14,5 +14,9 @@ func encode(v any) (string, error) {
 func decode(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 // replayMarker replaces a redeemed code or a rotated refresh token. It cannot be
-// mistaken for an encoded record, which is a JSON object.
+// mistaken for an encoded record, which is a JSON object. The scripts append ":" and
+// the key of the access token the redemption or rotation issued, so that the same
+// request run again (go-redis retries a script whose reply was lost) is recognised
+// and succeeds instead of counting as a replay; a marker is anything that starts with
+// replayMarker.
 const replayMarker = "~used"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -46,7 +47,7 @@ func decodeReply[T any](op string, cmd *goredis.StringCmd, reused error, expires
 		return v, store.ErrNotFound
 	case err != nil:
 		return v, unavailable(op, err)
-	case raw == replayMarker:
+	case strings.HasPrefix(raw, replayMarker):
 		if reused == nil {
 			return v, store.ErrNotFound
 		}
@@ -265,4 +266,29 @@ func (s *Store) DeleteUpstreamToken(ctx context.Context, userID string) error {
 		return unavailable("delete upstream token", err)
 	}
 	return nil
+}
+
+// ReadTokenRequest reads a token request's client and code or refresh token in one
+// pipeline: one round trip (on a Cluster, one per node holding a key, in parallel).
+func (s *Store) ReadTokenRequest(ctx context.Context, k store.TokenRequestKeys) store.TokenRequestRecords {
+	var out store.TokenRequestRecords
+	pipe := s.rdb.Pipeline()
+	client := pipe.Get(ctx, s.k.client(k.ClientID))
+	var code, refresh *goredis.StringCmd
+	g := s.k.grant(k.GrantID)
+	if k.CodeHash != "" {
+		code = pipe.Get(ctx, g.code(k.CodeHash))
+	}
+	if k.RefreshHash != "" {
+		refresh = pipe.Get(ctx, g.refresh(k.RefreshHash))
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
+	out.Client, out.ClientErr = decodeReply("get client", client, nil, clientExpiry)
+	if code != nil {
+		out.Code, out.CodeErr = decodeReply("peek code", code, store.ErrCodeReused, codeExpiry)
+	}
+	if refresh != nil {
+		out.Refresh, out.RefreshErr = decodeReply("get refresh token", refresh, store.ErrRefreshReused, tokenExpiry)
+	}
+	return out
 }

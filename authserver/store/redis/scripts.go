@@ -17,6 +17,15 @@ import (
 const luaHelpers = `
 local MARKER = '` + replayMarker + `'
 
+-- spent tells what a code or refresh token key holds: 'live', 'retry' when it was
+-- spent by this very request (its marker names the access key this request writes;
+-- the script runs again because its first reply was lost), or 'reused'.
+local function spent(v, access)
+  if string.sub(v, 1, #MARKER) ~= MARKER then return 'live' end
+  if v == MARKER .. ':' .. access then return 'retry' end
+  return 'reused'
+end
+
 -- extend stretches key's TTL to at least px milliseconds.
 local function extend(key, px)
   if redis.call('PTTL', key) < px then redis.call('PEXPIRE', key, px) end
@@ -96,18 +105,23 @@ return 'OK'
 // ARGV grant, px, access, px[, refresh, px].
 //
 // A live code becomes its replay marker (same TTL) and the grant and tokens are
-// written; a marker means replay, which revokes the grant.
+// written; another request's marker means replay, which revokes the grant.
 var redeemCodeScript = script(`
 local v = redis.call('GET', KEYS[1])
 if not v then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
   return 'NOTFOUND'
 end
-if v == MARKER then
+local state = spent(v, KEYS[5])
+if state == 'retry' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
+  return 'OK'
+end
+if state == 'reused' then
   revoke(KEYS[2], KEYS[3])
   return 'CODE_REUSED'
 end
-redis.call('SET', KEYS[1], MARKER, 'KEEPTTL')
+redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[5], 'KEEPTTL')
 put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
 put(KEYS[2], KEYS[5], ARGV[3], ARGV[4])
 if KEYS[6] then put(KEYS[2], KEYS[6], ARGV[5], ARGV[6]) end
@@ -123,11 +137,16 @@ if not v then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
   return 'NOTFOUND'
 end
-if v == MARKER then
+local state = spent(v, KEYS[4])
+if state == 'retry' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
+  return 'OK'
+end
+if state == 'reused' then
   revoke(KEYS[2], KEYS[3])
   return 'REFRESH_REUSED'
 end
-redis.call('SET', KEYS[1], MARKER, 'KEEPTTL')
+redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[4], 'KEEPTTL')
 put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
 if KEYS[5] then put(KEYS[2], KEYS[5], ARGV[3], ARGV[4]) end
 redis.call('SREM', KEYS[2], KEYS[1])

@@ -81,6 +81,7 @@ func RunTests(t *testing.T, h Harness) {
 		{"Records expire at their ExpiresAt", testExpiry},
 		{"Stores with different prefixes do not see each other's records", testTenantIsolation},
 		{"Ping succeeds on a healthy backend", testPing},
+		{"ReadTokenRequest answers as GetClient, PeekCode and GetRefreshToken do", testReadTokenRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
@@ -950,4 +951,36 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func testReadTokenRequest(f *fixture) {
+	c := f.client("client-"+randomHex(4), longTTL)
+	f.ok(f.s.CreateClient(f.ctx, c), "CreateClient")
+	grantID, codeHash, code := newGrantID(), randomHex(32), f.code(longTTL)
+	f.ok(f.s.SaveCode(f.ctx, grantID, codeHash, code), "SaveCode")
+
+	got := store.ReadTokenRequest(f.ctx, f.s, store.TokenRequestKeys{ClientID: c.ID, GrantID: grantID, CodeHash: codeHash})
+	f.ok(got.ClientErr, "ReadTokenRequest: client")
+	f.equal(got.Client, c, "client")
+	f.ok(got.CodeErr, "ReadTokenRequest: code")
+	f.equal(got.Code, code, "code")
+	f.equal(got.Refresh, store.Token{}, "refresh token not asked for")
+	f.ok(got.RefreshErr, "ReadTokenRequest: refresh token not asked for")
+
+	pair := f.pair(grantID, longTTL, longTTL)
+	f.ok(f.s.RedeemCode(f.ctx, grantID, codeHash, f.grant(grantID, longTTL), pair), "RedeemCode")
+	got = store.ReadTokenRequest(f.ctx, f.s, store.TokenRequestKeys{ClientID: c.ID, GrantID: grantID, CodeHash: codeHash})
+	f.is(got.CodeErr, store.ErrCodeReused, "ReadTokenRequest of a redeemed code")
+	got = store.ReadTokenRequest(f.ctx, f.s, store.TokenRequestKeys{ClientID: c.ID, GrantID: grantID, RefreshHash: pair.RefreshHash})
+	f.ok(got.ClientErr, "ReadTokenRequest: client")
+	f.ok(got.RefreshErr, "ReadTokenRequest: refresh token")
+	f.equal(got.Refresh, pair.Refresh, "refresh token")
+	f.equal(got.Code, store.AuthorizationCode{}, "code not asked for")
+
+	f.ok(f.s.RotateRefreshToken(f.ctx, grantID, pair.RefreshHash, f.pair(grantID, longTTL, longTTL)), "RotateRefreshToken")
+	got = store.ReadTokenRequest(f.ctx, f.s, store.TokenRequestKeys{ClientID: "no-such-client", GrantID: grantID, RefreshHash: pair.RefreshHash})
+	f.is(got.ClientErr, store.ErrNotFound, "ReadTokenRequest of an unknown client")
+	f.is(got.RefreshErr, store.ErrRefreshReused, "ReadTokenRequest of a rotated refresh token")
+	got = store.ReadTokenRequest(f.ctx, f.s, store.TokenRequestKeys{ClientID: c.ID, GrantID: newGrantID(), RefreshHash: randomHex(32)})
+	f.is(got.RefreshErr, store.ErrNotFound, "ReadTokenRequest of an unknown refresh token")
 }

@@ -119,6 +119,7 @@ type Server struct {
 	accessTTL     time.Duration
 	mutateID      func(map[string]any)
 	signWithRogue bool
+	tokenDelay    time.Duration
 	codes         map[string]*codeGrant
 	refreshTokens map[string]*grant
 	accessTokens  map[string]*accessGrant
@@ -262,6 +263,15 @@ func (s *Server) SignWithUnknownKey(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.signWithRogue = on
+}
+
+// SetTokenDelay makes the token endpoint wait d before it answers (0: at once), to
+// hold a caller's request in flight. The Exchanges and Refreshes counters count a
+// request before the wait.
+func (s *Server) SetTokenDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenDelay = d
 }
 
 // ExpireAccessTokens makes every access token issued so far invalid at /userinfo.
@@ -445,6 +455,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.exchanges.Add(1)
 	case "refresh_token":
 		s.refreshes.Add(1)
+	}
+	s.mu.Lock()
+	delay := s.tokenDelay
+	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
 	}
 	if status, code, desc := s.authenticateClient(r); code != "" {
 		if status == http.StatusUnauthorized {

@@ -55,12 +55,36 @@ type Server struct {
 	// Dir is the server's working directory; redis.log there has its log.
 	Dir string
 
+	bin  string
+	args []string
+	mu   sync.Mutex
 	proc *process
 }
 
-// Stop kills the server before the test ends, to test what happens when Redis goes
-// away. It is safe to call more than once; the test's cleanup calls it too.
-func (s *Server) Stop() { s.proc.stop() }
+// Stop kills the server (SIGKILL, as a crash) before the test ends, to test what
+// happens when Redis goes away. It is safe to call more than once; the test's cleanup
+// calls it too.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	p.stop()
+}
+
+// Restart stops the server if it runs, then starts it again with the same arguments,
+// port and directory, and waits until it answers PING. A server started with
+// persistence (Options.Args "--appendonly", "yes") reloads what it wrote.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	p, err := startProcess(t, s.Dir, s.Addr, s.bin, s.args...)
+	if err != nil {
+		t.Fatalf("redisserver: restart on %s: %v", s.Addr, err)
+	}
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+}
 
 // Start runs a standalone redis-server and waits until it answers PING.
 func Start(t testing.TB, opts ...Options) *Server {
@@ -83,7 +107,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 		if err != nil {
 			return err
 		}
-		srv = &Server{Addr: loopback(port), Dir: dir, proc: p}
+		srv = &Server{Addr: loopback(port), Dir: dir, bin: bin, args: args, proc: p}
 		return nil
 	})
 	return srv
@@ -102,6 +126,120 @@ type Sentinel struct {
 // MasterName reaches master through it.
 func StartSentinel(t testing.TB, master *Server) *Sentinel {
 	t.Helper()
+	return startSentinel(t, master, 1, 5*time.Second)
+}
+
+// StartReplica runs a redis-server replicating master and waits until its link to the
+// master is up, so that a Sentinel started afterwards sees it at once.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	host, port, err := net.SplitHostPort(master.Addr)
+	if err != nil {
+		t.Fatalf("redisserver: master address %q: %v", master.Addr, err)
+	}
+	// The master waits 5 s by default before a diskless full sync, in case more
+	// replicas come; there is no one else to wait for.
+	if _, err := command(master.Addr, "CONFIG", "SET", "repl-diskless-sync-delay", "0"); err != nil {
+		t.Fatalf("redisserver: CONFIG SET on master %s: %v", master.Addr, err)
+	}
+	r := Start(t, Options{Args: []string{"--replicaof", host, port}})
+	if reply, err := waitFor(r.Addr, []string{"INFO", "replication"},
+		func(reply string) bool { return strings.Contains(reply, "master_link_status:up") }); err != nil {
+		t.Fatalf("redisserver: replica %s never linked to %s (last reply %q): %v", r.Addr, master.Addr, reply, err)
+	}
+	return r
+}
+
+// FailoverOptions adjust StartSentinels.
+type FailoverOptions struct {
+	// Sentinels is how many redis-sentinel processes watch the master; the quorum is a
+	// majority of them. Default 3.
+	Sentinels int
+	// DownAfter is how long the master may stay silent before a sentinel calls it
+	// down. Default 500 ms, so that tests see a failover within a few seconds.
+	DownAfter time.Duration
+}
+
+// StartSentinels runs several redis-sentinel processes that monitor master (and so
+// learn its replicas; start them first, with StartReplica) and can fail it over: with
+// a majority quorum and a short DownAfter, killing the master promotes a replica in a
+// few seconds. It waits until every sentinel knows the master, its replicas and the
+// other sentinels.
+func StartSentinels(t testing.TB, master *Server, opts FailoverOptions) []*Sentinel {
+	t.Helper()
+	if opts.Sentinels <= 0 {
+		opts.Sentinels = 3
+	}
+	if opts.DownAfter <= 0 {
+		opts.DownAfter = 500 * time.Millisecond
+	}
+	replicas := atoi(infoField(t, master.Addr, "connected_slaves"))
+	var out []*Sentinel
+	for range opts.Sentinels {
+		out = append(out, startSentinel(t, master, opts.Sentinels/2+1, opts.DownAfter))
+	}
+	for _, s := range out {
+		reply, err := waitFor(s.Addr, []string{"SENTINEL", "MASTER", MasterName}, func(reply string) bool {
+			f := strings.Fields(reply)
+			return fieldAfter(f, "num-slaves") >= replicas && fieldAfter(f, "num-other-sentinels") == opts.Sentinels-1
+		})
+		if err != nil {
+			t.Fatalf("redisserver: sentinel %s never saw %d replicas and %d other sentinels (last reply %q): %v",
+				s.Addr, replicas, opts.Sentinels-1, reply, err)
+		}
+	}
+	return out
+}
+
+// SentinelAddrs returns the sentinels' addresses, as a client wants them.
+func SentinelAddrs(sentinels []*Sentinel) []string {
+	var addrs []string
+	for _, s := range sentinels {
+		addrs = append(addrs, s.Addr)
+	}
+	return addrs
+}
+
+// MasterAddr asks a sentinel where the master is now ("127.0.0.1:port").
+func (s *Sentinel) MasterAddr() (string, error) {
+	reply, err := command(s.Addr, "SENTINEL", "get-master-addr-by-name", s.MasterName)
+	if err != nil {
+		return "", err
+	}
+	host, port, ok := strings.Cut(reply, " ")
+	if !ok {
+		return "", fmt.Errorf("sentinel answered %q", reply)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// fieldAfter returns the number that follows name in a flattened key-value reply.
+func fieldAfter(fields []string, name string) int {
+	for i := 0; i+1 < len(fields); i++ {
+		if fields[i] == name {
+			return atoi(fields[i+1])
+		}
+	}
+	return -1
+}
+
+// infoField reads one field of INFO from a server.
+func infoField(t testing.TB, addr, name string) string {
+	t.Helper()
+	reply, err := command(addr, "INFO")
+	if err != nil {
+		t.Fatalf("redisserver: INFO on %s: %v", addr, err)
+	}
+	for _, line := range strings.Split(reply, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func startSentinel(t testing.TB, master *Server, quorum int, downAfter time.Duration) *Sentinel {
+	t.Helper()
 	bin := requireBinary(t, "redis-sentinel")
 	host, masterPort, err := net.SplitHostPort(master.Addr)
 	if err != nil {
@@ -117,8 +255,10 @@ func StartSentinel(t testing.TB, master *Server) *Sentinel {
 			"bind 127.0.0.1",
 			"dir " + dir,
 			"logfile " + filepath.Join(dir, "redis.log"),
-			fmt.Sprintf("sentinel monitor %s %s %s 1", MasterName, host, masterPort),
-			"sentinel down-after-milliseconds " + MasterName + " 5000",
+			fmt.Sprintf("sentinel monitor %s %s %s %d", MasterName, host, masterPort, quorum),
+			fmt.Sprintf("sentinel down-after-milliseconds %s %d", MasterName, downAfter.Milliseconds()),
+			// A failover that stalls is retried after twice this; keep it short.
+			fmt.Sprintf("sentinel failover-timeout %s %d", MasterName, max(10*downAfter.Milliseconds(), 3000)),
 		}, "\n") + "\n"
 		path := filepath.Join(dir, "sentinel.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {

@@ -69,3 +69,18 @@ func TestMissingBinary(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartReloadsWhatItPersisted(t *testing.T) {
+	srv := Start(t, Options{Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
+	if _, err := command(srv.Addr, "SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if _, err := command(srv.Addr, "PING"); err == nil {
+		t.Fatal("the server still answers after Stop")
+	}
+	srv.Restart(t)
+	if reply, err := command(srv.Addr, "GET", "k"); err != nil || reply != "v" {
+		t.Errorf("GET k after a restart: %q, %v", reply, err)
+	}
+}
