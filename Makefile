@@ -30,7 +30,7 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: dev
-dev: ## Run the whole system locally (control plane, operator, upstream, server).
+dev: ## Run the whole system on this machine until Ctrl-C (control plane, operator, IdP, servers).
 	@hack/dev.sh
 
 .PHONY: manifests
