@@ -194,6 +194,9 @@ var _ = Describe("The CRDs", func() {
 		Entry("no provider reference", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.ProviderRef.Name = ""
 		}, refusal{"spec.providerRef.name", "at least 1 chars long"}),
+		Entry("upstream tokens for a public client", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.IntrospectUpstream = true
+		}, refusal{"spec.introspectUpstream", "introspectUpstream needs a confidential client"}),
 		Entry("a credentials Secret name that is not a DNS name", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.SecretName = "Bad_Name"
 		}, refusal{"spec.secretName", "should match"}),

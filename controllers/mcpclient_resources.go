@@ -108,6 +108,7 @@ func registryEntry(cfg *config.Config, c *oauthv1alpha1.MCPClient, creds *corev1
 		TokenEndpointAuthMethod: string(c.Spec.TokenEndpointAuthMethod),
 		Scopes:                  slices.Clone(c.Spec.Scopes),
 		Trusted:                 c.Spec.Trusted,
+		IntrospectUpstream:      c.Spec.IntrospectUpstream,
 	}
 	if entry.ClientName == "" {
 		entry.ClientName = c.Name

@@ -27,6 +27,7 @@ const (
 
 // MCPClientSpec pre-registers an MCP client with one OAuthProvider's server.
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.introspectUpstream) || !self.introspectUpstream || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod != 'none')",message="introspectUpstream needs a confidential client (tokenEndpointAuthMethod client_secret_basic or client_secret_post)",fieldPath=".introspectUpstream"
 // +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || 'authorization_code' in self.grantTypes",message="grantTypes must include authorization_code: it is the only way to obtain a first token",fieldPath=".grantTypes"
 type MCPClientSpec struct {
 	// ProviderRef names the OAuthProvider, in this namespace, whose server the client
@@ -79,6 +80,13 @@ type MCPClientSpec struct {
 	// Trusted clients skip the consent page. Only mark clients you control.
 	// +optional
 	Trusted bool `json:"trusted,omitempty"`
+
+	// IntrospectUpstream marks the client of an MCP server: when it introspects a
+	// user's access token it also receives that user's upstream access token, so its
+	// tools can call the upstream API for the user. Confidential clients only; only
+	// for MCP servers you run.
+	// +optional
+	IntrospectUpstream bool `json:"introspectUpstream,omitempty"`
 }
 
 // MCPClientStatus is what the operator observed.

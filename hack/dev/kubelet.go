@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,18 +19,16 @@ import (
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
 	"github.com/mcpauth/mcpauth/authserver/app"
-	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/internal/devkubelet"
 )
 
-// introspectionClientID is the example MCP server's client at the authorization
-// server's introspection endpoint.
-const introspectionClientID = "mcpauth-dev-mcpserver"
+// introspectionSecret is the credentials Secret of the MCPClient in
+// hack/dev/manifests that the example MCP server introspects tokens with (it has
+// introspectUpstream, so its answers carry the user's upstream token).
+const introspectionSecret = "mcpserver-credentials"
 
-// introspectionClient is the example MCP server's confidential client, allowed to see
-// upstream tokens. An MCPClient cannot say that (it has no introspectUpstream field),
-// so the kubelet adds this one client to the configuration the operator rendered: the
-// only thing the server runs with that the operator did not render.
+// introspectionClient is the example MCP server's confidential client, read from the
+// Secret the operator wrote for it.
 type introspectionClient struct {
 	id, secret string
 }
@@ -56,13 +52,6 @@ type kubelet struct {
 // server in process from them, report the Deployment available, and wait for the
 // OAuthProvider and the MCPClients to be Ready.
 func (d *dev) startKubelet(ctx context.Context) error {
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	d.introspect = introspectionClient{id: introspectionClientID, secret: hex.EncodeToString(secret)}
-	if err := os.WriteFile(filepath.Join(d.o.dir, "introspection-client-secret"), []byte(d.introspect.secret+"\n"), 0o600); err != nil {
-		return err
-	}
-
 	p := d.manifests.provider
 	k := &kubelet{d: d, namespace: p.Namespace, name: p.Name + "-authserver", root: filepath.Join(d.o.dir, "pod")}
 	var deploy appsv1.Deployment
@@ -87,6 +76,12 @@ func (d *dev) startKubelet(ctx context.Context) error {
 			"an invalid spec: fix it in %s; otherwise see %s", d.rel(d.o.manifests), d.logPath("operator"))
 	}
 	d.note("OAuthProvider %s/%s Ready; MCPClients Ready: %s", p.Namespace, p.Name, strings.Join(d.clientNames(), ", "))
+	var creds corev1.Secret
+	if err := d.k8s.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: introspectionSecret}, &creds); err != nil {
+		return withHint(fmt.Errorf("the example MCP server's credentials: %w", err),
+			"%s must hold an MCPClient with secretName %s", d.rel(d.o.manifests), introspectionSecret)
+	}
+	d.introspect = introspectionClient{id: string(creds.Data["client-id"]), secret: string(creds.Data["client-secret"])}
 	return nil
 }
 
@@ -184,15 +179,6 @@ func (k *kubelet) run(ctx context.Context) error {
 		return err
 	}
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", d.o.authServerPort)
-	pod.Config.Clients = append(pod.Config.Clients, config.Client{
-		ClientID:                d.introspect.id,
-		ClientName:              "example MCP server (make dev)",
-		SecretHash:              config.HashClientSecret(d.introspect.secret),
-		TokenEndpointAuthMethod: config.AuthMethodClientSecretBasic,
-		GrantTypes:              []string{config.GrantAuthorizationCode},
-		RedirectURIs:            []string{"http://127.0.0.1/unused"},
-		IntrospectUpstream:      true,
-	})
 	w, err := d.logFile("authserver")
 	if err != nil {
 		return err

@@ -6,7 +6,8 @@
 //  2. the operator (controllers.SetupWithManager) in process;
 //  3. a dev upstream OpenID provider (oidc-provider from npm, the end-to-end test's
 //     test/e2e/node/upstream-idp.mjs) with a dev user;
-//  4. an OAuthProvider, its upstream client Secret and an MCPClient, applied with
+//  4. an OAuthProvider, its upstream client Secret and two MCPClients (one for MCP
+//     clients, one for the example MCP server, with introspectUpstream), applied with
 //     kubectl from hack/dev/manifests;
 //  5. the authorization server, in process, from exactly the Deployment, ConfigMap and
 //     Secrets the operator rendered (internal/devkubelet acts as the kubelet);

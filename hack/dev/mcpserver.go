@@ -15,7 +15,7 @@ import (
 )
 
 // startMCPServer is step 6: the example MCP server, protected by the authorization
-// server, introspecting with the client the kubelet added, and calling the dev
+// server, introspecting with the credentials the operator wrote for its MCPClient, and calling the dev
 // OpenID provider's userinfo endpoint with the user's upstream token.
 func (d *dev) startMCPServer(ctx context.Context) error {
 	w, err := d.logFile("mcpserver")
