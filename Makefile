@@ -68,6 +68,18 @@ fuzz: ## Fuzz the redirect URI validator, registration JSON, token form and PKCE
 envtest: ## Provide kube-apiserver, etcd and kubectl for envtest; prints KUBEBUILDER_ASSETS last.
 	@hack/envtest-assets.sh
 
+.PHONY: bench
+bench: ## Benchmark the server against same-run baselines, and the operator at scale once envtest is built (docs/performance.md).
+	@hack/install-deps.sh redis-server gnuplot-nox
+	$(GO) build -trimpath -ldflags "-s -w" -o bin/authserver ./cmd/authserver
+	$(GO) build -o bin/loadgen ./test/bench/loadgen
+	@if [[ -n "$${KUBEBUILDER_ASSETS:-}" || -x "$(CACHE)/envtest/$(KUBE_VERSION)/kube-apiserver" ]]; then \
+	  $(GO) build -trimpath -ldflags "-s -w" -o bin/manager ./cmd/manager && \
+	  $(GO) build -o bin/operatorbench ./test/bench/operatorbench && \
+	  KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh | tail -n 1)" bin/operatorbench -manager bin/manager -out bin/bench; \
+	else echo "bench: operator benchmark skipped: envtest's kube-apiserver is not built yet (make envtest builds it, about 5 minutes)"; fi
+	bin/loadgen -authserver bin/authserver -out bin/bench -plot docs/performance.png
+
 .PHONY: install-deps
 install-deps: ## Install Debian packages and Go modules the tests need (idempotent).
 	@hack/install-deps.sh $(DEB_PACKAGES)

@@ -114,8 +114,10 @@ func exchangeError(err error) *oauthError {
 
 // issueCode keeps the user's upstream tokens and stores our authorization code, bound
 // to everything the token request must match (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 8707).
+// Both writes go to the store together (store.SaveLogin: one round trip on Redis).
 func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, tok *upstream.Token, id *upstream.Identity) (string, error) {
-	if err := s.saveUpstreamToken(ctx, id.Subject, tok); err != nil {
+	up, err := s.sealUpstreamToken(ctx, id.Subject, tok)
+	if err != nil {
 		return "", err
 	}
 	now := s.now()
@@ -132,18 +134,32 @@ func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, to
 		AuthTime:            now,
 		ExpiresAt:           now.Add(s.opts.CodeTTL),
 	}
-	if err := s.store.SaveCode(ctx, grantID, s.keys.hash(labelToken, code), c); err != nil {
-		return "", fmt.Errorf("save code: %w", err)
+	l := store.Login{UserID: id.Subject, Upstream: up, UpstreamTTL: s.opts.ExternalTokenTTL,
+		GrantID: grantID, CodeHash: s.keys.hash(labelToken, code), Code: c}
+	if err := store.SaveLogin(ctx, s.store, l); err != nil {
+		return "", fmt.Errorf("save upstream token and code: %w", err)
 	}
 	return code, nil
 }
 
-// saveUpstreamToken seals the user's upstream token and stores it. Providers such as
-// Google send a refresh token only on the first consent, so a new token without one
-// keeps the refresh token we already hold.
+// saveUpstreamToken seals the user's upstream token and stores it.
 func (s *Server) saveUpstreamToken(ctx context.Context, userID string, tok *upstream.Token) error {
+	rec, err := s.sealUpstreamToken(ctx, userID, tok)
+	if err != nil {
+		return err
+	}
+	if err := s.store.PutUpstreamToken(ctx, userID, rec, s.opts.ExternalTokenTTL); err != nil {
+		return fmt.Errorf("put upstream token: %w", err)
+	}
+	return nil
+}
+
+// sealUpstreamToken makes the store record of the user's upstream token. Providers
+// such as Google send a refresh token only on the first consent, so a new token
+// without one keeps the refresh token we already hold.
+func (s *Server) sealUpstreamToken(ctx context.Context, userID string, tok *upstream.Token) (store.UpstreamToken, error) {
 	if tok == nil {
-		return errors.New("upstream returned no token")
+		return store.UpstreamToken{}, errors.New("upstream returned no token")
 	}
 	if tok.RefreshToken == "" {
 		if old, err := s.loadUpstreamToken(ctx, userID); err == nil && old.RefreshToken != "" {
@@ -154,17 +170,13 @@ func (s *Server) saveUpstreamToken(ctx context.Context, userID string, tok *upst
 	}
 	plain, err := json.Marshal(tok)
 	if err != nil {
-		return err
+		return store.UpstreamToken{}, err
 	}
 	sealed, err := s.keys.seal(plain, userID)
 	if err != nil {
-		return err
+		return store.UpstreamToken{}, err
 	}
-	rec := store.UpstreamToken{Ciphertext: sealed, AccessExpiresAt: tok.Expiry, UpdatedAt: s.now()}
-	if err := s.store.PutUpstreamToken(ctx, userID, rec, s.opts.ExternalTokenTTL); err != nil {
-		return fmt.Errorf("put upstream token: %w", err)
-	}
-	return nil
+	return store.UpstreamToken{Ciphertext: sealed, AccessExpiresAt: tok.Expiry, UpdatedAt: s.now()}, nil
 }
 
 // loadUpstreamToken reads and opens the user's upstream token.

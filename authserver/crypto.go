@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 )
 
 // HKDF info strings. Each purpose gets its own key so that a value made for one can
@@ -36,6 +38,10 @@ type keys struct {
 	token  []byte // HMAC-SHA-256 over secrets the store keys records by
 	cookie []byte // HMAC-SHA-256 for signed cookies and CSRF tokens
 	aead   cipher.AEAD
+	// tokenMACs and cookieMACs keep keyed HMAC states for reuse: a request computes
+	// several MACs, and setting one up (two allocated SHA-256 states, the padded key
+	// hashed twice) cost more than the MAC of a short token.
+	tokenMACs, cookieMACs sync.Pool
 }
 
 // deriveKeys expands the master key with HKDF-SHA-256 (RFC 5869) into one key per
@@ -68,27 +74,35 @@ func deriveKeys(master []byte) (*keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keys{token: tk, cookie: ck, aead: aead}, nil
+	k := &keys{token: tk, cookie: ck, aead: aead}
+	k.tokenMACs.New = func() any { return hmac.New(sha256.New, tk) }
+	k.cookieMACs.New = func() any { return hmac.New(sha256.New, ck) }
+	return k, nil
 }
 
 // hash is the keyed hash (HMAC-SHA-256, hex) the store keys records by. Secrets here
 // are 256-bit random strings, so a fast keyed hash is the right tool: a slow password
 // hash would add nothing but latency (see DESIGN.md, "The store").
 func (k *keys) hash(label, value string) string {
-	return hex.EncodeToString(macOf(k.token, label, value))
+	return hex.EncodeToString(macOf(&k.tokenMACs, label, value))
 }
 
 // sign is the MAC for cookies and CSRF tokens.
 func (k *keys) sign(label, value string) []byte {
-	return macOf(k.cookie, label, value)
+	return macOf(&k.cookieMACs, label, value)
 }
 
-func macOf(key []byte, label, value string) []byte {
-	m := hmac.New(sha256.New, key)
+// macOf computes HMAC-SHA-256 of label, a zero byte and value, with a keyed state from
+// pool.
+func macOf(pool *sync.Pool, label, value string) []byte {
+	m := pool.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(label))
 	m.Write([]byte{0})
 	m.Write([]byte(value))
-	return m.Sum(nil)
+	sum := m.Sum(nil)
+	pool.Put(m)
+	return sum
 }
 
 // equalHash compares two hashes in constant time.

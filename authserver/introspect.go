@@ -75,7 +75,8 @@ func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*I
 	inactive := &IntrospectionResponse{Active: false}
 	var rec store.Token
 	var err error
-	switch tokenKind(tok) {
+	kind := tokenKind(tok)
+	switch kind {
 	case prefixAccess:
 		grantID, _ := parseToken(prefixAccess, tok)
 		rec, err = s.store.GetAccessToken(ctx, grantID, s.keys.hash(labelToken, tok))
@@ -100,7 +101,7 @@ func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*I
 		Audience: rec.Resource, ExpiresAt: rec.ExpiresAt.Unix(), IssuedAt: rec.IssuedAt.Unix(),
 		Issuer: s.issuer,
 	}
-	if tokenKind(tok) == prefixAccess {
+	if kind == prefixAccess {
 		resp.TokenType = "Bearer"
 		if caller.IntrospectUpstream {
 			s.addUpstreamToken(ctx, resp, rec.UserID)

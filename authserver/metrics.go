@@ -122,6 +122,11 @@ func (s *instrumentedStore) ReadTokenRequest(ctx context.Context, k store.TokenR
 	return r
 }
 
+// SaveLogin keeps the backend's single round trip (store.LoginWriter).
+func (s *instrumentedStore) SaveLogin(ctx context.Context, l store.Login) error {
+	return s.count("save_login", store.SaveLogin(ctx, s.Store, l))
+}
+
 func (s *instrumentedStore) SavePending(ctx context.Context, h string, p store.PendingAuthorization) error {
 	return s.count("save_pending", s.Store.SavePending(ctx, h, p))
 }

@@ -49,10 +49,15 @@ func (s *Server) renderStoreError(w http.ResponseWriter, r *http.Request, err er
 	s.renderError(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
 }
 
+// pageBufferSize holds a whole consent page (about 4 KiB), so rendering one does not
+// grow the buffer again and again.
+const pageBufferSize = 8 << 10
+
 // renderPage executes a template into a buffer first, so a template error becomes a
 // clean 500 rather than half a page.
 func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, name, csp string, data any) {
 	var buf bytes.Buffer
+	buf.Grow(pageBufferSize)
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		s.log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

@@ -291,3 +291,34 @@ func ReadTokenRequest(ctx context.Context, s Store, k TokenRequestKeys) TokenReq
 	}
 	return out
 }
+
+// Login is what the server stores when a user comes back from the upstream provider:
+// the user's upstream token and our authorization code (see SaveLogin).
+type Login struct {
+	UserID      string
+	Upstream    UpstreamToken
+	UpstreamTTL time.Duration
+	GrantID     string
+	CodeHash    string
+	Code        AuthorizationCode
+}
+
+// LoginWriter is implemented by backends that store a Login in one round trip (Redis
+// pipelines the two writes).
+type LoginWriter interface {
+	SaveLogin(ctx context.Context, l Login) error
+}
+
+// SaveLogin stores l: PutUpstreamToken, then SaveCode, with their errors; in one round
+// trip when s is a LoginWriter. Both writes are attempted there, so a failure may
+// leave the upstream token stored without the code, as a failed SaveCode does after
+// PutUpstreamToken.
+func SaveLogin(ctx context.Context, s Store, l Login) error {
+	if w, ok := s.(LoginWriter); ok {
+		return w.SaveLogin(ctx, l)
+	}
+	if err := s.PutUpstreamToken(ctx, l.UserID, l.Upstream, l.UpstreamTTL); err != nil {
+		return err
+	}
+	return s.SaveCode(ctx, l.GrantID, l.CodeHash, l.Code)
+}

@@ -41,8 +41,10 @@ func boundedClient(c *http.Client) *http.Client {
 // for reuse. http.DefaultTransport keeps 2 per host, but every login's code exchange and
 // user-info call go to the same one or two hosts: past two logins at once, each call
 // opened (and, over https, handshook) a connection and closed it afterwards, which
-// under load cost more than the call and piled up TIME_WAIT sockets.
-const maxIdleUpstreamConns = 128
+// under load cost more than the call and piled up TIME_WAIT sockets. 32 covers the
+// calls a replica has in flight at 64 logins at once (make bench); an idle connection
+// holds two goroutines and its buffers, so not more.
+const maxIdleUpstreamConns = 32
 
 // defaultTransport is http.DefaultTransport keeping maxIdleUpstreamConns per host.
 func defaultTransport() *http.Transport {

@@ -1,17 +1,32 @@
 package redis
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/mcpauth/mcpauth/authserver/store"
+)
 
 // Records are stored as JSON: readable with redis-cli, and the store types already
 // carry JSON tags. Encoding lives here alone so that a faster format can replace it
 // without touching the operations.
 
 func encode(v any) (string, error) {
+	if t, ok := v.(store.Token); ok {
+		return encodeToken(&t) // codec_fast.go
+	}
 	b, err := json.Marshal(v)
 	return string(b), err
 }
 
-func decode(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+func decode(s string, v any) error {
+	switch r := v.(type) { // codec_fast.go
+	case *store.Token:
+		return decodeToken(s, r)
+	case *store.Client:
+		return decodeClient(s, r)
+	}
+	return json.Unmarshal([]byte(s), v)
+}
 
 // replayMarker replaces a redeemed code or a rotated refresh token. It cannot be
 // mistaken for an encoded record, which is a JSON object. The scripts append ":" and

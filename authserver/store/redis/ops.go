@@ -292,3 +292,43 @@ func (s *Store) ReadTokenRequest(ctx context.Context, k store.TokenRequestKeys) 
 	}
 	return out
 }
+
+// SaveLogin writes the user's upstream token and saves the code in one pipeline: one
+// round trip (on a Cluster, one per node holding a key, in parallel). Should Redis
+// have lost the script (a restart), the code is saved with a second round trip.
+func (s *Store) SaveLogin(ctx context.Context, l store.Login) error {
+	if err := checkGrantID(l.GrantID); err != nil {
+		return err
+	}
+	recs, err := encodeAll("save login", l.Upstream, l.Code)
+	if err != nil {
+		return err
+	}
+	g := s.k.grant(l.GrantID)
+	keys := []string{g.code(l.CodeHash), g.set(), g.revoked()}
+	args := []any{recs[1], ttl(l.Code.ExpiresAt)}
+	pipe := s.rdb.Pipeline()
+	var put goredis.Cmder
+	if px := l.UpstreamTTL.Milliseconds(); px > 0 {
+		put = pipe.Set(ctx, s.k.upstream(l.UserID), recs[0], time.Duration(px)*time.Millisecond)
+	} else {
+		put = pipe.Del(ctx, s.k.upstream(l.UserID))
+	}
+	save := saveCodeScript.EvalSha(ctx, pipe, keys, args...)
+	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
+	if err := put.Err(); err != nil {
+		return unavailable("put upstream token", err)
+	}
+	if err := save.Err(); err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		return s.runStatus(ctx, "save code", saveCodeScript, keys, args...)
+	}
+	status, err := save.Text()
+	if err != nil {
+		return unavailable("save code", err)
+	}
+	err, ok := statusErrors[status]
+	if !ok {
+		return fmt.Errorf("redis store: save code: unexpected script status %q", status)
+	}
+	return err
+}

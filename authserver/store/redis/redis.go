@@ -27,7 +27,9 @@
 //
 // Round trips. GetAccessToken, the introspection hot path, is one GET; redemption,
 // rotation and revocation are one EVALSHA each (go-redis falls back to EVAL when the
-// server lacks the script). Needs Redis 6.2 or later (GETDEL).
+// server lacks the script); ReadTokenRequest (a token request's client and code or
+// refresh token) and SaveLogin (the callback's upstream token and code) are one
+// pipeline each. Needs Redis 6.2 or later (GETDEL).
 package redis
 
 import (
@@ -74,6 +76,9 @@ type Options struct {
 	SkipEvictionPolicyCheck bool
 }
 
+// pipelineBufferSize is go-redis's default buffer for ordinary connections.
+const pipelineBufferSize = 32 << 10
+
 // ErrEvictionPolicy is returned by Ping when Redis may evict keys: every key here has a
 // TTL, so any volatile-* or allkeys-* policy can drop a registered client or a live
 // grant under memory pressure.
@@ -111,6 +116,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		// Let the caller's context deadline bound each command, so a slow Redis
 		// cannot hold a request longer than the server allows it.
 		ContextTimeoutEnabled: true,
+		// The store's pipelines are two or three small commands (ReadTokenRequest,
+		// SaveLogin): give their connections the ordinary buffers, not the 128 KiB
+		// each way go-redis sizes them for bulk loading by default.
+		PipelineReadBufferSize:  pipelineBufferSize,
+		PipelineWriteBufferSize: pipelineBufferSize,
 	})
 	s, err := newStore(rdb, opts)
 	if err != nil {

@@ -358,6 +358,10 @@ func TestRoundTrips(t *testing.T) {
 		{"RotateRefreshToken", func() error {
 			return s.RotateRefreshToken(ctx, "g", "rt", store.TokenPair{AccessHash: "at2", Access: tok, RefreshHash: "rt2", Refresh: tok})
 		}, 1},
+		{"SaveLogin", func() error {
+			return s.SaveLogin(ctx, store.Login{UserID: "u", Upstream: store.UpstreamToken{Ciphertext: []byte("x")},
+				UpstreamTTL: time.Hour, GrantID: "g2", CodeHash: "code", Code: store.AuthorizationCode{ExpiresAt: exp}})
+		}, 1},
 		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g") }, 1},
 		{"SavePending", func() error {
 			return s.SavePending(ctx, "st", store.PendingAuthorization{ExpiresAt: exp})
@@ -458,5 +462,29 @@ func BenchmarkRedeem(b *testing.B) {
 		if err := s.RedeemCode(ctx, grantID, "code", store.Grant{ID: grantID, ExpiresAt: exp}, benchTokens(grantID, i)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSaveLoginAfterScriptFlush: a Redis that lost its scripts (a restart) still saves
+// the code, with the script sent again.
+func TestSaveLoginAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour)
+	l := store.Login{UserID: "u", Upstream: store.UpstreamToken{Ciphertext: []byte("x")}, UpstreamTTL: time.Hour,
+		GrantID: "g", CodeHash: "code", Code: store.AuthorizationCode{ClientID: "c", ExpiresAt: exp}}
+	if err := s.SaveLogin(ctx, l); err != nil {
+		t.Fatalf("SaveLogin after SCRIPT FLUSH: %v", err)
+	}
+	if c, err := s.PeekCode(ctx, "g", "code"); err != nil || c.ClientID != "c" {
+		t.Errorf("PeekCode: %+v, %v", c, err)
+	}
+	if _, err := s.GetUpstreamToken(ctx, "u"); err != nil {
+		t.Errorf("GetUpstreamToken: %v", err)
 	}
 }

@@ -31,14 +31,23 @@ local function extend(key, px)
   if redis.call('PTTL', key) < px then redis.call('PEXPIRE', key, px) end
 end
 
--- put writes one record of a grant for px milliseconds and lists it in the grant's
--- keys set, whose TTL covers it.
-local function put(set, key, value, px)
-  px = tonumber(px)
-  if px <= 0 then return end
-  redis.call('SET', key, value, 'PX', px)
-  redis.call('SADD', set, key)
-  extend(set, px)
+-- put writes records of a grant, given as key, value, px triples, each for its px
+-- milliseconds (not at all when px <= 0), lists them in the grant's keys set with one
+-- SADD, and stretches the set's TTL once, to cover the longest.
+local function put(set, ...)
+  local listed, longest = {}, 0
+  for i = 1, select('#', ...), 3 do
+    local key, value, px = select(i, ...)
+    px = tonumber(px)
+    if px > 0 then
+      redis.call('SET', key, value, 'PX', px)
+      listed[#listed + 1] = key
+      if px > longest then longest = px end
+    end
+  end
+  if #listed == 0 then return end
+  redis.call('SADD', set, unpack(listed))
+  extend(set, longest)
 end
 
 -- revoke deletes every live key of a grant and leaves the revocation marker for as
@@ -122,9 +131,11 @@ if state == 'reused' then
   return 'CODE_REUSED'
 end
 redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[5], 'KEEPTTL')
-put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
-put(KEYS[2], KEYS[5], ARGV[3], ARGV[4])
-if KEYS[6] then put(KEYS[2], KEYS[6], ARGV[5], ARGV[6]) end
+if KEYS[6] then
+  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2], KEYS[5], ARGV[3], ARGV[4], KEYS[6], ARGV[5], ARGV[6])
+else
+  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2], KEYS[5], ARGV[3], ARGV[4])
+end
 -- Removed last, so that the set never empties (and vanishes) on the way.
 redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
@@ -147,8 +158,11 @@ if state == 'reused' then
   return 'REFRESH_REUSED'
 end
 redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[4], 'KEEPTTL')
-put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
-if KEYS[5] then put(KEYS[2], KEYS[5], ARGV[3], ARGV[4]) end
+if KEYS[5] then
+  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2], KEYS[5], ARGV[3], ARGV[4])
+else
+  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
+end
 redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)

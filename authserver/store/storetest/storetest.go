@@ -82,6 +82,7 @@ func RunTests(t *testing.T, h Harness) {
 		{"Stores with different prefixes do not see each other's records", testTenantIsolation},
 		{"Ping succeeds on a healthy backend", testPing},
 		{"ReadTokenRequest answers as GetClient, PeekCode and GetRefreshToken do", testReadTokenRequest},
+		{"SaveLogin stores the upstream token and the code as PutUpstreamToken and SaveCode do", testSaveLogin},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
@@ -983,4 +984,22 @@ func testReadTokenRequest(f *fixture) {
 	f.is(got.RefreshErr, store.ErrRefreshReused, "ReadTokenRequest of a rotated refresh token")
 	got = store.ReadTokenRequest(f.ctx, f.s, store.TokenRequestKeys{ClientID: c.ID, GrantID: newGrantID(), RefreshHash: randomHex(32)})
 	f.is(got.RefreshErr, store.ErrNotFound, "ReadTokenRequest of an unknown refresh token")
+}
+
+func testSaveLogin(f *fixture) {
+	user, grantID, codeHash, code := "user-"+randomHex(4), newGrantID(), randomHex(32), f.code(longTTL)
+	up := store.UpstreamToken{Ciphertext: []byte("sealed"), AccessExpiresAt: f.now().Add(time.Hour), UpdatedAt: f.now()}
+	l := store.Login{UserID: user, Upstream: up, UpstreamTTL: longTTL, GrantID: grantID, CodeHash: codeHash, Code: code}
+	f.ok(store.SaveLogin(f.ctx, f.s, l), "SaveLogin")
+	got, err := f.s.GetUpstreamToken(f.ctx, user)
+	f.ok(err, "GetUpstreamToken")
+	f.equal(got, up, "upstream token")
+	c, err := f.s.PeekCode(f.ctx, grantID, codeHash)
+	f.ok(err, "PeekCode")
+	f.equal(c, code, "code")
+
+	f.is(store.SaveLogin(f.ctx, f.s, l), store.ErrAlreadyExists, "SaveLogin of a saved code")
+	f.ok(f.s.RevokeGrant(f.ctx, grantID), "RevokeGrant")
+	l.CodeHash = randomHex(32)
+	f.is(store.SaveLogin(f.ctx, f.s, l), store.ErrGrantRevoked, "SaveLogin under a revoked grant")
 }

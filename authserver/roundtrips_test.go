@@ -1,0 +1,116 @@
+package authserver
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	redisstore "github.com/mcpauth/mcpauth/authserver/store/redis"
+	"github.com/mcpauth/mcpauth/internal/testutil/redisserver"
+)
+
+// redisTrips counts what go-redis sends: each command alone, or each pipeline, is one
+// round trip.
+type redisTrips struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *redisTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (c *redisTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (c *redisTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (c *redisTrips) take() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = 0
+	return n
+}
+
+// TestRedisRoundTripsPerRequest pins what each step of a login costs on the Redis
+// store, for a dynamically registered client (the expensive case: its record is in the
+// store too). Introspection is one round trip; a token request, whatever its grant,
+// two: the client and the code or refresh token read in one pipeline, then the grant's
+// script. `make bench` measures the same under load (docs/performance.md).
+func TestRedisRoundTripsPerRequest(t *testing.T) {
+	srv := redisserver.Start(t)
+	ctx := t.Context()
+	rs, err := redisstore.New(ctx, redisstore.Options{Addrs: []string{srv.Addr}, Prefix: "trips"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.Close() })
+	// Warm the connection (and go-redis's first-pipeline HELLO) outside the count.
+	if _, err := rs.Client().Pipelined(ctx, func(p goredis.Pipeliner) error { return p.Ping(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
+	trips := &redisTrips{}
+	rs.Client().AddHook(trips)
+	e := newEnv(t, func(o *Options) { o.Store, o.Now = rs, time.Now })
+	step := func(name string, want int) {
+		t.Helper()
+		if got := trips.take(); got != want {
+			t.Errorf("%s: %d round trips, want %d", name, got, want)
+		}
+	}
+
+	rec := e.postJSON(pathRegister, `{"redirect_uris":["`+loopbackRedirect+`"],"token_endpoint_auth_method":"none",`+
+		`"grant_types":["authorization_code","refresh_token"]}`)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("register: %d %s", rec.Code, rec.Body.String())
+	}
+	step("register", 1)
+	clientID := jsonField(t, rec, "client_id")
+
+	b := e.browser()
+	p := newPKCE()
+	rec = b.get(authorizeURL(authzQuery(clientID, loopbackRedirect, p)))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("authorize: %d, want the consent page", rec.Code)
+	}
+	step("authorize (consent page)", 1)
+	form := consentForm(t, rec.Body.String())
+	form.Set("decision", "approve")
+	rec = b.postForm(testIssuer+pathConsent, form)
+	up := location(t, rec)
+	step("consent", 2)
+	cb := url.Values{"code": {goodUpstreamCode}, "state": {up.Query().Get("state")}}
+	rec = b.get(testIssuer + DefaultCallbackPath + "?" + cb.Encode())
+	code := location(t, rec).Query().Get("code")
+	step("callback", 2)
+
+	tok := e.exchange(clientID, loopbackRedirect, code, p)
+	step("token (authorization_code)", 2)
+	rec = e.postForm(pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {clientID}})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("refresh: %d %s", rec.Code, rec.Body.String())
+	}
+	step("token (refresh_token)", 2)
+	rec = e.postForm(pathIntrospect, url.Values{"token": {tok.AccessToken}}, plainRS.ID, plainRS.Secret)
+	if rec.Code != http.StatusOK || jsonField(t, rec, "client_id") != clientID {
+		t.Fatalf("introspect: %d %s", rec.Code, rec.Body.String())
+	}
+	step("introspect", 1)
+}
