@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/mcpauth/mcpauth/authserver/config"
 )
 
 // Document is a validated Client ID Metadata Document: the RFC 7591 client metadata
@@ -61,7 +62,7 @@ type Document struct {
 func (d *Document) LoopbackOnly() bool {
 	for _, r := range d.RedirectURIs {
 		u, err := url.Parse(r)
-		if err != nil || !isLoopbackHost(u.Hostname()) {
+		if err != nil || !config.IsLoopbackHost(u.Hostname()) {
 			return false
 		}
 	}
@@ -137,7 +138,7 @@ func parseDocument(body []byte, clientID string) (*Document, []string) {
 		add("redirect_uris: at least one is required")
 	}
 	for i, r := range d.RedirectURIs {
-		if msg := checkRedirectURI(r); msg != "" {
+		if msg := config.CheckRedirectURI(r); msg != "" {
 			add("redirect_uris[%d]: %s", i, msg)
 		}
 	}
@@ -216,56 +217,6 @@ func checkJWKS(raw json.RawMessage) string {
 func isHTTPSURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "https" && u.Host != ""
-}
-
-// forbiddenRedirectSchemes could turn a redirect into script execution, a local file
-// or a non-redirect; any other scheme is treated as an app's private-use scheme.
-var forbiddenRedirectSchemes = map[string]bool{
-	"javascript": true, "vbscript": true, "data": true, "blob": true, "file": true,
-	"filesystem": true, "about": true, "ftp": true, "ws": true, "wss": true,
-	"mailto": true, "tel": true, "sms": true, "urn": true,
-}
-
-// checkRedirectURI returns what is wrong with a redirect URI, or "". Rules from RFC
-// 9700 §2.1 and RFC 8252 §7: https; http only on a loopback host; or a private-use
-// scheme. Private-use schemes need not be reverse domain names because real MCP
-// clients use schemes such as cursor://; PKCE protects the code they carry. The same
-// rules apply to pre-registered clients in authserver/config.
-func checkRedirectURI(raw string) string {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return "not a valid URL"
-	case !u.IsAbs():
-		return "must be an absolute URL"
-	case strings.Contains(raw, "#"):
-		return "must not contain a fragment"
-	case strings.ContainsFunc(raw, unicode.IsSpace):
-		return "must not contain spaces"
-	}
-	switch u.Scheme {
-	case "https":
-		if u.Host == "" {
-			return "must have a host"
-		}
-	case "http":
-		if !isLoopbackHost(u.Hostname()) {
-			return "http is allowed only on a loopback host (127.0.0.1, [::1], localhost)"
-		}
-	default:
-		if forbiddenRedirectSchemes[u.Scheme] {
-			return fmt.Sprintf("scheme %q is not allowed", u.Scheme)
-		}
-	}
-	return ""
-}
-
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.Unmap().IsLoopback()
 }
 
 // truncate shortens values echoed back in error descriptions.

@@ -254,7 +254,7 @@ func (cl *Client) validate(v *validator, prefix string) {
 	seen := map[string]bool{}
 	for i, r := range cl.RedirectURIs {
 		f := fmt.Sprintf("%s.redirectURIs[%d]", prefix, i)
-		if msg := checkRedirectURI(r); msg != "" {
+		if msg := CheckRedirectURI(r); msg != "" {
 			v.addf(f, "%q: %s", r, msg)
 		} else if seen[r] {
 			v.addf(f, "duplicate %q", r)
@@ -313,11 +313,12 @@ var forbiddenRedirectSchemes = map[string]bool{
 	"mailto": true, "tel": true, "sms": true, "urn": true,
 }
 
-// checkRedirectURI returns what is wrong with a redirect URI, or "". Rules: RFC 9700
+// CheckRedirectURI returns what is wrong with a redirect URI, or "": the one rule for
+// pre-registered clients and Client ID Metadata Documents (authserver/cimd). Rules: RFC 9700
 // §2.1 and RFC 8252 §7 — https; http only on loopback (§7.3); or a private-use
 // scheme (§7.1). Private-use schemes need not be reverse domain names, because real
 // MCP clients register schemes such as cursor://; PKCE protects the code they carry.
-func checkRedirectURI(raw string) string {
+func CheckRedirectURI(raw string) string {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
@@ -335,7 +336,7 @@ func checkRedirectURI(raw string) string {
 			return "must have a host"
 		}
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !IsLoopbackHost(u.Hostname()) {
 			return "http is allowed only on a loopback host (127.0.0.1, [::1], localhost)"
 		}
 	default:

@@ -345,7 +345,7 @@ func checkIssuer(s string) string {
 		return "must not have a query (RFC 8414 §2)"
 	case strings.Contains(s, "#"):
 		return "must not have a fragment (RFC 8414 §2)"
-	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && !IsLoopbackHost(u.Hostname()):
 		return "must be https; http is allowed only on a loopback host (localhost, 127.0.0.1, [::1])"
 	}
 	return ""
@@ -357,7 +357,7 @@ func checkUpstreamURL(s string, allowHTTP bool) string {
 	case err != nil || !u.IsAbs() || u.Host == "":
 		return "must be an absolute URL"
 	case u.Scheme == "https":
-	case u.Scheme == "http" && (allowHTTP || isLoopbackHost(u.Hostname())):
+	case u.Scheme == "http" && (allowHTTP || IsLoopbackHost(u.Hostname())):
 	case u.Scheme == "http":
 		return "must be https (http only on loopback, or with upstream.insecureAllowHTTP)"
 	default:
@@ -382,7 +382,8 @@ func checkHostPort(s string) (int, string) {
 	return p, ""
 }
 
-func isLoopbackHost(h string) bool {
+// IsLoopbackHost reports whether h is localhost or a loopback address (RFC 8252 §7.3).
+func IsLoopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {
 		return true
 	}
