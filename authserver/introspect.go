@@ -72,29 +72,12 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*IntrospectionResponse, error) {
-	inactive := &IntrospectionResponse{Active: false}
-	var rec store.Token
-	var err error
-	kind := tokenKind(tok)
-	switch kind {
-	case prefixAccess:
-		grantID, _ := parseToken(prefixAccess, tok)
-		rec, err = s.store.GetAccessToken(ctx, grantID, s.keys.hash(labelToken, tok))
-	case prefixRefresh:
-		grantID, _ := parseToken(prefixRefresh, tok)
-		rec, err = s.store.GetRefreshToken(ctx, grantID, s.keys.hash(labelToken, tok))
-	default:
-		return inactive, nil
-	}
-	if isDomainError(err) {
-		return inactive, nil
-	}
+	rec, kind, active, err := s.lookupToken(ctx, tok)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
-		return inactive, nil
+	if !active {
+		return &IntrospectionResponse{Active: false}, nil
 	}
 	resp := &IntrospectionResponse{
 		Active: true, Scope: rec.Scope, ClientID: rec.ClientID, Subject: rec.UserID,
@@ -108,6 +91,34 @@ func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*I
 		}
 	}
 	return resp, nil
+}
+
+// lookupToken finds the record of an access or refresh token we issued. active is
+// false for anything we cannot vouch for (unknown, expired, revoked, rotated, not
+// ours); err is set only when the store failed, so the caller can answer 503 rather
+// than call a live token dead. Introspection and token exchange both decide with it.
+func (s *Server) lookupToken(ctx context.Context, tok string) (rec store.Token, kind string, active bool, err error) {
+	kind = tokenKind(tok)
+	switch kind {
+	case prefixAccess:
+		grantID, _ := parseToken(prefixAccess, tok)
+		rec, err = s.store.GetAccessToken(ctx, grantID, s.keys.hash(labelToken, tok))
+	case prefixRefresh:
+		grantID, _ := parseToken(prefixRefresh, tok)
+		rec, err = s.store.GetRefreshToken(ctx, grantID, s.keys.hash(labelToken, tok))
+	default:
+		return store.Token{}, kind, false, nil
+	}
+	if isDomainError(err) {
+		return store.Token{}, kind, false, nil
+	}
+	if err != nil {
+		return store.Token{}, kind, false, err
+	}
+	if !rec.ExpiresAt.IsZero() && !s.now().Before(rec.ExpiresAt) {
+		return store.Token{}, kind, false, nil
+	}
+	return rec, kind, true, nil
 }
 
 func isDomainError(err error) bool {
