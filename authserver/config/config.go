@@ -38,6 +38,17 @@ const (
 	DefaultRefreshTokenTTL       = 24 * time.Hour
 	DefaultClientRegistrationTTL = 365 * 24 * time.Hour
 	DefaultExternalTokenTTL      = 24 * time.Hour
+	DefaultRefreshReuseWindow    = 30 * time.Second
+)
+
+// AccessTokenFormat is what an access token looks like on the wire.
+type AccessTokenFormat string
+
+// Access token formats. JWTs (RFC 9068) can be verified by an MCP server or a gateway
+// on its own, from the published keys; opaque tokens only by introspection.
+const (
+	AccessTokenJWT    AccessTokenFormat = "jwt"
+	AccessTokenOpaque AccessTokenFormat = "opaque"
 )
 
 // Config is the whole configuration file. Build one from Default, not from a zero
@@ -183,6 +194,14 @@ type Tokens struct {
 	// ExternalTokenTTL is how long the user's upstream tokens are kept server-side.
 	// Default 24h; between 5m and 8760h.
 	ExternalTokenTTL Duration `json:"externalTokenTTL"`
+	// AccessTokenFormat is jwt (RFC 9068, signed with the key of
+	// secrets.signingKeysFile) or opaque (verified by introspection). Default jwt.
+	AccessTokenFormat AccessTokenFormat `json:"accessTokenFormat"`
+	// RefreshReuseWindow is how long a rotated refresh token, presented again by the
+	// same client, returns the same successor instead of revoking the grant: clients
+	// that refresh twice in parallel keep their session. Reuse after the window
+	// revokes the grant. 0 turns the window off. Default 30s; at most 5m.
+	RefreshReuseWindow Duration `json:"refreshReuseWindow"`
 }
 
 // DynamicRegistration controls RFC 7591 dynamic client registration.
@@ -296,6 +315,14 @@ type SecretFiles struct {
 	// alternative. Required with the redis store; with the memory store a random key
 	// is generated at start, which is harmless because nothing outlives the process.
 	EncryptionKeyFile string `json:"encryptionKeyFile,omitempty"`
+	// SigningKeysFile is the path of the JSON file of keys that sign JWT access tokens
+	// (see SigningKeySet; the operator writes it). The server re-reads it when it
+	// changes. Required with accessTokenFormat jwt and the redis store; with the memory
+	// store a key is generated at start.
+	SigningKeysFile string `json:"signingKeysFile,omitempty"`
+	// AdminTokenFile is the path of a file holding the bearer token of the admin API
+	// (revoking a user's, a client's or every grant). The admin API is off when empty.
+	AdminTokenFile string `json:"adminTokenFile,omitempty"`
 }
 
 // Default returns a configuration with every default set. It lacks the required
@@ -312,6 +339,8 @@ func Default() *Config {
 			RefreshTokenTTL:       Duration(DefaultRefreshTokenTTL),
 			ClientRegistrationTTL: Duration(DefaultClientRegistrationTTL),
 			ExternalTokenTTL:      Duration(DefaultExternalTokenTTL),
+			AccessTokenFormat:     AccessTokenJWT,
+			RefreshReuseWindow:    Duration(DefaultRefreshReuseWindow),
 		},
 		DynamicRegistration: DynamicRegistration{Enabled: true, RateLimit: RateLimit{
 			Burst: DefaultRegistrationBurst, Every: Duration(DefaultRegistrationEvery),

@@ -134,7 +134,8 @@ func TestParseEnvOverrides(t *testing.T) {
 			want := Tokens{
 				AuthorizationCodeTTL: Duration(2 * time.Minute), AccessTokenTTL: Duration(5 * time.Minute),
 				RefreshTokenTTL: Duration(12 * time.Hour), ClientRegistrationTTL: Duration(365 * 24 * time.Hour),
-				ExternalTokenTTL: Duration(time.Hour),
+				ExternalTokenTTL: Duration(time.Hour), AccessTokenFormat: AccessTokenJWT,
+				RefreshReuseWindow: Duration(DefaultRefreshReuseWindow),
 			}
 			if c.Tokens != want {
 				t.Errorf("Tokens = %+v, want %+v", c.Tokens, want)

@@ -229,6 +229,14 @@ func (c *Config) validateTokens(v *validator) {
 		v.addf("tokens.refreshTokenTTL", "%s is shorter than tokens.accessTokenTTL (%s)",
 			c.Tokens.RefreshTokenTTL, c.Tokens.AccessTokenTTL)
 	}
+	switch c.Tokens.AccessTokenFormat {
+	case AccessTokenJWT, AccessTokenOpaque:
+	default:
+		v.addf("tokens.accessTokenFormat", "%q is not one of jwt, opaque", c.Tokens.AccessTokenFormat)
+	}
+	if w := c.Tokens.RefreshReuseWindow.Duration(); w < 0 || w > 5*time.Minute {
+		v.addf("tokens.refreshReuseWindow", "%s is outside [0s, 5m]", c.Tokens.RefreshReuseWindow)
+	}
 }
 
 func (c *Config) validateStore(v *validator) {
