@@ -34,6 +34,7 @@ type keySet struct {
 
 	mu        sync.Mutex
 	lastFetch time.Time     // start of the last fetch, successful or not
+	lastMiss  time.Time     // start of the last fetch caused by an unknown kid
 	fetching  chan struct{} // closed when the fetch in flight ends; nil when none
 	fetchErr  error         // the last fetch's error
 	fetches   atomic.Int32  // for tests
@@ -52,9 +53,6 @@ type keyMap struct {
 func (ks *keySet) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	if m := ks.keys.Load(); m != nil {
 		if k, ok := m.byKID[kid]; ok {
-			if ks.cfg.Now().Sub(m.fetched) > ks.cfg.JWKSMaxAge {
-				ks.refresh(ctx, false)
-			}
 			return k, nil
 		}
 	}
@@ -68,22 +66,38 @@ func (ks *keySet) key(ctx context.Context, kid string) (*jose.JSONWebKey, error)
 }
 
 // has reports whether kid is still published, for verified tokens kept in a cache.
-func (ks *keySet) has(kid string) bool {
+// A set older than JWKSMaxAge is refetched in the background meanwhile.
+func (ks *keySet) has(ctx context.Context, kid string) bool {
 	m := ks.keys.Load()
-	return m != nil && m.byKID[kid] != nil
+	if m == nil {
+		return false
+	}
+	if ks.cfg.Now().Sub(m.fetched) > ks.cfg.JWKSMaxAge {
+		_ = ks.refresh(ctx, false)
+	}
+	return m.byKID[kid] != nil
 }
 
-// refresh fetches the set unless one was fetched less than JWKSMinRefetchInterval
-// ago, joining a fetch already in flight. With wait it waits for the fetch and
-// returns its error (ErrUnavailable); without it the fetch runs in the background.
-func (ks *keySet) refresh(ctx context.Context, wait bool) error {
+// refresh fetches the set, joining a fetch already in flight. miss says an unknown
+// kid asks: such fetches run at most once per JWKSMinRefetchInterval (the first
+// fetch does not count, so a key published just after it is found at once). With
+// miss it waits for the fetch and returns its error (ErrUnavailable); otherwise the
+// fetch runs in the background.
+func (ks *keySet) refresh(ctx context.Context, miss bool) error {
 	ks.mu.Lock()
 	done := ks.fetching
 	if done == nil {
 		now := ks.cfg.Now()
-		if ks.keys.Load() != nil && now.Sub(ks.lastFetch) < ks.cfg.JWKSMinRefetchInterval {
+		if miss && ks.keys.Load() != nil {
+			if !ks.lastMiss.IsZero() && now.Sub(ks.lastMiss) < ks.cfg.JWKSMinRefetchInterval {
+				ks.mu.Unlock()
+				return nil // rate-limited: the caller sees the kid as unknown
+			}
+			ks.lastMiss = now
+		}
+		if !miss && now.Sub(ks.lastFetch) < ks.cfg.JWKSMinRefetchInterval {
 			ks.mu.Unlock()
-			return nil // rate-limited: the caller sees the kid as unknown
+			return nil // a background refresh already ran lately (and failed)
 		}
 		if ks.keys.Load() == nil && ks.fetchErr != nil && now.Sub(ks.lastFetch) < time.Second {
 			// Never fetched, and the last try just failed: do not hammer a server
@@ -98,7 +112,7 @@ func (ks *keySet) refresh(ctx context.Context, wait bool) error {
 		go ks.fetch(context.WithoutCancel(ctx), done)
 	}
 	ks.mu.Unlock()
-	if !wait {
+	if !miss {
 		return nil
 	}
 	select {

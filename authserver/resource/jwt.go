@@ -55,7 +55,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Info, error) {
 	}
 	k := keyOf(token)
 	ent, ok := v.jwts.get(k, now)
-	if !ok || !v.keys.has(ent.kid) {
+	if !ok || !v.keys.has(ctx, ent.kid) {
 		var err error
 		if ent, err = v.checkJWT(ctx, token, now); err != nil {
 			return nil, err

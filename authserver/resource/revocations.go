@@ -17,13 +17,16 @@ const defaultRetention = time.Hour
 
 // revocationFeed is the answer of GET /oauth/revocations.
 type revocationFeed struct {
-	Revocations []struct {
-		GrantID string  `json:"gid"`
-		TokenID string  `json:"jti"`
-		At      float64 `json:"at"`
-	} `json:"revocations"`
-	Cursor    string  `json:"cursor"`
-	Retention float64 `json:"retention"`
+	Revocations []revocationEntry `json:"revocations"`
+	Cursor      string            `json:"cursor"`
+	Retention   float64           `json:"retention"` // seconds
+}
+
+// revocationEntry names a revoked grant or a revoked token, and when (Unix seconds).
+type revocationEntry struct {
+	GrantID string  `json:"gid"`
+	TokenID string  `json:"jti"`
+	At      float64 `json:"at"`
 }
 
 // follower follows the authorization server's revocation feed, so that a grant or a
