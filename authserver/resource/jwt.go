@@ -51,7 +51,9 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Info, error) {
 	v.revocations.start()
 	now := v.cfg.Now()
 	if !v.revocations.fresh(now) {
-		return v.verifyIntrospected(ctx, token)
+		if !v.revocations.awaitFirst(ctx) || !v.revocations.fresh(v.cfg.Now()) {
+			return v.verifyIntrospected(ctx, token)
+		}
 	}
 	k := keyOf(token)
 	ent, ok := v.jwts.get(k, now)

@@ -53,6 +53,7 @@ type follower struct {
 	stop      chan struct{}
 	done      chan struct{}
 	firstSync chan struct{} // closed after the first successful poll
+	attempted chan struct{} // closed after the first poll, successful or not
 
 	mu        sync.RWMutex
 	grants    map[string]time.Time // revoked grant id → when
@@ -71,6 +72,7 @@ func newFollower(cfg *Config) *follower {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		firstSync: make(chan struct{}),
+		attempted: make(chan struct{}),
 		grants:    map[string]time.Time{},
 		tokens:    map[string]time.Time{},
 		retention: defaultRetention,
@@ -85,7 +87,7 @@ func (f *follower) start() {
 
 // close stops polling and waits for the poller to end.
 func (f *follower) close() {
-	f.startOnce.Do(func() { close(f.done) }) // never started: nothing to wait for
+	f.startOnce.Do(func() { close(f.attempted); close(f.done) }) // never started: nothing to wait for
 	f.stopOnce.Do(func() { close(f.stop) })
 	<-f.done
 }
@@ -94,8 +96,11 @@ func (f *follower) run() {
 	defer close(f.done)
 	t := time.NewTicker(f.cfg.RevocationPollInterval)
 	defer t.Stop()
-	for {
+	for first := true; ; first = false {
 		f.poll()
+		if first {
+			close(f.attempted)
+		}
 		select {
 		case <-f.stop:
 			return
@@ -205,6 +210,22 @@ func (f *follower) apply(feed *revocationFeed, now time.Time) {
 				delete(m, id)
 			}
 		}
+	}
+}
+
+// awaitFirst waits for the follower's first poll, so the first JWTs after a start
+// need no introspection; a poll takes at most RevocationPollInterval. Once that poll
+// has ended it never waits. It reports whether the feed has ever answered.
+func (f *follower) awaitFirst(ctx context.Context) bool {
+	select {
+	case <-f.attempted:
+	case <-ctx.Done():
+	}
+	select {
+	case <-f.firstSync:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -226,3 +226,49 @@ func TestFeedRetention(t *testing.T) {
 		t.Errorf("grants kept %v, want only the one inside the 16-minute retention", f.grants)
 	}
 }
+
+func TestTheFirstJWTWaitsForTheFirstPoll(t *testing.T) {
+	as := newFakeAS(t)
+	clock := newClock()
+	key := newKey(t, "k", jose.ES256)
+	as.publish(key)
+	tok := mint(t, key, as.claims(clock.Now(), nil))
+
+	t.Run("with the feed answering, the first JWT is verified locally", func(t *testing.T) {
+		v := newTestVerifier(t, as, clock, nil) // no Start
+		t.Cleanup(func() { _ = v.Close() })
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+		if n := as.introspections.Load(); n != 0 {
+			t.Errorf("%d introspections, want none", n)
+		}
+	})
+	t.Run("with a server that has no feed, JWTs are introspected at once", func(t *testing.T) {
+		as.setFeedStatus(http.StatusNotFound)
+		as.set(tok, clock.Now(), nil)
+		v := newTestVerifier(t, as, clock, nil)
+		t.Cleanup(func() { _ = v.Close() })
+		for range 3 {
+			start := time.Now()
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("Verify took %s", took)
+			}
+		}
+		if n := as.introspections.Load(); n != 1 {
+			t.Errorf("%d introspections, want 1 (then cached)", n)
+		}
+	})
+	t.Run("after Close a JWT does not wait for a feed nobody reads", func(t *testing.T) {
+		v := newTestVerifier(t, as, clock, nil)
+		_ = v.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Errorf("Verify after Close: %v", err)
+		}
+	})
+}
