@@ -72,8 +72,8 @@ type Config struct {
 	IntrospectionEndpoint string
 
 	// ClientID and ClientSecret authenticate this resource server at the
-	// introspection endpoint (HTTP Basic, RFC 6749 §2.3.1). RFC 7662 §2.1: "the
-	// endpoint MUST also require some form of authorization".
+	// introspection endpoint and the revocation feed (HTTP Basic, RFC 6749 §2.3.1).
+	// RFC 7662 §2.1: "the endpoint MUST also require some form of authorization".
 	ClientID     string
 	ClientSecret string
 
@@ -101,7 +101,8 @@ type Config struct {
 	ResourceName          string
 	ResourceDocumentation string
 
-	// HTTPClient makes discovery and introspection requests. Nil: http.DefaultClient.
+	// HTTPClient makes discovery, introspection, JWKS and revocation feed requests.
+	// Nil: http.DefaultClient.
 	HTTPClient *http.Client
 
 	// CacheTTL bounds how long an active introspection result is reused; an entry
@@ -115,7 +116,8 @@ type Config struct {
 	// Zero: DefaultCacheMaxEntries.
 	CacheMaxEntries int
 
-	// IntrospectionTimeout bounds one introspection or discovery request. Zero:
+	// IntrospectionTimeout bounds one introspection, discovery or JWKS request (a
+	// revocation feed read is bounded by RevocationPollInterval too). Zero:
 	// DefaultIntrospectionTimeout.
 	IntrospectionTimeout time.Duration
 

@@ -317,7 +317,8 @@ func (v *Verifier) validate(r *introspection) (*Info, error) {
 }
 
 // TokenVerifier returns an auth.TokenVerifier for the Go MCP SDK's
-// auth.RequireBearerToken. It validates like Verify; a refused token unwraps to
+// auth.RequireBearerToken. It validates like Verify (JWTs locally, revocations
+// followed, other tokens introspected); a refused token unwraps to
 // auth.ErrInvalidToken (the SDK answers 401), an unreachable authorization server is
 // another error (the SDK answers 500). TokenInfo.Scopes holds the granted scopes with
 // their implied ones, since the SDK compares scopes by exact string; TokenInfo.Extra
