@@ -214,18 +214,23 @@ func metadataURL(issuer string) (string, error) {
 	return u.String(), nil
 }
 
-// doJSON sends req and decodes a 200 JSON answer into out.
+// doJSON sends req and decodes a 200 JSON answer of at most maxMetadataBytes into out.
 func doJSON(client *http.Client, req *http.Request, out any) error {
+	return doJSONLimit(client, req, out, maxMetadataBytes)
+}
+
+// doJSONLimit is doJSON with another bound on the answer.
+func doJSONLimit(client *http.Client, req *http.Request, out any, limit int) error {
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return err
 	}
-	if len(body) > maxMetadataBytes {
+	if len(body) > limit {
 		return errors.New("answer too large")
 	}
 	if resp.StatusCode != http.StatusOK {

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 )
+
+// maxFeedBytes bounds one answer of the feed. The first read returns every retained
+// entry, and revoking a whole provider revokes every grant at once: 32 MiB holds
+// about half a million entries. A larger answer fails the read, and JWTs are then
+// introspected (correct, only slower) until the entries age out.
+const maxFeedBytes = 32 << 20
 
 // defaultRetention is how long an entry is kept when the feed names no retention.
 // The server keeps entries for at least the access-token TTL plus a minute (15 min
@@ -94,10 +101,19 @@ func (f *follower) close() {
 
 func (f *follower) run() {
 	defer close(f.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-f.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(f.cfg.RevocationPollInterval)
 	defer t.Stop()
 	for first := true; ; first = false {
-		f.poll()
+		f.poll(ctx)
 		if first {
 			close(f.attempted)
 		}
@@ -114,7 +130,7 @@ func (f *follower) run() {
 func (f *follower) fresh(now time.Time) bool {
 	synced := f.syncedAt.Load()
 	ok := synced != 0 && now.Sub(time.Unix(0, synced)) <= f.cfg.RevocationMaxLag
-	if !ok && !f.stale.Swap(true) && synced != 0 {
+	if !ok && synced != 0 && !f.stale.Swap(true) {
 		f.cfg.Logger.Warn("the revocation feed has not answered in time: JWTs are introspected until it does",
 			"last_read", time.Unix(0, synced), "max_lag", f.cfg.RevocationMaxLag)
 	}
@@ -132,17 +148,19 @@ func (f *follower) revoked(grantID, tokenID string) bool {
 
 // poll reads what was revoked since the last cursor. The time recorded as synced is
 // when the request was sent: the answer holds every revocation made before then.
-func (f *follower) poll() {
+func (f *follower) poll(ctx context.Context) {
 	f.polls.Add(1)
 	sent := f.cfg.Now()
 	// A poll that outlasts the interval would let the next one pile up behind it;
 	// RevocationMaxLag turns the follower stale meanwhile anyway.
 	timeout := min(f.cfg.IntrospectionTimeout, f.cfg.RevocationPollInterval)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	feed, err := f.read(ctx)
 	if err != nil {
-		f.cfg.Logger.Warn("reading the revocation feed failed", "err", err)
+		if !errors.Is(ctx.Err(), context.Canceled) { // not stopped by Close
+			f.cfg.Logger.Warn("reading the revocation feed failed", "err", err)
+		}
 		return
 	}
 	f.apply(feed, sent)
@@ -176,7 +194,7 @@ func (f *follower) read(ctx context.Context) (*revocationFeed, error) {
 	req.Header.Set("Accept", "application/json")
 	setClientAuth(req, f.cfg)
 	var feed revocationFeed
-	if err := doJSON(f.cfg.HTTPClient, req, &feed); err != nil {
+	if err := doJSONLimit(f.cfg.HTTPClient, req, &feed, maxFeedBytes); err != nil {
 		return nil, fmt.Errorf("revocation feed at %s: %v", f.cfg.RevocationsEndpoint, err)
 	}
 	return &feed, nil
