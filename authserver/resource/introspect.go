@@ -234,18 +234,28 @@ func doJSONLimit(client *http.Client, req *http.Request, out any, limit int) err
 		return errors.New("answer too large")
 	}
 	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode == http.StatusUnauthorized {
-			// Our own credentials were refused: every token will fail until the
-			// configuration is fixed, so say so plainly.
-			return fmt.Errorf("status 401: the authorization server refused this resource server's client credentials (%s)", snippet(body))
-		}
-		return fmt.Errorf("status %d (%s)", resp.StatusCode, snippet(body))
+		return &statusError{code: resp.StatusCode, body: snippet(body)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(out); err != nil {
 		return fmt.Errorf("malformed JSON: %v", err)
 	}
 	return nil
+}
+
+// statusError is an answer other than 200.
+type statusError struct {
+	code int
+	body string
+}
+
+func (e *statusError) Error() string {
+	if e.code == http.StatusUnauthorized {
+		// Our own credentials were refused: every token will fail until the
+		// configuration is fixed, so say so plainly.
+		return fmt.Sprintf("status 401: the authorization server refused this resource server's client credentials (%s)", e.body)
+	}
+	return fmt.Sprintf("status %d (%s)", e.code, e.body)
 }
 
 // snippet is the start of an error body, for logs.

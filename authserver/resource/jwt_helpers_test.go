@@ -111,9 +111,14 @@ func (as *fakeAS) serveRevocations(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
 		return
 	}
-	from, err := strconv.Atoi(since)
-	if err != nil || from > len(as.revoked) {
-		from = 0
+	from := 0
+	if since != "" {
+		var err error
+		// Like the real server: a cursor it did not issue is invalid_request.
+		if from, err = strconv.Atoi(since); err != nil || from < 0 || from > len(as.revoked) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "since is not a cursor this server issued"})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"revocations": append([]map[string]any{}, as.revoked[from:]...),

@@ -161,6 +161,14 @@ func (f *follower) poll(ctx context.Context) {
 		if !errors.Is(ctx.Err(), context.Canceled) { // not stopped by Close
 			f.cfg.Logger.Warn("reading the revocation feed failed", "err", err)
 		}
+		// A cursor the server refuses (400: it restarted with another format, or
+		// the cursor is corrupt) would fail every poll: start again from every
+		// retained entry, which the contract allows at any time.
+		if se := (*statusError)(nil); errors.As(err, &se) && se.code == http.StatusBadRequest {
+			f.mu.Lock()
+			f.cursor = ""
+			f.mu.Unlock()
+		}
 		return
 	}
 	f.apply(feed, sent)
@@ -195,7 +203,7 @@ func (f *follower) read(ctx context.Context) (*revocationFeed, error) {
 	setClientAuth(req, f.cfg)
 	var feed revocationFeed
 	if err := doJSONLimit(f.cfg.HTTPClient, req, &feed, maxFeedBytes); err != nil {
-		return nil, fmt.Errorf("revocation feed at %s: %v", f.cfg.RevocationsEndpoint, err)
+		return nil, fmt.Errorf("revocation feed at %s: %w", f.cfg.RevocationsEndpoint, err)
 	}
 	return &feed, nil
 }

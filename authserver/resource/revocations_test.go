@@ -277,3 +277,19 @@ func TestTheFirstJWTWaitsForTheFirstPoll(t *testing.T) {
 		}
 	})
 }
+
+func TestARefusedCursorStartsTheFeedOver(t *testing.T) {
+	as := newFakeAS(t)
+	clock := newClock()
+	v := newJWTVerifier(t, as, clock, func(c *Config) { c.RevocationPollInterval = 20 * time.Millisecond })
+	v.revocations.mu.Lock()
+	v.revocations.cursor = "from-another-server"
+	v.revocations.mu.Unlock()
+	as.revokeGrant("g")
+	waitFor(t, func() bool { return v.revocations.revoked("g", "") })
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if !slices.Contains(as.feedSince, "from-another-server") {
+		t.Errorf("since parameters %q: the refused cursor was never sent", as.feedSince)
+	}
+}
