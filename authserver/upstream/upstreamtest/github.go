@@ -3,6 +3,7 @@ package upstreamtest
 import (
 	"cmp"
 	"crypto/rand"
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -171,7 +172,7 @@ func (g *GitHub) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	if f.Get("client_id") != g.ClientID || f.Get("client_secret") != g.ClientSecret {
+	if f.Get("client_id") != g.ClientID || subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(g.ClientSecret)) != 1 {
 		writeJSON(w, http.StatusOK, map[string]string{"error": "incorrect_client_credentials"})
 		return
 	}
