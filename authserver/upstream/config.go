@@ -201,6 +201,12 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// DefaultScopes returns the scopes a type requests when Config.Scopes is empty (OIDC
+// types add "openid" whatever the list), so that a caller can add one to them.
+func DefaultScopes(t Type) []string {
+	return slices.Clone(registry[t].preset.scopes)
+}
+
 func typeList() string {
 	ts := Types()
 	s := make([]string, len(ts))
