@@ -74,7 +74,10 @@ type loginResult struct {
 	client *url.URL // the client's redirect URI with its parameters, or nil
 	status int      // the last response's status
 	page   string
+	header http.Header
 }
+
+func (r loginResult) Header() http.Header { return r.header }
 
 // login plays the browser from the authorization request to the client's redirect URI
 // or to our page, following every redirect through the upstream.
@@ -104,7 +107,7 @@ func (ae *accessEnv) login(t *testing.T, scope string, p pkce, extra url.Values)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	res.status, res.page = resp.StatusCode, string(body)
+	res.status, res.page, res.header = resp.StatusCode, string(body), resp.Header
 	return res
 }
 
@@ -184,6 +187,7 @@ func (ae *accessEnv) wantRefused(t *testing.T, res loginResult, account string) 
 	if res.client != nil || res.status != http.StatusForbidden {
 		t.Fatalf("login ended at %v with %d, want our 403 page", res.client, res.status)
 	}
+	wantHTMLPage(t, res)
 	if !strings.Contains(res.page, "Your account is not allowed to sign in to Acme MCP") ||
 		!strings.Contains(res.page, `<strong id="account">`+html.EscapeString(account)+`</strong>`) {
 		t.Errorf("refusal page does not say who was refused where:\n%s", res.page)
@@ -370,4 +374,33 @@ func TestGoogleHostedDomainComesFromTheIDToken(t *testing.T) {
 		defer idp.MutateIDToken(nil)
 		ae.wantRefused(t, ae.login(t, "mcp", newPKCE(), nil), "x@other.example")
 	})
+}
+
+// A native app's private-use scheme redirect URI must reach the page's link intact:
+// html/template would replace a URL of a scheme it does not know with "#ZgotmplZ".
+func TestRefusalLinkKeepsAPrivateUseSchemeRedirectURI(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Access = access.New(config.Access{Allow: config.AccessRules{Users: []string{"someone-else"}}}, upstream.TypeOIDC)
+	})
+	b := e.browser()
+	rec := b.get(authorizeURL(authzQuery(publicClient.ID, nativeRedirect, newPKCE())))
+	form := consentForm(t, rec.Body.String())
+	form.Set("decision", "approve")
+	up := location(t, b.postForm(testIssuer+pathConsent, form))
+	rec = b.get(callbackURL(url.Values{"code": {goodUpstreamCode}, "state": {up.Query().Get("state")}}))
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("callback: %d %s", rec.Code, rec.Body.String())
+	}
+	wantHTMLPage(t, rec)
+	m := continueLink.FindStringSubmatch(rec.Body.String())
+	if m == nil {
+		t.Fatalf("no continue link:\n%s", rec.Body.String())
+	}
+	link := html.UnescapeString(m[1])
+	if !strings.HasPrefix(link, nativeRedirect+"?") || !strings.Contains(link, "error=access_denied") {
+		t.Errorf("continue link %q", link)
+	}
+	if !strings.Contains(rec.Body.String(), "Public App") {
+		t.Error("the page does not name the client")
+	}
 }
