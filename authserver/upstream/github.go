@@ -82,26 +82,26 @@ func (p *githubProvider) MembershipScope() string { return githubMembershipScope
 func (p *githubProvider) Memberships(ctx context.Context, accessToken string, q MembershipQuery) (*Memberships, error) {
 	m := &Memberships{}
 	if q.Organizations {
-		err := p.list(ctx, accessToken, "/user/orgs", func(body []byte) (int, error) {
+		err := p.list(ctx, accessToken, "/user/orgs", func(body []byte) error {
 			var orgs []struct {
 				Login string `json:"login"`
 			}
 			if err := decodeJSON(body, &orgs); err != nil {
-				return 0, err
+				return err
 			}
 			for _, o := range orgs {
 				if o.Login != "" {
 					m.Organizations = append(m.Organizations, strings.ToLower(o.Login))
 				}
 			}
-			return len(orgs), nil
+			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	if q.Teams {
-		err := p.list(ctx, accessToken, "/user/teams", func(body []byte) (int, error) {
+		err := p.list(ctx, accessToken, "/user/teams", func(body []byte) error {
 			var teams []struct {
 				Slug         string `json:"slug"`
 				Organization struct {
@@ -109,14 +109,14 @@ func (p *githubProvider) Memberships(ctx context.Context, accessToken string, q 
 				} `json:"organization"`
 			}
 			if err := decodeJSON(body, &teams); err != nil {
-				return 0, err
+				return err
 			}
 			for _, t := range teams {
 				if t.Slug != "" && t.Organization.Login != "" {
 					m.Teams = append(m.Teams, strings.ToLower(t.Organization.Login+"/"+t.Slug))
 				}
 			}
-			return len(teams), nil
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -127,14 +127,14 @@ func (p *githubProvider) Memberships(ctx context.Context, accessToken string, q 
 
 // list reads every page of a GitHub list endpoint, following the Link header's next
 // URL (only on the API's own host: the token goes with it).
-func (p *githubProvider) list(ctx context.Context, accessToken, path string, page func([]byte) (int, error)) error {
+func (p *githubProvider) list(ctx context.Context, accessToken, path string, page func([]byte) error) error {
 	next := p.apiURL + path + "?per_page=" + strconv.Itoa(githubPageSize)
 	for range githubMaxPages {
 		body, header, status, err := fetchWithHeader(ctx, p.s.client, http.MethodGet, next, accessToken)
 		if err != nil {
 			return githubError(path, status, header, err)
 		}
-		if _, err := page(body); err != nil {
+		if err := page(body); err != nil {
 			return fmt.Errorf("%w: github %s: %w", ErrMembership, path, err)
 		}
 		link := nextLink(header.Get("Link"))
