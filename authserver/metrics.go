@@ -172,6 +172,11 @@ func (s *instrumentedStore) RevokeGrant(ctx context.Context, g string) error {
 	return s.count("revoke_grant", s.Store.RevokeGrant(ctx, g))
 }
 
+func (s *instrumentedStore) ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	gs, err := s.Store.ListGrants(ctx, f)
+	return gs, s.count("list_grants", err)
+}
+
 func (s *instrumentedStore) RevokeAccessToken(ctx context.Context, g, h string) error {
 	return s.count("revoke_access_token", s.Store.RevokeAccessToken(ctx, g, h))
 }

@@ -15,6 +15,17 @@
 //	<prefix>:{g:<id>}:rt:<hash>       refresh token; after rotation its replay marker
 //	<prefix>:{g:<id>}:keys            set of the grant's live keys, which revocation deletes
 //	<prefix>:{g:<id>}:revoked         revocation marker
+//	<prefix>:grants                   sorted set of the tenant's grant IDs by expiry
+//	<prefix>:grants:user:<userID>     the same, of one user
+//	<prefix>:grants:client:<clientID> the same, of one client
+//
+// The three grant indexes live in other slots than the grant they list, so no script
+// can write both. RedeemCode sends the index writes in the same pipeline as the grant's
+// script, before it: an entry may name a grant that is not there yet, never the other
+// way round, so revoking everything a list names cannot miss a grant that a finished
+// redemption created. ListGrants drops an entry once its grant has neither its record
+// nor its keys set (it expired or was revoked); while the keys set lives, the code may
+// still be on its way to redemption.
 //
 // A replay marker replaces the record in place and keeps its TTL, so it lasts exactly
 // as long as the code or token would have. The keys set's TTL is stretched to the
@@ -221,6 +232,10 @@ func (k keys) pending(h string) string { return k.prefix + ":pending:" + h }
 func (k keys) upstream(u string) string {
 	return k.prefix + ":upstream:" + u
 }
+
+func (k keys) grantIndex() string           { return k.prefix + ":grants" }
+func (k keys) userGrants(u string) string   { return k.prefix + ":grants:user:" + u }
+func (k keys) clientGrants(c string) string { return k.prefix + ":grants:client:" + c }
 
 // grant returns the key builder for one grant.
 func (k keys) grant(id string) grantKeys { return grantKeys{k.prefix + ":{g:" + id + "}"} }
