@@ -21,6 +21,8 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
+	exchanges   *prometheus.CounterVec
+	adminRevoke *prometheus.CounterVec
 	handler     http.Handler // serves the gatherer
 }
 
@@ -43,8 +45,16 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 			Name: "mcpauth_store_errors_total",
 			Help: "Store operations that failed for a reason other than a missing or reused record.",
 		}, []string{"operation"}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_token_exchanges_total",
+			Help: "RFC 8693 token exchanges, by result: issued, login_required (the user must log in again) or the OAuth error code returned.",
+		}, []string{"result"}),
+		adminRevoke: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_admin_revoked_grants_total",
+			Help: "Grants revoked through the admin API, by what selected them: user, client or all.",
+		}, []string{"selector"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.exchanges, m.adminRevoke} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
