@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -98,6 +99,10 @@ type Options struct {
 	Clients ClientRegistry
 	// CIMD resolves Client ID Metadata Documents; nil turns CIMD off. Optional.
 	CIMD CIMDFetcher
+	// AdminToken is the bearer token of the admin API (adminapi: list and revoke
+	// grants), at least MinAdminTokenLen characters. Empty turns the API off: its
+	// paths answer 404.
+	AdminToken string
 
 	// Logger receives operational logs; never tokens or secrets. Default: discard.
 	Logger *slog.Logger
@@ -172,7 +177,10 @@ func (o Options) validate() error {
 	if !strings.HasPrefix(o.CallbackPath, "/") || !safePath(o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q must be a path starting with / (letters, digits, -._~/)", o.CallbackPath))
 	}
-	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke}, o.CallbackPath) {
+	if o.AdminToken != "" && len(o.AdminToken) < MinAdminTokenLen {
+		errs = append(errs, fmt.Errorf("AdminToken: %d characters, need at least %d", len(o.AdminToken), MinAdminTokenLen))
+	}
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke}, o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
 	}
 	for _, sc := range o.ScopesSupported {
