@@ -8,6 +8,7 @@ package admincli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -76,6 +77,10 @@ Flags of both commands:
                       from Kubernetes: Secret <provider>-authserver-admin, key admin-token).
                       Default: the token in $MCPAUTH_ADMIN_TOKEN.
   --json              Print the server's JSON answer.
+  --insecure-skip-tls-verify
+                      Do not verify the server's TLS certificate: for
+                      'kubectl exec' into a pod serving TLS on 127.0.0.1, whose
+                      certificate names the public host. Never across a network.
 
 Exit status: 0 success, 1 the server or the network failed, 2 bad usage.
 `
@@ -146,6 +151,7 @@ type options struct {
 	client    string
 	all       bool
 	json      bool
+	insecure  bool
 }
 
 // parseFlags parses a command's flags; code is -1 to go on, else the exit code.
@@ -159,6 +165,7 @@ func parseFlags(cmd string, args []string, env Env) (o options, code int) {
 	fs.StringVar(&o.client, "client", "", "")
 	fs.BoolVar(&o.all, "all", false, "")
 	fs.BoolVar(&o.json, "json", false, "")
+	fs.BoolVar(&o.insecure, "insecure-skip-tls-verify", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(env.Stdout, usage)
@@ -223,7 +230,15 @@ func newClient(o options, env Env) (*client, error) {
 		}
 		return nil, fmt.Errorf("no admin token: pass --token-file or set %s", EnvAdminToken)
 	}
-	return &client{base: u, token: token, http: env.HTTPClient}, nil
+	hc := env.HTTPClient
+	if o.insecure {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by the flag, for a pod's loopback
+		copied := *hc
+		copied.Transport = t
+		hc = &copied
+	}
+	return &client{base: u, token: token, http: hc}, nil
 }
 
 // call sends one request and decodes a 200 answer into out; any other answer is an

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -265,6 +266,25 @@ func TestCLITakesTheTokenFromTheEnvironment(t *testing.T) {
 	code, out, errOut := cli(t, map[string]string{EnvAdminToken: adminToken, EnvServer: s.issuer}, "admin", "grants", "--user", "alice")
 	if code != ExitOK || !strings.Contains(out, "alice") {
 		t.Errorf("exit %d, out %q, err %q", code, out, errOut)
+	}
+}
+
+func TestCLISkipsTLSVerificationOnlyWhenAsked(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+adminToken || r.URL.Path != adminapi.PathRevoke {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"revoked":3,"upstream_tokens_deleted":2}`))
+	}))
+	defer ts.Close()
+	env := map[string]string{EnvAdminToken: adminToken, EnvServer: ts.URL}
+	if code, _, errOut := cli(t, env, "admin", "revoke", "--all"); code != ExitFailed || !strings.Contains(errOut, "certificate") {
+		t.Errorf("an untrusted certificate: exit %d, %q; want a failure naming the certificate", code, errOut)
+	}
+	code, out, errOut := cli(t, env, "admin", "revoke", "--all", "--insecure-skip-tls-verify")
+	if code != ExitOK || out != "revoked 3 grants of the whole provider; deleted 2 upstream tokens\n" {
+		t.Errorf("--insecure-skip-tls-verify: exit %d, %q, %q", code, out, errOut)
 	}
 }
 
