@@ -36,11 +36,12 @@
 // life; reads also check ExpiresAt. Redis must not evict keys: Ping refuses any
 // maxmemory-policy other than noeviction.
 //
-// Round trips. GetAccessToken, the introspection hot path, is one GET; redemption,
-// rotation and revocation are one EVALSHA each (go-redis falls back to EVAL when the
-// server lacks the script); ReadTokenRequest (a token request's client and code or
-// refresh token) and SaveLogin (the callback's upstream token and code) are one
-// pipeline each. Needs Redis 6.2 or later (GETDEL).
+// Round trips. GetAccessToken, the introspection hot path, is one GET; rotation and
+// revocation are one EVALSHA each (go-redis falls back to EVAL when the server lacks
+// the script); redemption is one pipeline of its EVALSHA and the three index scripts;
+// ReadTokenRequest (a token request's client and code or refresh token) and SaveLogin
+// (the callback's upstream token and code) are one pipeline each; ListGrants is one
+// pipeline for the index and one per 500 grants. Needs Redis 6.2 or later (GETDEL).
 package redis
 
 import (
