@@ -121,7 +121,9 @@ func (s *Server) exchange(r *http.Request, ex *exchangeLog) (*tokenResponse, err
 	if err != nil {
 		return nil, err
 	}
-	if !active || kind != prefixAccess {
+	// Refused by kind only when it is a refresh token: lookupToken vouches for nothing
+	// else but access tokens, in whatever format (opaque or JWT) it reads them.
+	if !active || kind == prefixRefresh {
 		return nil, errInvalidGrant("subject_token is not an active access token")
 	}
 	ex.userID, ex.grantID = rec.UserID, rec.GrantID
