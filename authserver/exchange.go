@@ -144,6 +144,9 @@ func (s *Server) exchange(r *http.Request, ex *exchangeLog) (*tokenResponse, err
 		AccessToken:     tok.AccessToken,
 		IssuedTokenType: tokenTypeAccessToken,
 		TokenType:       "Bearer",
+		// RFC 8693 §2.2.1 wants scope when it differs from what was requested, and
+		// nothing was: it is the upstream's, as the upstream reported it, when it did.
+		Scope: tok.Scope,
 	}
 	if !tok.Expiry.IsZero() {
 		resp.ExpiresIn = max(int64(tok.Expiry.Sub(s.now()).Seconds()), 1)

@@ -114,6 +114,7 @@ func metricValue(t *testing.T, srv *Server, series string) float64 {
 func TestTokenExchangeReturnsTheUpstreamToken(t *testing.T) {
 	var logs bytes.Buffer
 	e := newExchangeEnv(t, &logs)
+	e.up.token.Scope = "repo read:user"
 	tok := e.issueFor(mcpResource)
 
 	rec := e.exchangeAs(vaultRS, exchangeForm(tok.AccessToken))
@@ -126,6 +127,9 @@ func TestTokenExchangeReturnsTheUpstreamToken(t *testing.T) {
 	a := decodeExchange(t, rec)
 	if a.AccessToken != "upstream-access-1" || a.IssuedTokenType != tokenTypeAccessToken || a.TokenType != "Bearer" {
 		t.Errorf("answer %+v, want the upstream access token, issued as an access token, Bearer", a)
+	}
+	if !strings.Contains(rec.Body.String(), `"scope":"repo read:user"`) {
+		t.Errorf("answer %s, want the upstream token's scope", rec.Body.String())
 	}
 	if a.ExpiresIn == nil || *a.ExpiresIn != 3600 {
 		t.Errorf("expires_in %v, want 3600 (the upstream token's hour)", a.ExpiresIn)
