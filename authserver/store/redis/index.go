@@ -16,8 +16,8 @@ const listBatch = 500
 
 // redeemAndIndex runs the redemption script and lists the grant in its user's, its
 // client's and the tenant's index, all in one pipeline (one round trip; on a Cluster
-// one per node, in parallel). The index writes come first: see the package doc. A
-// script Redis has lost (a restart, SCRIPT FLUSH) is run again on its own.
+// one per node, in parallel), the index writes ahead: see the package doc. A script
+// Redis has lost (a restart, SCRIPT FLUSH) is run again on its own.
 func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, keys []string, args []any) error {
 	now, exp, px := ms(time.Now()), ms(gr.ExpiresAt), ttl(gr.ExpiresAt)
 	idx := []string{s.k.userGrants(gr.UserID), s.k.clientGrants(gr.ClientID), s.k.grantIndex()}

@@ -21,11 +21,12 @@
 //
 // The three grant indexes live in other slots than the grant they list, so no script
 // can write both. RedeemCode sends the index writes in the same pipeline as the grant's
-// script, before it: an entry may name a grant that is not there yet, never the other
-// way round, so revoking everything a list names cannot miss a grant that a finished
-// redemption created. ListGrants drops an entry once its grant has neither its record
-// nor its keys set (it expired or was revoked); while the keys set lives, the code may
-// still be on its way to redemption.
+// script, ahead of it (on a Cluster the nodes run their parts in parallel): once
+// RedeemCode returns, the grant is listed, so revoking everything a list names cannot
+// miss a grant whose redemption had finished. ListGrants drops an entry only once its
+// grant has neither its record nor its keys set (it expired or was revoked): while the
+// keys set lives, the code may still be on its way to redemption, and an entry written
+// ahead of its grant survives.
 //
 // A replay marker replaces the record in place and keeps its TTL, so it lasts exactly
 // as long as the code or token would have. The keys set's TTL is stretched to the
