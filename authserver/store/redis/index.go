@@ -18,6 +18,12 @@ const listBatch = 500
 // client's and the tenant's index, all in one pipeline (one round trip; on a Cluster
 // one per node, in parallel), the index writes ahead: see the package doc. A script
 // Redis has lost (a restart, SCRIPT FLUSH) is run again on its own.
+//
+// The redemption's own answer comes first. When it succeeded but an index write
+// failed (on a Cluster, the index's node alone down), the error is returned all the
+// same: a grant that revocation by user or client could miss is never handed out.
+// Its tokens reach nobody, and the client's retry of the code is a replay that
+// revokes it; the user logs in again.
 func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, keys []string, args []any) error {
 	now, exp, px := ms(time.Now()), ms(gr.ExpiresAt), ttl(gr.ExpiresAt)
 	idx := []string{s.k.userGrants(gr.UserID), s.k.clientGrants(gr.ClientID), s.k.grantIndex()}
@@ -28,28 +34,30 @@ func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, keys []strin
 	}
 	redeem := redeemCodeScript.EvalSha(ctx, pipe, keys, args...)
 	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
+	var err error
+	if rerr := redeem.Err(); rerr != nil && goredis.HasErrorPrefix(rerr, "NOSCRIPT") {
+		err = s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)
+	} else if status, rerr := redeem.Text(); rerr != nil {
+		err = unavailable("redeem code", rerr)
+	} else if serr, ok := statusErrors[status]; !ok {
+		err = fmt.Errorf("redis store: redeem code: unexpected script status %q", status)
+	} else {
+		err = serr
+	}
+	if err != nil {
+		return err // an index entry without its grant is dropped by ListGrants
+	}
 	for i, c := range indexed {
-		if err := c.Err(); err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = s.runStatus(ctx, "index grant", indexGrantScript, []string{idx[i]}, gr.ID, exp, px, now)
-			if err != nil {
+		ierr := c.Err()
+		if ierr != nil && goredis.HasErrorPrefix(ierr, "NOSCRIPT") {
+			if err := s.runStatus(ctx, "index grant", indexGrantScript, []string{idx[i]}, gr.ID, exp, px, now); err != nil {
 				return err
 			}
-		} else if err != nil {
-			return unavailable("index grant", err)
+		} else if ierr != nil {
+			return unavailable("index grant", ierr)
 		}
 	}
-	if err := redeem.Err(); err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		return s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)
-	}
-	status, err := redeem.Text()
-	if err != nil {
-		return unavailable("redeem code", err)
-	}
-	err, ok := statusErrors[status]
-	if !ok {
-		return fmt.Errorf("redis store: redeem code: unexpected script status %q", status)
-	}
-	return err
+	return nil
 }
 
 // ListGrants reads the index that f selects (the user's when UserID is set, else the

@@ -551,3 +551,34 @@ func TestListGrantsKeepsGrantsOnTheirWay(t *testing.T) {
 		t.Errorf("ListGrants after redemption = %+v, %v; want the grant", got, err)
 	}
 }
+
+// TestAGrantThatCannotBeIndexedIsNotHandedOut: when the redemption succeeds but an
+// index write fails (here the user's index key holds a string, so ZADD fails as it
+// would on an unreachable Cluster node), RedeemCode fails, so the tokens reach nobody,
+// and the client's retry of the code revokes the grant as a replay.
+func TestAGrantThatCannotBeIndexedIsNotHandedOut(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.rdb.Set(ctx, s.k.userGrants("u"), "not a sorted set", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCode(ctx, "g", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	gr := store.Grant{ID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	err := s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a1", Access: tok})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("RedeemCode with an unwritable index: %v, want ErrUnavailable", err)
+	}
+	err = s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a2", Access: tok})
+	if !errors.Is(err, store.ErrCodeReused) {
+		t.Fatalf("the retry: %v, want ErrCodeReused", err)
+	}
+	if _, err := s.GetAccessToken(ctx, "g", "a1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the unindexed grant's token: %v, want it revoked", err)
+	}
+}
