@@ -238,10 +238,11 @@ type GrantFilter struct {
 type GrantIndex interface {
 	// ListGrants returns the live grants (redeemed, neither expired nor revoked) that
 	// match f, oldest AuthTime first. A grant whose code is redeemed while the list is
-	// read may be missed; revoke again to catch it. Backends index a grant when its
-	// code is redeemed and drop index entries of grants that are gone when they meet
-	// them, so the indexes never outgrow the live grants by more than what expired or
-	// was revoked since the last read.
+	// read may be missed; list again to catch it. Backends index a grant when its code
+	// is redeemed (RedeemCode fails rather than hand out a grant it could not index)
+	// and drop index entries of grants that are gone when they meet them, so the
+	// indexes never outgrow the live grants by more than what expired or was revoked
+	// since the last read.
 	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
 }
 
