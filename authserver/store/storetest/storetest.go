@@ -103,6 +103,7 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent rotations of one refresh token: exactly one succeeds and the grant ends revoked", testConcurrentRotate},
 		{"Concurrent takes of one pending authorization: exactly one succeeds", testConcurrentTake},
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
+		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
@@ -1126,4 +1127,45 @@ func testListGrantsTenant(f *fixture) {
 	f.listed(b, store.GrantFilter{ClientID: "shared-client"})
 	f.listed(b, store.GrantFilter{})
 	f.listed(a, store.GrantFilter{}, g)
+}
+
+func testConcurrentIndex(f *fixture) {
+	user, client := "user-"+randomHex(4), "client-"+randomHex(4)
+	grants := make([]store.Grant, racers)
+	codes := make([]string, racers)
+	for i := range grants {
+		grants[i] = f.grant(newGrantID(), longTTL)
+		grants[i].UserID, grants[i].ClientID = user, client
+		codes[i] = randomHex(32)
+		c := f.code(longTTL)
+		c.UserID, c.ClientID = user, client
+		f.ok(f.s.SaveCode(f.ctx, grants[i].ID, codes[i], c), "SaveCode")
+	}
+	errs := race(func(i int) error {
+		return f.s.RedeemCode(f.ctx, grants[i].ID, codes[i], grants[i], f.pair(grants[i].ID, longTTL, longTTL))
+	})
+	for i, err := range errs {
+		f.ok(err, fmt.Sprintf("RedeemCode %d", i))
+	}
+	want := sorted(grants...)
+	f.listed(f.s, store.GrantFilter{UserID: user}, want...)
+	f.listed(f.s, store.GrantFilter{ClientID: client}, want...)
+	// Revoking them while others list them leaves nothing listed.
+	errs = race(func(i int) error {
+		if i%2 == 0 {
+			_, err := f.s.ListGrants(f.ctx, store.GrantFilter{UserID: user})
+			return err
+		}
+		for _, g := range grants[i/2*2 : i/2*2+2] {
+			if err := f.s.RevokeGrant(f.ctx, g.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, err := range errs {
+		f.ok(err, fmt.Sprintf("racer %d", i))
+	}
+	f.listed(f.s, store.GrantFilter{UserID: user})
+	f.listed(f.s, store.GrantFilter{ClientID: client})
 }
