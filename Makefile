@@ -91,9 +91,10 @@ install-deps: ## Install Debian packages and Go modules the tests need (idempote
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and authorization server binaries into bin/.
+build: ## Build the manager, authorization server and mcpauth CLI binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/authserver ./cmd/authserver
+	$(GO) build -o bin/mcpauth ./cmd/mcpauth
 
 .PHONY: run
 run: manifests ## Run the operator against the cluster of the current kubeconfig.

@@ -41,7 +41,7 @@ func (s *Server) Metadata() Metadata {
 		ScopesSupported:                   s.opts.ScopesSupported,
 		ResponseTypesSupported:            []string{responseTypeCode},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{grantAuthCode, grantRefresh},
+		GrantTypesSupported:               []string{grantAuthCode, grantRefresh, grantTokenExchange},
 		CodeChallengeMethodsSupported:     methods,
 		TokenEndpointAuthMethodsSupported: []string{AuthMethodNone, AuthMethodBasic, AuthMethodPost},
 		// Introspection is for resource servers holding credentials (RFC 7662 §2.1).

@@ -8,11 +8,14 @@
 //	GET  /oauth/authorize  (and POST)              authorization code request, PKCE (RFC 7636)
 //	POST /oauth/consent                            the consent page's Approve/Deny form
 //	GET  /oauth/callback   (Options.CallbackPath)   the upstream provider returns here
-//	POST /oauth/token                              authorization_code and refresh_token grants
+//	POST /oauth/token                              authorization_code and refresh_token grants, and
+//	                                               RFC 8693 token exchange for the upstream token
 //	POST /oauth/register                           RFC 7591, only when DynamicRegistration is on;
 //	                                               rate limited per client address (429, Retry-After)
 //	POST /oauth/introspect                         RFC 7662, for MCP servers
 //	POST /oauth/revoke                             RFC 7009
+//	GET  /admin/grants, POST /admin/revoke         the admin API (package adminapi), only with
+//	                                               Options.AdminToken
 //	GET  /healthz, /readyz, /metrics               probes and Prometheus (always at the root)
 //
 // All flow state lives in the store.Store, so any replica can serve any step. Nothing

@@ -244,6 +244,13 @@ func (s *testStore) RevokeGrant(ctx context.Context, g string) error {
 	return s.Store.RevokeGrant(ctx, g)
 }
 
+func (s *testStore) ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	if err := s.before("ListGrants", f); err != nil {
+		return nil, err
+	}
+	return s.Store.ListGrants(ctx, f)
+}
+
 func (s *testStore) RevokeAccessToken(ctx context.Context, g, h string) error {
 	if err := s.before("RevokeAccessToken", g, h); err != nil {
 		return err

@@ -22,6 +22,8 @@ type metrics struct {
 	tokens      *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	refusals    *prometheus.CounterVec
+	exchanges   *prometheus.CounterVec
+	adminRevoke *prometheus.CounterVec
 	handler     http.Handler // serves the gatherer
 }
 
@@ -48,8 +50,16 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 			Name: "mcpauth_logins_refused_total",
 			Help: "Logins refused at the callback by the access rules, by reason: not_allowed, no_granted_scope, or check_failed (memberships could not be read).",
 		}, []string{"reason"}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_token_exchanges_total",
+			Help: "RFC 8693 token exchanges, by result: issued, login_required (the user must log in again) or the OAuth error code returned.",
+		}, []string{"result"}),
+		adminRevoke: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_admin_revoked_grants_total",
+			Help: "Grants revoked through the admin API, by what selected them: user, client or all.",
+		}, []string{"selector"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals, m.exchanges, m.adminRevoke} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -186,6 +196,11 @@ func (s *instrumentedStore) GetGrant(ctx context.Context, g string) (store.Grant
 
 func (s *instrumentedStore) RevokeGrant(ctx context.Context, g string) error {
 	return s.count("revoke_grant", s.Store.RevokeGrant(ctx, g))
+}
+
+func (s *instrumentedStore) ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	gs, err := s.Store.ListGrants(ctx, f)
+	return gs, s.count("list_grants", err)
 }
 
 func (s *instrumentedStore) RevokeAccessToken(ctx context.Context, g, h string) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpauth/mcpauth/authserver/access"
+	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -104,6 +105,10 @@ type Options struct {
 	// upstream.MembershipReader, GitHub organization and team rules are checked with
 	// the user's upstream token.
 	Access *access.Policy
+	// AdminToken is the bearer token of the admin API (adminapi: list and revoke
+	// grants), at least MinAdminTokenLen characters. Empty turns the API off: its
+	// paths answer 404.
+	AdminToken string
 
 	// Logger receives operational logs; never tokens or secrets. Default: discard.
 	Logger *slog.Logger
@@ -178,7 +183,10 @@ func (o Options) validate() error {
 	if !strings.HasPrefix(o.CallbackPath, "/") || !safePath(o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q must be a path starting with / (letters, digits, -._~/)", o.CallbackPath))
 	}
-	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke}, o.CallbackPath) {
+	if o.AdminToken != "" && len(o.AdminToken) < MinAdminTokenLen {
+		errs = append(errs, fmt.Errorf("AdminToken: %d characters, need at least %d", len(o.AdminToken), MinAdminTokenLen))
+	}
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke}, o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
 	}
 	for _, sc := range o.ScopesSupported {

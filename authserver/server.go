@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -51,6 +53,9 @@ type Server struct {
 	prefix   string // the issuer's path, prepended to every endpoint path
 	cookies  cookieNames
 	metadata []byte // the RFC 8414 document, rendered once
+	// adminDigest is the SHA-256 of Options.AdminToken (the admin API is routed only
+	// when one is set).
+	adminDigest [sha256.Size]byte
 
 	handler http.Handler
 }
@@ -84,6 +89,7 @@ func New(opts Options) (*Server, error) {
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
 	}
+	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
 	}
@@ -126,6 +132,11 @@ func (s *Server) routes() http.Handler {
 	}
 	route("introspect", s.handleIntrospect, s.prefix+pathIntrospect)
 	route("revoke", s.handleRevoke, s.prefix+pathRevoke)
+	if s.opts.AdminToken != "" {
+		// Off means absent, as for registration: no token, no admin API.
+		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)
+		route("admin_revoke", s.admin(s.handleAdminRevoke), s.prefix+adminapi.PathRevoke)
+	}
 	route("healthz", s.handleHealthz, "/healthz")
 	route("readyz", s.handleReadyz, "/readyz")
 	if !s.opts.OmitMetricsEndpoint {

@@ -20,7 +20,7 @@ import (
 // attacks) wants secrets that cannot be guessed, and a timing oracle lets them be
 // guessed byte by byte.
 // Secrets are compared with crypto/subtle or crypto/hmac.Equal (equalHash,
-// pkceMatches, verifySecret, verifyCSRF, the OIDC nonce).
+// pkceMatches, verifySecret, verifyCSRF, the OIDC nonce, adminAuth).
 //
 // Lookups are not comparisons: the store finds records by the HMAC of a token, and the
 // resource package's cache by its SHA-256, so their timing depends on a value the

@@ -13,11 +13,14 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
 
-// tokenResponse is RFC 6749 §5.1.
+// tokenResponse is RFC 6749 §5.1, and RFC 8693 §2.2.1 with IssuedTokenType.
 type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	// ExpiresIn is left out only by token exchange, when the upstream token's
+	// lifetime is unknown; our own tokens always have one.
+	ExpiresIn    int64  `json:"expires_in,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 }
@@ -40,6 +43,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if err := parseForm(w, r, maxFormBody); err != nil {
 		return nil, err
 	}
+	if r.PostForm.Get("grant_type") == grantTokenExchange {
+		// Its own path: every outcome, client authentication included, is logged and
+		// counted as an exchange.
+		return s.tokenExchange(r)
+	}
 	if name, ok := singleValues(r.PostForm, "resource"); !ok {
 		return nil, errInvalidRequest("parameter " + name + " is repeated")
 	}
@@ -54,7 +62,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		return nil, errInvalidRequest("grant_type is required")
 	case grantAuthCode, grantRefresh:
 	default:
-		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code or refresh_token")
+		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code, refresh_token or "+grantTokenExchange)
 	}
 	if !c.allowsGrant(grantType) {
 		return nil, newError(400, errCodeUnauthorizedClient, "the client may not use this grant type")

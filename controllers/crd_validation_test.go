@@ -236,10 +236,32 @@ var _ = Describe("The CRDs", func() {
 		Entry("upstream tokens for a public client", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.IntrospectUpstream = true
 		}, refusal{"spec.introspectUpstream", "introspectUpstream needs a confidential client"}),
+		Entry("resources on a public client", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.Resources = []string{"https://mcp.example.com/mcp"}
+		}, refusal{"spec.resources", "resources need a confidential client"}),
+		Entry("a relative resource", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"/mcp"}
+		}, refusal{"spec.resources", "each resource must be an absolute http(s) URI"}),
+		Entry("a resource with a fragment", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"https://mcp.example.com/mcp#tools"}
+		}, refusal{"spec.resources", "without a fragment"}),
+		Entry("a resource without a host", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"urn:example:mcp"}
+		}, refusal{"spec.resources", "each resource must be an absolute http(s) URI"}),
 		Entry("a credentials Secret name that is not a DNS name", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.SecretName = "Bad_Name"
 		}, refusal{"spec.secretName", "should match"}),
 	)
+
+	It("accept the resources of a confidential MCP server", func() {
+		c := validClient(newNamespace())
+		c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		c.Spec.Resources = []string{"https://mcp.example.com/mcp", "http://127.0.0.1:3000/mcp"}
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
 
 	It("accept a private-use scheme redirect URI for native apps (RFC 8252 §7.1)", func() {
 		c := validClient(newNamespace())

@@ -133,6 +133,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Upstream:              prov,
 		MasterKey:             secrets.EncryptionKey,
 		Clients:               a.clients.registry,
+		AdminToken:            secrets.AdminToken,
 		Logger:                o.Logger,
 		OmitMetricsEndpoint:   cfg.MetricsAddress != "",
 	}

@@ -246,7 +246,7 @@ func doJSONLimit(client *http.Client, req *http.Request, out any, limit int) err
 // statusError is an answer other than 200.
 type statusError struct {
 	status int
-	body string
+	body   string
 }
 
 func (e *statusError) Error() string {

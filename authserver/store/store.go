@@ -31,6 +31,8 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -224,6 +226,26 @@ type Grants interface {
 	RevokeAccessToken(ctx context.Context, grantID, tokenHash string) error
 }
 
+// GrantFilter selects grants for ListGrants. Empty fields match everything: the zero
+// filter selects every grant of the tenant.
+type GrantFilter struct {
+	UserID   string
+	ClientID string
+}
+
+// GrantIndex finds a tenant's grants by user and by client, so that an operator can
+// revoke everything of one user, one client or the whole tenant at once.
+type GrantIndex interface {
+	// ListGrants returns the live grants (redeemed, neither expired nor revoked) that
+	// match f, oldest AuthTime first. A grant whose code is redeemed while the list is
+	// read may be missed; list again to catch it. Backends index a grant when its code
+	// is redeemed (RedeemCode fails rather than hand out a grant it could not index)
+	// and drop index entries of grants that are gone when they meet them, so the
+	// indexes never outgrow the live grants by more than what expired or was revoked
+	// since the last read.
+	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
+}
+
 // UpstreamTokens keeps each user's upstream tokens, keyed by user ID.
 type UpstreamTokens interface {
 	// PutUpstreamToken stores t for ttl (OAUTH_EXTERNAL_TOKEN_TTL), replacing any
@@ -240,6 +262,7 @@ type Store interface {
 	Clients
 	PendingAuthorizations
 	Grants
+	GrantIndex
 	UpstreamTokens
 	// Ping reports whether the backend is reachable and safe to use (for /readyz):
 	// on Redis it also refuses an eviction policy other than noeviction.
@@ -321,4 +344,15 @@ func SaveLogin(ctx context.Context, s Store, l Login) error {
 		return err
 	}
 	return s.SaveCode(ctx, l.GrantID, l.CodeHash, l.Code)
+}
+
+// SortGrants orders grants as ListGrants returns them: oldest AuthTime first, then by
+// ID, so that a list reads the same from either backend.
+func SortGrants(gs []Grant) {
+	slices.SortFunc(gs, func(a, b Grant) int {
+		if c := a.AuthTime.Compare(b.AuthTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }

@@ -41,7 +41,8 @@ const clientRedirect = "http://127.0.0.1:38999/callback"
 // apiserver; the authorization server starts from exactly the config and Secrets the
 // operator rendered; a client registered through an MCPClient logs in through an
 // upstream OIDC provider; a second MCPClient works without a restart; a deleted one
-// stops working.
+// stops working; an MCPClient with resources exchanges a token issued for them for the
+// user's upstream token.
 func TestThePiecesFit(t *testing.T) {
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(15 * time.Second)
@@ -140,6 +141,48 @@ func TestThePiecesFit(t *testing.T) {
 	g.Eventually(func() int {
 		return status(authorizeURL(issuer, ideCreds["client-id"], "challenge-challenge-challenge-challenge-123"))
 	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusBadRequest))
+
+	// An MCP server registered with spec.resources exchanges the agent's token, issued
+	// for its resource, for alice's upstream token (RFC 8693); the agent itself may not.
+	const toolsResource = "https://tools.example.com/mcp"
+	tools := newMCPClient(ns.Name, "tools", oauthv1alpha1.AuthMethodClientSecretBasic)
+	tools.Spec.Resources = []string{toolsResource}
+	g.Expect(k8s.Create(ctx, tools)).To(Succeed())
+	toolsCreds := credentials(g, ctx, k8s, ns.Name, "tools-credentials")
+	bound, err := login(ctx, issuer, creds["client-id"], creds["client-secret"], oauth2.SetAuthURLParam("resource", toolsResource))
+	g.Expect(err).NotTo(HaveOccurred())
+	var upstreamToken map[string]any
+	g.Eventually(func() int {
+		code, body := exchangeToken(issuer, toolsCreds["client-id"], toolsCreds["client-secret"], bound.AccessToken)
+		upstreamToken = body
+		return code
+	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusOK))
+	g.Expect(upstreamToken["issued_token_type"]).To(Equal("urn:ietf:params:oauth:token-type:access_token"))
+	at, _ := upstreamToken["access_token"].(string)
+	g.Expect(idp.ValidAccessToken(at)).To(BeTrue(), "the exchanged token is a live token of the upstream")
+	code, body := exchangeToken(issuer, creds["client-id"], creds["client-secret"], bound.AccessToken)
+	g.Expect(code).To(Equal(http.StatusBadRequest))
+	g.Expect(body["error"]).To(Equal("unauthorized_client"))
+}
+
+// exchangeToken asks for the upstream token of subject (RFC 8693) as the client id.
+func exchangeToken(issuer, id, secret, subject string) (int, map[string]any) {
+	form := url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {subject},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+	}
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
 
 func startOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes.Interface) {
@@ -237,7 +280,7 @@ func authorizeURL(issuer, clientID, challenge string) string {
 
 // login runs the authorization-code flow with PKCE as an MCP client would, the
 // browser being an http.Client with a cookie jar that follows redirects.
-func login(ctx context.Context, issuer, clientID, secret string) (*oauth2.Token, error) {
+func login(ctx context.Context, issuer, clientID, secret string, opts ...oauth2.AuthCodeOption) (*oauth2.Token, error) {
 	conf := &oauth2.Config{
 		ClientID: clientID, ClientSecret: secret, RedirectURL: clientRedirect,
 		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/oauth/authorize", TokenURL: issuer + "/oauth/token"},
@@ -255,7 +298,7 @@ func login(ctx context.Context, issuer, clientID, secret string) (*oauth2.Token,
 		}
 		return nil
 	}}
-	resp, err := browser.Get(conf.AuthCodeURL("state-1", oauth2.S256ChallengeOption(verifier)))
+	resp, err := browser.Get(conf.AuthCodeURL("state-1", append(opts, oauth2.S256ChallengeOption(verifier))...))
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ package memory
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,10 @@ type database struct {
 	pending  map[string]store.PendingAuthorization
 	grants   map[string]*grantState
 	upstream map[string]upstreamEntry
+	// index holds the grant IDs of each user, each client and each tenant (see
+	// indexKeys), as the Redis backend's index sets do. Entries of grants that are
+	// gone are dropped by ListGrants and the janitor.
+	index map[string]map[string]struct{}
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -100,6 +105,7 @@ func New(opts Options) *Store {
 		pending:  map[string]store.PendingAuthorization{},
 		grants:   map[string]*grantState{},
 		upstream: map[string]upstreamEntry{},
+		index:    map[string]map[string]struct{}{},
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
@@ -322,7 +328,58 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 	g := s.grantForWriteLocked(grantID, now, gr.ExpiresAt)
 	g.grant = &gr
 	s.putTokensLocked(g, tokens)
+	for _, k := range s.indexKeys(gr.UserID, gr.ClientID) {
+		set := db.index[k]
+		if set == nil {
+			set = map[string]struct{}{}
+			db.index[k] = set
+		}
+		set[grantID] = struct{}{}
+	}
 	return nil
+}
+
+// indexKeys are the index entries a grant of user and client is listed under: the
+// user's, the client's and the tenant's. NUL cannot occur in an ID from a request or
+// an upstream identity, so the three kinds never collide.
+func (s *Store) indexKeys(userID, clientID string) []string {
+	return []string{s.key("user\x00" + userID), s.key("client\x00" + clientID), s.key("tenant")}
+}
+
+// ListGrants implements store.GrantIndex.
+func (s *Store) ListGrants(_ context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	k := s.key("tenant")
+	switch {
+	case f.UserID != "":
+		k = s.key("user\x00" + f.UserID)
+	case f.ClientID != "":
+		k = s.key("client\x00" + f.ClientID)
+	}
+	var out []store.Grant
+	for id := range db.index[k] {
+		g := s.grantLocked(id, now)
+		if g == nil || g.grant == nil || !live(g.grant.ExpiresAt, now) {
+			// Everything happens under mu here, so a grant that is not live now is
+			// gone for good: its code was redeemed, and it expired or was revoked.
+			delete(db.index[k], id)
+			continue
+		}
+		if f.ClientID != "" && g.grant.ClientID != f.ClientID {
+			continue
+		}
+		gr := *g.grant
+		gr.Resource = slices.Clone(gr.Resource)
+		out = append(out, gr)
+	}
+	if len(db.index[k]) == 0 {
+		delete(db.index, k)
+	}
+	store.SortGrants(out)
+	return out, nil
 }
 
 // missingLocked is the error for a code or refresh token that is not there:
@@ -536,6 +593,18 @@ func (db *database) sweep() {
 	for k, e := range db.upstream {
 		if !live(e.expiresAt, now) {
 			delete(db.upstream, k)
+		}
+	}
+	for k, set := range db.index {
+		tenant, _, _ := strings.Cut(k, "\x00")
+		for id := range set {
+			g := db.grants[tenant+"\x00"+id]
+			if g == nil || g.grant == nil || !live(g.grant.ExpiresAt, now) {
+				delete(set, id)
+			}
+		}
+		if len(set) == 0 {
+			delete(db.index, k)
 		}
 	}
 	for k, g := range db.grants {

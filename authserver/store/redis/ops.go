@@ -187,7 +187,7 @@ func (s *Store) RedeemCode(ctx context.Context, grantID, codeHash string, gr sto
 		keys = append(keys, g.refresh(tokens.RefreshHash))
 		args = append(args, rt[0], ttl(tokens.Refresh.ExpiresAt))
 	}
-	return s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)
+	return s.redeemAndIndex(ctx, gr, keys, args)
 }
 
 // GetAccessToken reads an access token: one GET.

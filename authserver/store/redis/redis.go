@@ -15,6 +15,18 @@
 //	<prefix>:{g:<id>}:rt:<hash>       refresh token; after rotation its replay marker
 //	<prefix>:{g:<id>}:keys            set of the grant's live keys, which revocation deletes
 //	<prefix>:{g:<id>}:revoked         revocation marker
+//	<prefix>:grants                   sorted set of the tenant's grant IDs by expiry
+//	<prefix>:grants:user:<userID>     the same, of one user
+//	<prefix>:grants:client:<clientID> the same, of one client
+//
+// The three grant indexes live in other slots than the grant they list, so no script
+// can write both. RedeemCode sends the index writes in the same pipeline as the grant's
+// script, ahead of it (on a Cluster the nodes run their parts in parallel): once
+// RedeemCode returns, the grant is listed, so revoking everything a list names cannot
+// miss a grant whose redemption had finished. ListGrants drops an entry only once its
+// grant has neither its record nor its keys set (it expired or was revoked): while the
+// keys set lives, the code may still be on its way to redemption, and an entry written
+// ahead of its grant survives.
 //
 // A replay marker replaces the record in place and keeps its TTL, so it lasts exactly
 // as long as the code or token would have. The keys set's TTL is stretched to the
@@ -25,11 +37,12 @@
 // life; reads also check ExpiresAt. Redis must not evict keys: Ping refuses any
 // maxmemory-policy other than noeviction.
 //
-// Round trips. GetAccessToken, the introspection hot path, is one GET; redemption,
-// rotation and revocation are one EVALSHA each (go-redis falls back to EVAL when the
-// server lacks the script); ReadTokenRequest (a token request's client and code or
-// refresh token) and SaveLogin (the callback's upstream token and code) are one
-// pipeline each. Needs Redis 6.2 or later (GETDEL).
+// Round trips. GetAccessToken, the introspection hot path, is one GET; rotation and
+// revocation are one EVALSHA each (go-redis falls back to EVAL when the server lacks
+// the script); redemption is one pipeline of its EVALSHA and the three index scripts;
+// ReadTokenRequest (a token request's client and code or refresh token) and SaveLogin
+// (the callback's upstream token and code) are one pipeline each; ListGrants is one
+// pipeline for the index and one per 500 grants. Needs Redis 6.2 or later (GETDEL).
 package redis
 
 import (
@@ -221,6 +234,10 @@ func (k keys) pending(h string) string { return k.prefix + ":pending:" + h }
 func (k keys) upstream(u string) string {
 	return k.prefix + ":upstream:" + u
 }
+
+func (k keys) grantIndex() string           { return k.prefix + ":grants" }
+func (k keys) userGrants(u string) string   { return k.prefix + ":grants:user:" + u }
+func (k keys) clientGrants(c string) string { return k.prefix + ":grants:client:" + c }
 
 // grant returns the key builder for one grant.
 func (k keys) grant(id string) grantKeys { return grantKeys{k.prefix + ":{g:" + id + "}"} }

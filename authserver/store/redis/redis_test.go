@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -232,9 +233,9 @@ func TestEveryKeyHasATTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	// client, index, pending, upstream; g1: code marker, grant, at1, rt1 marker, at2,
-	// rt2, keys set; g2: revocation marker.
-	if len(all) != 12 {
-		t.Errorf("flow wrote %d keys, want 12: %v", len(all), all)
+	// rt2, keys set; g2: revocation marker; g1's user, client and tenant indexes.
+	if len(all) != 15 {
+		t.Errorf("flow wrote %d keys, want 15: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {
@@ -486,5 +487,98 @@ func TestSaveLoginAfterScriptFlush(t *testing.T) {
 	}
 	if _, err := s.GetUpstreamToken(ctx, "u"); err != nil {
 		t.Errorf("GetUpstreamToken: %v", err)
+	}
+}
+
+// TestRedeemAfterScriptFlushIndexes: a Redis that lost its scripts still redeems the
+// code and indexes the grant, each script sent again.
+func TestRedeemAfterScriptFlushIndexes(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.SaveCode(ctx, "g", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gr := store.Grant{ID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	if err := s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a", Access: tok}); err != nil {
+		t.Fatalf("RedeemCode after SCRIPT FLUSH: %v", err)
+	}
+	for _, f := range []store.GrantFilter{{UserID: "u"}, {ClientID: "c"}, {}} {
+		if got, err := s.ListGrants(ctx, f); err != nil || len(got) != 1 || got[0].ID != "g" {
+			t.Errorf("ListGrants(%+v) = %+v, %v; want grant g", f, got, err)
+		}
+	}
+}
+
+// TestListGrantsKeepsGrantsOnTheirWay: the index is written before the grant's script
+// runs (on a Cluster, possibly on another node first), so an entry whose grant has a
+// live code but no record yet must survive a ListGrants, while one whose grant is gone
+// must not.
+func TestListGrantsKeepsGrantsOnTheirWay(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.SaveCode(ctx, "onitsway", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	idx := s.k.userGrants("u")
+	for _, id := range []string{"onitsway", "gone"} {
+		if err := s.runStatus(ctx, "index grant", indexGrantScript, []string{idx}, id, ms(exp), ttl(exp), ms(time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.ListGrants(ctx, store.GrantFilter{UserID: "u"}); err != nil || len(got) != 0 {
+		t.Fatalf("ListGrants = %+v, %v; want none yet", got, err)
+	}
+	members := s.rdb.ZRange(ctx, idx, 0, -1).Val()
+	if !slices.Equal(members, []string{"onitsway"}) {
+		t.Errorf("index after ListGrants holds %v, want [onitsway]", members)
+	}
+	gr := store.Grant{ID: "onitsway", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "onitsway", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	if err := s.RedeemCode(ctx, "onitsway", "code", gr, store.TokenPair{AccessHash: "a", Access: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListGrants(ctx, store.GrantFilter{UserID: "u"}); err != nil || len(got) != 1 {
+		t.Errorf("ListGrants after redemption = %+v, %v; want the grant", got, err)
+	}
+}
+
+// TestAGrantThatCannotBeIndexedIsNotHandedOut: when the redemption succeeds but an
+// index write fails (here the user's index key holds a string, so ZADD fails as it
+// would on an unreachable Cluster node), RedeemCode fails, so the tokens reach nobody,
+// and the client's retry of the code revokes the grant as a replay.
+func TestAGrantThatCannotBeIndexedIsNotHandedOut(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.rdb.Set(ctx, s.k.userGrants("u"), "not a sorted set", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCode(ctx, "g", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	gr := store.Grant{ID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	err := s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a1", Access: tok})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("RedeemCode with an unwritable index: %v, want ErrUnavailable", err)
+	}
+	err = s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a2", Access: tok})
+	if !errors.Is(err, store.ErrCodeReused) {
+		t.Fatalf("the retry: %v, want ErrCodeReused", err)
+	}
+	if _, err := s.GetAccessToken(ctx, "g", "a1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the unindexed grant's token: %v, want it revoked", err)
 	}
 }

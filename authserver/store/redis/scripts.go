@@ -180,9 +180,22 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)
 
+// indexGrantScript: KEYS index; ARGV grant ID, grant expiry (unix ms), px, now (unix ms).
+// The index is a sorted set of grant IDs by expiry, so expired entries go by score.
+var indexGrantScript = script(`
+local px = tonumber(ARGV[3])
+if px > 0 then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  extend(KEYS[1], px)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+return 'OK'
+`)
+
 var allScripts = []*goredis.Script{
 	createClientScript, updateClientScript, deleteClientScript,
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
+	indexGrantScript,
 }
 
 // loadScripts loads every script (on a Cluster, into every master), so the first

@@ -83,6 +83,9 @@ func RunTests(t *testing.T, h Harness) {
 		{"Ping succeeds on a healthy backend", testPing},
 		{"ReadTokenRequest answers as GetClient, PeekCode and GetRefreshToken do", testReadTokenRequest},
 		{"SaveLogin stores the upstream token and the code as PutUpstreamToken and SaveCode do", testSaveLogin},
+		{"ListGrants finds grants by user, by client, by both and of the whole tenant", testListGrants},
+		{"ListGrants leaves out unredeemed codes and revoked or expired grants", testListGrantsLiveOnly},
+		{"ListGrants sees only its own tenant", testListGrantsTenant},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
@@ -100,6 +103,7 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent rotations of one refresh token: exactly one succeeds and the grant ends revoked", testConcurrentRotate},
 		{"Concurrent takes of one pending authorization: exactly one succeeds", testConcurrentTake},
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
+		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
@@ -1002,4 +1006,166 @@ func testSaveLogin(f *fixture) {
 	f.ok(f.s.RevokeGrant(f.ctx, grantID), "RevokeGrant")
 	l.CodeHash = randomHex(32)
 	f.is(store.SaveLogin(f.ctx, f.s, l), store.ErrGrantRevoked, "SaveLogin under a revoked grant")
+}
+
+// issueFor issues a grant of user to client, all records living ttl.
+func (f *fixture) issueFor(s store.Store, user, client string, ttl time.Duration) store.Grant {
+	f.Helper()
+	grantID, codeHash := newGrantID(), randomHex(32)
+	c := f.code(ttl)
+	c.UserID, c.ClientID = user, client
+	g := f.grant(grantID, ttl)
+	g.UserID, g.ClientID = user, client
+	p := f.pair(grantID, ttl, ttl)
+	p.Access.UserID, p.Access.ClientID, p.Refresh.UserID, p.Refresh.ClientID = user, client, user, client
+	f.ok(s.SaveCode(f.ctx, grantID, codeHash, c), "SaveCode")
+	f.ok(s.RedeemCode(f.ctx, grantID, codeHash, g, p), "RedeemCode")
+	return g
+}
+
+// sorted returns gs in ListGrants's order.
+func sorted(gs ...store.Grant) []store.Grant {
+	store.SortGrants(gs)
+	return gs
+}
+
+// grantIDs returns the IDs of gs in order.
+func grantIDs(gs []store.Grant) []string {
+	ids := make([]string, len(gs))
+	for i, g := range gs {
+		ids[i] = g.ID
+	}
+	return ids
+}
+
+// listed calls ListGrants and compares the IDs it returns, in order, with want.
+func (f *fixture) listed(s store.Store, filter store.GrantFilter, want ...store.Grant) []store.Grant {
+	f.Helper()
+	got, err := s.ListGrants(f.ctx, filter)
+	f.ok(err, fmt.Sprintf("ListGrants(%+v)", filter))
+	f.equal(grantIDs(got), grantIDs(want), fmt.Sprintf("grants listed for %+v", filter))
+	return got
+}
+
+func testListGrants(f *fixture) {
+	alice, bob := "alice-"+randomHex(4), "bob-"+randomHex(4)
+	app, ide := "app-"+randomHex(4), "ide-"+randomHex(4)
+	aliceApp := f.issueFor(f.s, alice, app, longTTL)
+	aliceIDE := f.issueFor(f.s, alice, ide, longTTL)
+	bobApp := f.issueFor(f.s, bob, app, longTTL)
+	aliceApp2 := f.issueFor(f.s, alice, app, longTTL)
+	// AuthTime orders the list; equal times (a coarse clock) fall back to the ID.
+	all := []store.Grant{aliceApp, aliceIDE, bobApp, aliceApp2}
+	store.SortGrants(all)
+
+	got := f.listed(f.s, store.GrantFilter{UserID: alice}, sorted(aliceApp, aliceIDE, aliceApp2)...)
+	if len(got) > 0 {
+		f.equal(got[0], sorted(aliceApp, aliceIDE, aliceApp2)[0], "a listed grant is the stored record")
+	}
+	f.listed(f.s, store.GrantFilter{ClientID: app}, sorted(aliceApp, bobApp, aliceApp2)...)
+	f.listed(f.s, store.GrantFilter{UserID: alice, ClientID: app}, sorted(aliceApp, aliceApp2)...)
+	f.listed(f.s, store.GrantFilter{UserID: bob, ClientID: ide})
+	f.listed(f.s, store.GrantFilter{UserID: "nobody"})
+	f.listed(f.s, store.GrantFilter{}, all...)
+
+	// Rotation keeps a grant listed once.
+	is := f.issue(f.s)
+	f.ok(f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, f.pair(is.grantID, longTTL, longTTL)), "RotateRefreshToken")
+	f.listed(f.s, store.GrantFilter{UserID: is.grant.UserID}, is.grant)
+}
+
+func testListGrantsLiveOnly(f *fixture) {
+	user, client := "user-"+randomHex(4), "client-"+randomHex(4)
+	start := f.now()
+	live := f.issueFor(f.s, user, client, longTTL)
+	revoked := f.issueFor(f.s, user, client, longTTL)
+	short := f.issueFor(f.s, user, client, shortTTL)
+	reused := f.issueFor(f.s, user, client, longTTL)
+	// A code not yet redeemed is no grant yet.
+	pending := f.code(longTTL)
+	pending.UserID, pending.ClientID = user, client
+	f.ok(f.s.SaveCode(f.ctx, newGrantID(), randomHex(32), pending), "SaveCode")
+
+	f.ok(f.s.RevokeGrant(f.ctx, revoked.ID), "RevokeGrant")
+	f.listed(f.s, store.GrantFilter{UserID: user}, sorted(live, short, reused)...)
+	// A replayed code revokes its grant inside the store: the index learns of it too.
+	var replayed issued
+	replayed.grantID, replayed.codeHash = newGrantID(), randomHex(32)
+	c := f.code(longTTL)
+	c.UserID, c.ClientID = user, client
+	g := f.grant(replayed.grantID, longTTL)
+	g.UserID, g.ClientID = user, client
+	f.ok(f.s.SaveCode(f.ctx, replayed.grantID, replayed.codeHash, c), "SaveCode")
+	f.ok(f.s.RedeemCode(f.ctx, replayed.grantID, replayed.codeHash, g, f.pair(replayed.grantID, longTTL, longTTL)), "RedeemCode")
+	err := f.s.RedeemCode(f.ctx, replayed.grantID, replayed.codeHash, g, f.pair(replayed.grantID, longTTL, longTTL))
+	f.is(err, store.ErrCodeReused, "RedeemCode replayed")
+	f.listed(f.s, store.GrantFilter{ClientID: client}, sorted(live, short, reused)...)
+	if elapsed := f.now().Sub(start); elapsed >= shortTTL {
+		f.Fatalf("setting up took %s, longer than the short TTL %s: the machine is too slow for this test", elapsed, shortTTL)
+	}
+
+	f.h.Wait(start.Add(shortTTL).Sub(f.now()) + 100*time.Millisecond)
+	f.listed(f.s, store.GrantFilter{UserID: user}, sorted(live, reused)...)
+	f.listed(f.s, store.GrantFilter{ClientID: client}, sorted(live, reused)...)
+	f.listed(f.s, store.GrantFilter{}, sorted(live, reused)...)
+
+	// Revoking what a list names empties it, and it stays empty.
+	for _, g := range []store.Grant{live, reused} {
+		f.ok(f.s.RevokeGrant(f.ctx, g.ID), "RevokeGrant")
+	}
+	f.listed(f.s, store.GrantFilter{})
+	f.listed(f.s, store.GrantFilter{UserID: user})
+	f.listed(f.s, store.GrantFilter{UserID: user})
+}
+
+func testListGrantsTenant(f *fixture) {
+	prefix := "tenant-" + randomHex(4)
+	a, b := f.newStore(prefix+"-a"), f.newStore(prefix+"-b")
+	g := f.issueFor(a, "shared-user", "shared-client", longTTL)
+	f.listed(a, store.GrantFilter{UserID: "shared-user"}, g)
+	f.listed(b, store.GrantFilter{UserID: "shared-user"})
+	f.listed(b, store.GrantFilter{ClientID: "shared-client"})
+	f.listed(b, store.GrantFilter{})
+	f.listed(a, store.GrantFilter{}, g)
+}
+
+func testConcurrentIndex(f *fixture) {
+	user, client := "user-"+randomHex(4), "client-"+randomHex(4)
+	grants := make([]store.Grant, racers)
+	codes := make([]string, racers)
+	for i := range grants {
+		grants[i] = f.grant(newGrantID(), longTTL)
+		grants[i].UserID, grants[i].ClientID = user, client
+		codes[i] = randomHex(32)
+		c := f.code(longTTL)
+		c.UserID, c.ClientID = user, client
+		f.ok(f.s.SaveCode(f.ctx, grants[i].ID, codes[i], c), "SaveCode")
+	}
+	errs := race(func(i int) error {
+		return f.s.RedeemCode(f.ctx, grants[i].ID, codes[i], grants[i], f.pair(grants[i].ID, longTTL, longTTL))
+	})
+	for i, err := range errs {
+		f.ok(err, fmt.Sprintf("RedeemCode %d", i))
+	}
+	want := sorted(grants...)
+	f.listed(f.s, store.GrantFilter{UserID: user}, want...)
+	f.listed(f.s, store.GrantFilter{ClientID: client}, want...)
+	// Revoking them while others list them leaves nothing listed.
+	errs = race(func(i int) error {
+		if i%2 == 0 {
+			_, err := f.s.ListGrants(f.ctx, store.GrantFilter{UserID: user})
+			return err
+		}
+		for _, g := range grants[i/2*2 : i/2*2+2] {
+			if err := f.s.RevokeGrant(f.ctx, g.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, err := range errs {
+		f.ok(err, fmt.Sprintf("racer %d", i))
+	}
+	f.listed(f.s, store.GrantFilter{UserID: user})
+	f.listed(f.s, store.GrantFilter{ClientID: client})
 }
