@@ -230,11 +230,11 @@ func (s *testStore) GetRefreshToken(ctx context.Context, g, h string) (store.Tok
 	return s.Store.GetRefreshToken(ctx, g, h)
 }
 
-func (s *testStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair) error {
-	if err := s.before("RotateRefreshToken", g, h, next); err != nil {
-		return err
+func (s *testStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	if err := s.before("RotateRefreshToken", g, h, next, succ); err != nil {
+		return nil, err
 	}
-	return s.Store.RotateRefreshToken(ctx, g, h, next)
+	return s.Store.RotateRefreshToken(ctx, g, h, next, succ)
 }
 
 func (s *testStore) RevokeGrant(ctx context.Context, g string) error {
@@ -263,6 +263,27 @@ func (s *testStore) GetUpstreamToken(ctx context.Context, u string) (store.Upstr
 		return store.UpstreamToken{}, err
 	}
 	return s.Store.GetUpstreamToken(ctx, u)
+}
+
+func (s *testStore) DeleteUpstreamToken(ctx context.Context, u string) error {
+	if err := s.before("DeleteUpstreamToken", u); err != nil {
+		return err
+	}
+	return s.Store.DeleteUpstreamToken(ctx, u)
+}
+
+func (s *testStore) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	if err := s.before("AcquireLease", name); err != nil {
+		return false, err
+	}
+	return s.Store.AcquireLease(ctx, name, ttl)
+}
+
+func (s *testStore) ReleaseLease(ctx context.Context, name string) error {
+	if err := s.before("ReleaseLease", name); err != nil {
+		return err
+	}
+	return s.Store.ReleaseLease(ctx, name)
 }
 
 func (s *testStore) Ping(ctx context.Context) error {

@@ -159,8 +159,9 @@ func (s *instrumentedStore) GetRefreshToken(ctx context.Context, g, h string) (s
 	return t, s.count("get_refresh_token", err)
 }
 
-func (s *instrumentedStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair) error {
-	return s.count("rotate_refresh_token", s.Store.RotateRefreshToken(ctx, g, h, next))
+func (s *instrumentedStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	prior, err := s.Store.RotateRefreshToken(ctx, g, h, next, succ)
+	return prior, s.count("rotate_refresh_token", err)
 }
 
 func (s *instrumentedStore) GetGrant(ctx context.Context, g string) (store.Grant, error) {
@@ -183,6 +184,19 @@ func (s *instrumentedStore) PutUpstreamToken(ctx context.Context, u string, t st
 func (s *instrumentedStore) GetUpstreamToken(ctx context.Context, u string) (store.UpstreamToken, error) {
 	t, err := s.Store.GetUpstreamToken(ctx, u)
 	return t, s.count("get_upstream_token", err)
+}
+
+func (s *instrumentedStore) DeleteUpstreamToken(ctx context.Context, u string) error {
+	return s.count("delete_upstream_token", s.Store.DeleteUpstreamToken(ctx, u))
+}
+
+func (s *instrumentedStore) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	ok, err := s.Store.AcquireLease(ctx, name, ttl)
+	return ok, s.count("acquire_lease", err)
+}
+
+func (s *instrumentedStore) ReleaseLease(ctx context.Context, name string) error {
+	return s.count("release_lease", s.Store.ReleaseLease(ctx, name))
 }
 
 func (s *instrumentedStore) Ping(ctx context.Context) error {

@@ -271,7 +271,7 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 	}
 	g := store.Grant{ID: grantID, ClientID: c.ID, UserID: rt.UserID, Scope: rt.Scope, Resource: rt.Resource, ExpiresAt: rt.ExpiresAt}
 	access, refresh, pair := s.newTokens(c, g, scope, resources, now)
-	if err := s.store.RotateRefreshToken(ctx, grantID, oldHash, pair); err != nil {
+	if _, err := s.store.RotateRefreshToken(ctx, grantID, oldHash, pair, store.Successor{}); err != nil {
 		return nil, s.refreshError(ctx, grantID, err)
 	}
 	return s.tokenResponse(access, refresh, pair.Access, now), nil
