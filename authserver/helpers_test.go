@@ -149,6 +149,9 @@ func (s *testStore) before(op string, args ...any) error {
 		if t, ok := a.(store.UpstreamToken); ok {
 			s.seen = append(s.seen, string(t.Ciphertext))
 		}
+		if t, ok := a.(store.Successor); ok {
+			s.seen = append(s.seen, string(t.Sealed))
+		}
 	}
 	s.mu.Unlock()
 	if p, _ := s.panicOn.Load().(string); p == op {

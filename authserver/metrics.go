@@ -21,7 +21,16 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
-	handler     http.Handler // serves the gatherer
+	// refreshReuse counts rotated refresh tokens presented again, by outcome: "grace"
+	// (the same successor returned inside the window) or "revoked".
+	refreshReuse *prometheus.CounterVec
+	// upstreamRefreshes counts refreshes of users' upstream tokens this replica ran,
+	// by outcome: "ok", "failed" (transient) or "revoked" (refused for good).
+	upstreamRefreshes *prometheus.CounterVec
+	// reloginRequired counts grants revoked because the user's upstream token was
+	// refused for good: their users must log in again.
+	reloginRequired prometheus.Counter
+	handler         http.Handler // serves the gatherer
 }
 
 func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metrics, error) {
@@ -43,8 +52,20 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 			Name: "mcpauth_store_errors_total",
 			Help: "Store operations that failed for a reason other than a missing or reused record.",
 		}, []string{"operation"}),
+		refreshReuse: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_refresh_token_reuse_total",
+			Help: "Rotated refresh tokens presented again, by outcome: grace (same successor returned inside the reuse window) or revoked (the grant was revoked).",
+		}, []string{"outcome"}),
+		upstreamRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_upstream_refreshes_total",
+			Help: "Refreshes of users' upstream tokens run by this replica, by outcome: ok, failed (transient: nothing revoked) or revoked (refused for good by the upstream).",
+		}, []string{"outcome"}),
+		reloginRequired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpauth_upstream_relogin_required_total",
+			Help: "Grants revoked because the upstream refused the user's upstream token for good: the user must log in again.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refreshReuse, m.upstreamRefreshes, m.reloginRequired} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
