@@ -176,6 +176,11 @@ type UpstreamToken struct {
 	// server knows to refresh it without decrypting.
 	AccessExpiresAt time.Time `json:"access_expires_at,omitempty"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	// ReloginRequired marks a user whose upstream refresh token the upstream refused
+	// for good (revoked upstream): Ciphertext is empty, the token is gone, and the
+	// server revokes every grant of the user that finds this record, until a new
+	// login replaces it.
+	ReloginRequired bool `json:"relogin_required,omitempty"`
 }
 
 // Clients keeps registered clients.
