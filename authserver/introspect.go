@@ -32,11 +32,11 @@ const (
 	// backing off so a slow upstream costs the store little.
 	upstreamPollFirst = 10 * time.Millisecond
 	upstreamPollMax   = 200 * time.Millisecond
+	// upstreamWaitMax bounds how long a caller waits for another caller's refresh of
+	// the same upstream token before giving up (transiently): as long as that refresh
+	// may take.
+	upstreamWaitMax = upstreamTimeout
 )
-
-// upstreamWaitMax bounds how long a caller waits for another caller's refresh of the
-// same upstream token before giving up (transiently). A variable for tests.
-var upstreamWaitMax = upstreamTimeout
 
 // errUpstreamRelogin: the upstream refused the user's refresh token for good
 // (invalid_grant: the user revoked our access upstream), now or on an earlier call.
@@ -215,7 +215,7 @@ func (s *Server) freshUpstreamToken(ctx context.Context, userID, grantID string)
 		return nil, upstream.ErrNoRefresh
 	}
 	lease := "upstream:" + userID
-	deadline := time.NewTimer(upstreamWaitMax)
+	deadline := time.NewTimer(s.upstreamWait)
 	defer deadline.Stop()
 	for pause, waited := upstreamPollFirst, false; ; pause = min(2*pause, upstreamPollMax) {
 		held, err := s.store.AcquireLease(ctx, lease, upstreamLeaseTTL)

@@ -231,8 +231,7 @@ func TestIntrospectionWaitsForTheHolderOfTheUpstreamLease(t *testing.T) {
 	if ok, err := other.AcquireLease(t.Context(), "upstream:user-1", time.Hour); !ok || err != nil {
 		t.Fatalf("AcquireLease: %v, %v", ok, err)
 	}
-	upstreamWaitMax = 300 * time.Millisecond
-	t.Cleanup(func() { upstreamWaitMax = upstreamTimeout })
+	e.srv.upstreamWait = 300 * time.Millisecond
 
 	t.Run("and gives up without refreshing when it never finishes", func(t *testing.T) {
 		start := time.Now()
@@ -240,8 +239,8 @@ func TestIntrospectionWaitsForTheHolderOfTheUpstreamLease(t *testing.T) {
 		if got["active"] != true || got["upstream_access_token"] != nil {
 			t.Errorf("introspection %v; active, without an upstream token", got)
 		}
-		if e.up.refreshes != 0 || time.Since(start) < upstreamWaitMax {
-			t.Errorf("%d refreshes after %s; want none, after waiting %s", e.up.refreshes, time.Since(start), upstreamWaitMax)
+		if e.up.refreshes != 0 || time.Since(start) < e.srv.upstreamWait {
+			t.Errorf("%d refreshes after %s; want none, after waiting %s", e.up.refreshes, time.Since(start), e.srv.upstreamWait)
 		}
 	})
 	t.Run("and uses the token the holder stores", func(t *testing.T) {

@@ -46,6 +46,9 @@ type Server struct {
 	metrics  *metrics
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
+	// upstreamWait bounds how long a caller waits for another caller's refresh of the
+	// same upstream token (upstreamWaitMax; tests shorten it).
+	upstreamWait time.Duration
 
 	issuer   string
 	prefix   string // the issuer's path, prepended to every endpoint path
@@ -83,6 +86,7 @@ func New(opts Options) (*Server, error) {
 		cookies:  newCookieNames(iu.Scheme == "https"),
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
+		upstreamWait:  upstreamWaitMax,
 	}
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err

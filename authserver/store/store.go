@@ -324,7 +324,9 @@ type TokenRequestKeys struct {
 
 // TokenRequestRecords are the answers to TokenRequestKeys, each with the error its own
 // call would have returned (GetClient, PeekCode, GetRefreshToken). A record that was
-// not asked for is zero with a nil error.
+// not asked for is zero with a nil error. Like GetRefreshToken, RefreshErr
+// ErrRefreshReused decides nothing: the caller settles the reuse with
+// RotateRefreshToken, which may answer with the successor kept for the grace window.
 type TokenRequestRecords struct {
 	Client     Client
 	ClientErr  error
