@@ -81,6 +81,8 @@ type fakeUpstream struct {
 	refreshTok  upstream.Token
 	refreshes   int
 	lastParams  upstream.AuthParams
+	// refreshGate, when set, holds every Refresh (after counting it) until closed.
+	refreshGate chan struct{}
 }
 
 const goodUpstreamCode = "good-code"
@@ -117,8 +119,14 @@ func (f *fakeUpstream) Exchange(_ context.Context, code string, p upstream.AuthP
 
 func (f *fakeUpstream) Refresh(_ context.Context, refreshToken string) (*upstream.Token, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.refreshes++
+	gate := f.refreshGate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.refreshErr != nil {
 		return nil, f.refreshErr
 	}
@@ -257,6 +265,9 @@ func (s *testStore) RevokeAccessToken(ctx context.Context, g, h string) error {
 func (s *testStore) PutUpstreamToken(ctx context.Context, u string, t store.UpstreamToken, ttl time.Duration) error {
 	if err := s.before("PutUpstreamToken", u, t); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil { // as the Redis store fails a canceled request
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return s.Store.PutUpstreamToken(ctx, u, t, ttl)
 }

@@ -262,9 +262,12 @@ func (s *Server) refreshUpstream(ctx context.Context, userID, grantID string, se
 	case tok.RefreshToken == "":
 		return nil, upstream.ErrNoRefresh
 	}
-	rctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
+	// Detached from the caller: an upstream that rotates refresh tokens has spent the
+	// old one once it answers, so the answer is stored (for the waiters, and for the
+	// next request) even when the caller has gone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upstreamTimeout)
 	defer cancel()
-	next, err := s.upstream.Refresh(rctx, tok.RefreshToken)
+	next, err := s.upstream.Refresh(ctx, tok.RefreshToken)
 	switch {
 	case errors.Is(err, upstream.ErrNoRefresh):
 		s.metrics.upstreamRefreshes.WithLabelValues("revoked").Inc()

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -255,6 +256,47 @@ func TestIntrospectionWaitsForTheHolderOfTheUpstreamLease(t *testing.T) {
 			t.Errorf("introspection %v after %d refreshes; want the holder's token and none", got, e.up.refreshes)
 		}
 	})
+}
+
+// TestAnUpstreamRefreshIsStoredEvenWhenItsCallerHasGone: an upstream that rotates
+// refresh tokens has spent the old one once it answers, so losing its answer would
+// log the user out.
+func TestAnUpstreamRefreshIsStoredEvenWhenItsCallerHasGone(t *testing.T) {
+	e := newEnv(t)
+	e.up.token.Expiry = e.clock.Now().Add(time.Minute)
+	tok := e.issue()
+	grantID, _ := parseToken(prefixAccess, tok.AccessToken)
+	e.clock.Advance(2 * time.Minute)
+	gate := make(chan struct{})
+	e.up.mu.Lock()
+	e.up.refreshGate = gate
+	e.up.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() {
+		_, err := e.srv.freshUpstreamToken(ctx, "user-1", grantID)
+		done <- err
+	}()
+	for {
+		e.up.mu.Lock()
+		n := e.up.refreshes
+		e.up.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel() // the MCP server gave up on its introspection
+	close(gate)
+	<-done
+	stored, err := e.srv.loadUpstreamToken(t.Context(), "user-1")
+	if err != nil || stored.AccessToken != "upstream-access-2" {
+		t.Fatalf("stored upstream token %+v, %v; want the refreshed one", stored, err)
+	}
+	if got := e.introspect(tok.AccessToken)["upstream_access_token"]; got != "upstream-access-2" || e.up.refreshes != 1 {
+		t.Errorf("the next introspection: %v after %d refreshes; want the stored token, no second refresh", got, e.up.refreshes)
+	}
 }
 
 func TestIntrospectionAnswers503WhenTheStoreIsDown(t *testing.T) {
