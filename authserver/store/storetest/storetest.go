@@ -1158,9 +1158,12 @@ func testConcurrentRotateInWindow(f *fixture) {
 	for i := range pairs {
 		pairs[i], succs[i] = f.pair(is.grantID, longTTL, longTTL), f.successor("client-1", longTTL)
 	}
+	// Half the racers go through a second store value of the tenant, as a second
+	// replica would.
+	replicas := []store.Store{f.s, f.newStore(f.prefix())}
 	priors := make([][]byte, racers)
 	errs := race(func(i int) (err error) {
-		priors[i], err = f.s.RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, pairs[i], succs[i])
+		priors[i], err = replicas[i%2].RotateRefreshToken(f.ctx, is.grantID, is.tokens.RefreshHash, pairs[i], succs[i])
 		return err
 	})
 	winner := -1
