@@ -142,6 +142,8 @@ type windowHarness struct {
 	passWindow func() // lets the window of the last rotation pass
 	// grants counts the live and the revoked grants; nil where the store cannot tell.
 	grants func() (live, revoked int)
+	// atRest dumps what the store holds, to look for tokens in clear; nil to skip.
+	atRest func() string
 }
 
 // checkConcurrentRefreshes races 50 refreshes of one refresh token, then 50 of its
@@ -195,6 +197,18 @@ func checkConcurrentRefreshes(t *testing.T, h windowHarness, first tokens) {
 	if h.grants != nil {
 		if live, revoked := h.grants(); live != 1 || revoked != 0 {
 			t.Errorf("%d live and %d revoked grants after the concurrent refreshes, want 1 and 0", live, revoked)
+		}
+	}
+
+	if h.atRest != nil {
+		dump := h.atRest()
+		if !strings.Contains(dump, ":succ:") {
+			t.Error("no successor is kept in the store inside the window")
+		}
+		for _, tok := range []string{second.AccessToken, second.RefreshToken, third.AccessToken, third.RefreshToken} {
+			if strings.Contains(dump, tok) || strings.Contains(dump, strings.SplitN(tok, "_", 4)[3]) {
+				t.Errorf("token %.10s... is in the store in clear", tok)
+			}
 		}
 	}
 
@@ -264,6 +278,7 @@ func TestConcurrentRefreshesInsideTheWindowAcrossTwoServersSharingRedis(t *testi
 			time.Sleep(window + 200*time.Millisecond)
 		},
 		grants: func() (int, int) { return count("flowtest:{g:*}:grant"), count("flowtest:{g:*}:revoked") },
+		atRest: func() string { return dumpRedis(t, raw) },
 	}, first)
 	if a, b := fe.served[0].Load(), fe.served[1].Load(); a < 50 || b < 50 {
 		t.Errorf("requests per server: %d and %d; the refreshes did not reach both", a, b)
