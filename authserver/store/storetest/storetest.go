@@ -659,6 +659,12 @@ func testUpstream(f *fixture) {
 	f.ok(err, "GetUpstreamToken")
 	f.equal(got, second, "replaced upstream token")
 
+	refused := store.UpstreamToken{ReloginRequired: true, UpdatedAt: now}
+	f.ok(f.s.PutUpstreamToken(f.ctx, user, refused, longTTL), "PutUpstreamToken of a refusal")
+	got, err = f.s.GetUpstreamToken(f.ctx, user)
+	f.ok(err, "GetUpstreamToken")
+	f.equal(got, refused, "the refusal that replaced the upstream token")
+
 	f.ok(f.s.DeleteUpstreamToken(f.ctx, user), "DeleteUpstreamToken")
 	_, err = f.s.GetUpstreamToken(f.ctx, user)
 	f.is(err, store.ErrNotFound, "GetUpstreamToken after delete")
