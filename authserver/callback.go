@@ -185,19 +185,30 @@ func (s *Server) sealUpstreamToken(ctx context.Context, userID string, tok *upst
 	return store.UpstreamToken{Ciphertext: sealed, AccessExpiresAt: tok.Expiry, UpdatedAt: s.now()}, nil
 }
 
-// loadUpstreamToken reads and opens the user's upstream token.
+// loadUpstreamToken reads and opens the user's upstream token; errUpstreamRelogin
+// when the upstream refused it for good.
 func (s *Server) loadUpstreamToken(ctx context.Context, userID string) (*upstream.Token, error) {
+	tok, _, err := s.readUpstreamToken(ctx, userID)
+	return tok, err
+}
+
+// readUpstreamToken is loadUpstreamToken with the store record (its UpdatedAt tells
+// one refresh from the next).
+func (s *Server) readUpstreamToken(ctx context.Context, userID string) (*upstream.Token, store.UpstreamToken, error) {
 	rec, err := s.store.GetUpstreamToken(ctx, userID)
 	if err != nil {
-		return nil, err
+		return nil, rec, err
+	}
+	if rec.ReloginRequired {
+		return nil, rec, errUpstreamRelogin
 	}
 	plain, err := s.keys.open(rec.Ciphertext, userID)
 	if err != nil {
-		return nil, err
+		return nil, rec, err
 	}
 	var tok upstream.Token
 	if err := json.Unmarshal(plain, &tok); err != nil {
-		return nil, fmt.Errorf("upstream token: %w", err)
+		return nil, rec, fmt.Errorf("upstream token: %w", err)
 	}
-	return &tok, nil
+	return &tok, rec, nil
 }

@@ -31,6 +31,20 @@
 // error=access_denied; memberships that cannot be read fail the login closed. The
 // restricted scopes a user is not granted are left out of the code's scope.
 //
+// # Refresh and the upstream token
+//
+// Refresh tokens rotate (OAuth 2.1 §4.3.1). With Options.RefreshReuseWindow set, a
+// rotation also keeps its token response, sealed like the upstream tokens, in the
+// store for the window: the same client presenting the rotated token again inside it
+// gets that response back, so parallel refreshes and retries keep the session; any
+// other reuse revokes the grant. The store settles every reuse in one atomic step, on
+// any replica (store.Grants.RotateRefreshToken).
+//
+// The users' upstream tokens are refreshed ahead of expiry by one caller at a time
+// across replicas, under a store lease; the others wait for its result
+// (freshUpstreamToken). An upstream that refuses the refresh for good ends the grants
+// that depend on it, so their clients log in again.
+//
 // # Token format
 //
 // Codes and tokens are "<prefix><grantID>_<random>": the prefix names the kind

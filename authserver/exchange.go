@@ -133,7 +133,7 @@ func (s *Server) exchange(r *http.Request, ex *exchangeLog) (*tokenResponse, err
 		return nil, newError(http.StatusBadRequest, errCodeInvalidTarget, "subject_token was not issued for a resource this client serves")
 	}
 
-	tok, err := s.freshUpstreamToken(ctx, rec.UserID)
+	tok, err := s.freshUpstreamToken(ctx, rec.UserID, rec.GrantID)
 	if err != nil {
 		if transientUpstreamError(err) {
 			return nil, upstreamUnavailable{err}

@@ -45,8 +45,9 @@ type flowEnv struct {
 	served  []atomic.Int64 // requests per server
 }
 
-// newFlowEnv starts one Server per store. All share the master key, as replicas must.
-func newFlowEnv(t *testing.T, stores []store.Store, useTLS bool) *flowEnv {
+// newFlowEnv starts one Server per store. All share the master key, as replicas must;
+// mods adjust every server's options.
+func newFlowEnv(t *testing.T, stores []store.Store, useTLS bool, mods ...func(*Options)) *flowEnv {
 	t.Helper()
 	fe := &flowEnv{served: make([]atomic.Int64, len(stores))}
 	var next atomic.Int64
@@ -76,10 +77,14 @@ func newFlowEnv(t *testing.T, stores []store.Store, useTLS bool) *flowEnv {
 		if err != nil {
 			t.Fatalf("upstream: %v", err)
 		}
-		srv, err := New(Options{
+		opts := Options{
 			Issuer: fe.issuer, ScopesSupported: []string{"read", "write"}, DefaultScopes: []string{"read"},
 			DynamicRegistration: true, Store: st, Upstream: prov, MasterKey: testKey, Clients: reg,
-		})
+		}
+		for _, m := range mods {
+			m(&opts)
+		}
+		srv, err := New(opts)
 		if err != nil {
 			t.Fatal(err)
 		}

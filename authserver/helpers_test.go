@@ -81,6 +81,8 @@ type fakeUpstream struct {
 	refreshTok  upstream.Token
 	refreshes   int
 	lastParams  upstream.AuthParams
+	// refreshGate, when set, holds every Refresh (after counting it) until closed.
+	refreshGate chan struct{}
 }
 
 const goodUpstreamCode = "good-code"
@@ -117,8 +119,14 @@ func (f *fakeUpstream) Exchange(_ context.Context, code string, p upstream.AuthP
 
 func (f *fakeUpstream) Refresh(_ context.Context, refreshToken string) (*upstream.Token, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.refreshes++
+	gate := f.refreshGate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.refreshErr != nil {
 		return nil, f.refreshErr
 	}
@@ -148,6 +156,9 @@ func (s *testStore) before(op string, args ...any) error {
 		s.seen = append(s.seen, fmt.Sprintf("%s %+v", op, a))
 		if t, ok := a.(store.UpstreamToken); ok {
 			s.seen = append(s.seen, string(t.Ciphertext))
+		}
+		if t, ok := a.(store.Successor); ok {
+			s.seen = append(s.seen, string(t.Sealed))
 		}
 	}
 	s.mu.Unlock()
@@ -230,11 +241,11 @@ func (s *testStore) GetRefreshToken(ctx context.Context, g, h string) (store.Tok
 	return s.Store.GetRefreshToken(ctx, g, h)
 }
 
-func (s *testStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair) error {
-	if err := s.before("RotateRefreshToken", g, h, next); err != nil {
-		return err
+func (s *testStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	if err := s.before("RotateRefreshToken", g, h, next, succ); err != nil {
+		return nil, err
 	}
-	return s.Store.RotateRefreshToken(ctx, g, h, next)
+	return s.Store.RotateRefreshToken(ctx, g, h, next, succ)
 }
 
 func (s *testStore) RevokeGrant(ctx context.Context, g string) error {
@@ -262,6 +273,9 @@ func (s *testStore) PutUpstreamToken(ctx context.Context, u string, t store.Upst
 	if err := s.before("PutUpstreamToken", u, t); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil { // as the Redis store fails a canceled request
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
 	return s.Store.PutUpstreamToken(ctx, u, t, ttl)
 }
 
@@ -270,6 +284,27 @@ func (s *testStore) GetUpstreamToken(ctx context.Context, u string) (store.Upstr
 		return store.UpstreamToken{}, err
 	}
 	return s.Store.GetUpstreamToken(ctx, u)
+}
+
+func (s *testStore) DeleteUpstreamToken(ctx context.Context, u string) error {
+	if err := s.before("DeleteUpstreamToken", u); err != nil {
+		return err
+	}
+	return s.Store.DeleteUpstreamToken(ctx, u)
+}
+
+func (s *testStore) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	if err := s.before("AcquireLease", name); err != nil {
+		return false, err
+	}
+	return s.Store.AcquireLease(ctx, name, ttl)
+}
+
+func (s *testStore) ReleaseLease(ctx context.Context, name string) error {
+	if err := s.before("ReleaseLease", name); err != nil {
+		return err
+	}
+	return s.Store.ReleaseLease(ctx, name)
 }
 
 func (s *testStore) Ping(ctx context.Context) error {

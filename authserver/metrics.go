@@ -24,7 +24,16 @@ type metrics struct {
 	refusals    *prometheus.CounterVec
 	exchanges   *prometheus.CounterVec
 	adminRevoke *prometheus.CounterVec
-	handler     http.Handler // serves the gatherer
+	// refreshReuse counts rotated refresh tokens presented again, by outcome: "grace"
+	// (the same successor returned inside the window) or "revoked".
+	refreshReuse *prometheus.CounterVec
+	// upstreamRefreshes counts refreshes of users' upstream tokens this replica ran,
+	// by outcome: "ok", "failed" (transient) or "revoked" (refused for good).
+	upstreamRefreshes *prometheus.CounterVec
+	// reloginRequired counts grants revoked because the user's upstream token was
+	// refused for good: their users must log in again.
+	reloginRequired prometheus.Counter
+	handler         http.Handler // serves the gatherer
 }
 
 func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metrics, error) {
@@ -58,8 +67,20 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 			Name: "mcpauth_admin_revoked_grants_total",
 			Help: "Grants revoked through the admin API, by what selected them: user, client or all.",
 		}, []string{"selector"}),
+		refreshReuse: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_refresh_token_reuse_total",
+			Help: "Rotated refresh tokens presented again, by outcome: grace (same successor returned inside the reuse window) or revoked (the grant was revoked).",
+		}, []string{"outcome"}),
+		upstreamRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_upstream_refreshes_total",
+			Help: "Refreshes of users' upstream tokens run by this replica, by outcome: ok, failed (transient: nothing revoked) or revoked (refused for good by the upstream).",
+		}, []string{"outcome"}),
+		reloginRequired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpauth_upstream_relogin_required_total",
+			Help: "Grants revoked because the upstream refused the user's upstream token for good: the user must log in again.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals, m.exchanges, m.adminRevoke} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals, m.exchanges, m.adminRevoke, m.refreshReuse, m.upstreamRefreshes, m.reloginRequired} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -185,8 +206,9 @@ func (s *instrumentedStore) GetRefreshToken(ctx context.Context, g, h string) (s
 	return t, s.count("get_refresh_token", err)
 }
 
-func (s *instrumentedStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair) error {
-	return s.count("rotate_refresh_token", s.Store.RotateRefreshToken(ctx, g, h, next))
+func (s *instrumentedStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	prior, err := s.Store.RotateRefreshToken(ctx, g, h, next, succ)
+	return prior, s.count("rotate_refresh_token", err)
 }
 
 func (s *instrumentedStore) GetGrant(ctx context.Context, g string) (store.Grant, error) {
@@ -214,6 +236,19 @@ func (s *instrumentedStore) PutUpstreamToken(ctx context.Context, u string, t st
 func (s *instrumentedStore) GetUpstreamToken(ctx context.Context, u string) (store.UpstreamToken, error) {
 	t, err := s.Store.GetUpstreamToken(ctx, u)
 	return t, s.count("get_upstream_token", err)
+}
+
+func (s *instrumentedStore) DeleteUpstreamToken(ctx context.Context, u string) error {
+	return s.count("delete_upstream_token", s.Store.DeleteUpstreamToken(ctx, u))
+}
+
+func (s *instrumentedStore) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	ok, err := s.Store.AcquireLease(ctx, name, ttl)
+	return ok, s.count("acquire_lease", err)
+}
+
+func (s *instrumentedStore) ReleaseLease(ctx context.Context, name string) error {
+	return s.count("release_lease", s.Store.ReleaseLease(ctx, name))
 }
 
 func (s *instrumentedStore) Ping(ctx context.Context) error {

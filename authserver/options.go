@@ -35,6 +35,9 @@ const (
 	DefaultCallbackPath = "/oauth/callback"
 	// MinMasterKeyLen is the shortest accepted Options.MasterKey.
 	MinMasterKeyLen = 32
+	// MaxRefreshReuseWindow is the longest accepted Options.RefreshReuseWindow: the
+	// window lets a copied refresh token work for that long, so it stays short.
+	MaxRefreshReuseWindow = 5 * time.Minute
 )
 
 // Options configure a Server. Issuer, Store, Upstream and MasterKey are required; every
@@ -72,6 +75,16 @@ type Options struct {
 	ExternalTokenTTL time.Duration // the users' upstream tokens in the store
 	PendingTTL       time.Duration // a login in progress at the upstream
 	ConsentTTL       time.Duration // a remembered consent
+
+	// RefreshReuseWindow is how long a rotated refresh token, presented again by the
+	// client it was issued to, gets the same successor (the token response its
+	// rotation issued) instead of revoking the grant, so that a client refreshing
+	// twice in parallel, or retrying a refresh whose answer it lost, keeps its
+	// session. Reuse after the window, or by another client, revokes the grant (OAuth
+	// 2.1 §4.3.1). Zero turns the window off (strict rotation); unlike the TTLs it has
+	// no default here: configuration (tokens.refreshReuseWindow) defaults it to 30s.
+	// At most MaxRefreshReuseWindow.
+	RefreshReuseWindow time.Duration
 
 	// AllowPKCEPlain accepts code_challenge_method=plain. OAuth 2.1 allows it only when
 	// S256 is impossible; leave it off.
@@ -188,6 +201,9 @@ func (o Options) validate() error {
 	}
 	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke}, o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
+	}
+	if o.RefreshReuseWindow < 0 || o.RefreshReuseWindow > MaxRefreshReuseWindow {
+		errs = append(errs, fmt.Errorf("RefreshReuseWindow: %s is outside [0s, %s]", o.RefreshReuseWindow, MaxRefreshReuseWindow))
 	}
 	for _, sc := range o.ScopesSupported {
 		if !validScopeToken(sc) {

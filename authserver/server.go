@@ -48,6 +48,9 @@ type Server struct {
 	metrics  *metrics
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
+	// upstreamWait bounds how long a caller waits for another caller's refresh of the
+	// same upstream token (upstreamWaitMax; tests shorten it).
+	upstreamWait time.Duration
 
 	issuer   string
 	prefix   string // the issuer's path, prepended to every endpoint path
@@ -88,6 +91,7 @@ func New(opts Options) (*Server, error) {
 		cookies:  newCookieNames(iu.Scheme == "https"),
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
+		upstreamWait:  upstreamWaitMax,
 	}
 	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
 	if s.metadata, err = s.renderMetadata(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -242,7 +243,8 @@ func (s *Server) codeError(ctx context.Context, grantID string, err error) error
 	return err
 }
 
-// refresh is the refresh_token grant (RFC 6749 §6) with rotation (OAuth 2.1 §4.3.1).
+// refresh is the refresh_token grant (RFC 6749 §6) with rotation (OAuth 2.1 §4.3.1)
+// and the reuse grace window (Options.RefreshReuseWindow).
 func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenResponse, error) {
 	ctx, form := r.Context(), r.PostForm
 	old := form.Get("refresh_token")
@@ -254,6 +256,13 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 		return nil, errInvalidGrant("the refresh token is invalid or expired")
 	}
 	oldHash, rt, err := reads.refreshToken(ctx, grantID, old)
+	if errors.Is(err, store.ErrRefreshReused) {
+		// Rotated before. The read decides nothing: the store settles the reuse in one
+		// atomic step, returning the successor kept for the window to the same client,
+		// or revoking the grant.
+		prior, err := s.store.RotateRefreshToken(ctx, grantID, oldHash, store.TokenPair{}, store.Successor{ClientID: c.ID})
+		return s.reusedRefresh(ctx, c, grantID, oldHash, prior, err)
+	}
 	if err != nil {
 		return nil, s.refreshError(ctx, grantID, err)
 	}
@@ -279,21 +288,90 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 	}
 	g := store.Grant{ID: grantID, ClientID: c.ID, UserID: rt.UserID, Scope: rt.Scope, Resource: rt.Resource, ExpiresAt: rt.ExpiresAt}
 	access, refresh, pair := s.newTokens(c, g, scope, resources, now)
-	if err := s.store.RotateRefreshToken(ctx, grantID, oldHash, pair); err != nil {
-		return nil, s.refreshError(ctx, grantID, err)
+	succ, err := s.sealSuccessor(c.ID, grantID, oldHash, access, refresh, pair, now)
+	if err != nil {
+		return nil, err
+	}
+	prior, err := s.store.RotateRefreshToken(ctx, grantID, oldHash, pair, succ)
+	if err != nil || prior != nil {
+		// Another request rotated the token between our read and our rotation.
+		return s.reusedRefresh(ctx, c, grantID, oldHash, prior, err)
 	}
 	return s.tokenResponse(access, refresh, pair.Access, now), nil
 }
 
+// successorRecord is the token response a rotation issued, kept sealed in the store
+// for the reuse window (store.Successor) so that the same client presenting the
+// rotated token again gets the same answer.
+type successorRecord struct {
+	ClientID         string    `json:"client_id"`
+	AccessToken      string    `json:"access_token"`
+	AccessExpiresAt  time.Time `json:"access_expires_at"`
+	RefreshToken     string    `json:"refresh_token,omitempty"`
+	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
+	Scope            string    `json:"scope,omitempty"`
+}
+
+// sealSuccessor encrypts a rotation's token response for the reuse window, bound to
+// the grant and the rotated token; with the window off it keeps nothing.
+func (s *Server) sealSuccessor(clientID, grantID, oldHash, access, refresh string, pair store.TokenPair, now time.Time) (store.Successor, error) {
+	if s.opts.RefreshReuseWindow <= 0 {
+		return store.Successor{}, nil
+	}
+	plain, err := json.Marshal(successorRecord{
+		ClientID: clientID, AccessToken: access, AccessExpiresAt: pair.Access.ExpiresAt,
+		RefreshToken: refresh, RefreshExpiresAt: pair.Refresh.ExpiresAt, Scope: pair.Access.Scope,
+	})
+	if err != nil {
+		return store.Successor{}, err
+	}
+	sealed, err := s.keys.sealAD(plain, successorAAD(grantID, oldHash))
+	if err != nil {
+		return store.Successor{}, err
+	}
+	return store.Successor{ClientID: clientID, Sealed: sealed, Until: now.Add(s.opts.RefreshReuseWindow)}, nil
+}
+
+// reusedRefresh answers a rotated refresh token presented again, after the store
+// settled it: with the successor kept for the window (prior), or with the store's
+// error, ErrRefreshReused when it revoked the grant.
+func (s *Server) reusedRefresh(ctx context.Context, c *client, grantID, oldHash string, prior []byte, err error) (*tokenResponse, error) {
+	if err != nil {
+		return nil, s.refreshError(ctx, grantID, err)
+	}
+	var rec successorRecord
+	plain, err := s.keys.openAD(prior, successorAAD(grantID, oldHash))
+	if err == nil {
+		err = json.Unmarshal(plain, &rec)
+	}
+	if err == nil && rec.ClientID != c.ID {
+		err = errors.New("sealed for another client")
+	}
+	if err != nil {
+		// Not what this server sealed for this token and client: hand nothing out.
+		s.log.ErrorContext(ctx, "refresh successor cannot be used", "grant", grantID, "err", err)
+		return nil, errInvalidGrant("the refresh token is invalid or expired")
+	}
+	s.metrics.refreshReuse.WithLabelValues("grace").Inc()
+	s.log.InfoContext(ctx, "rotated refresh token presented again inside the reuse window; same successor returned",
+		"grant", grantID, "client", c.ID)
+	return &tokenResponse{
+		AccessToken:  rec.AccessToken,
+		TokenType:    "Bearer",
+		ExpiresIn:    max(0, int64(rec.AccessExpiresAt.Sub(s.now())/time.Second)),
+		RefreshToken: rec.RefreshToken,
+		Scope:        rec.Scope,
+	}, nil
+}
+
 // refreshError maps a store answer about a refresh token. Reuse of a rotated token
-// means one of two parties holds a stolen copy; OAuth 2.1 §4.3.1 has the server revoke
-// the whole grant, so both stop working and the user logs in again.
+// outside the grace window means one of two parties holds a stolen copy; OAuth 2.1
+// §4.3.1 has the server revoke the whole grant, so both stop working and the user logs
+// in again. The store revoked it in the same step that found the reuse.
 func (s *Server) refreshError(ctx context.Context, grantID string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrRefreshReused):
-		if rerr := s.store.RevokeGrant(ctx, grantID); rerr != nil {
-			s.log.ErrorContext(ctx, "revoke grant after refresh token reuse", "grant", grantID, "err", rerr)
-		}
+		s.metrics.refreshReuse.WithLabelValues("revoked").Inc()
 		s.log.WarnContext(ctx, "refresh token reused; grant revoked", "grant", grantID)
 		return errInvalidGrant("the refresh token is invalid or expired")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGrantRevoked):

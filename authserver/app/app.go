@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		RefreshTokenTTL:       cfg.Tokens.RefreshTokenTTL.Duration(),
 		RegistrationTTL:       cfg.Tokens.ClientRegistrationTTL.Duration(),
 		ExternalTokenTTL:      cfg.Tokens.ExternalTokenTTL.Duration(),
+		RefreshReuseWindow:    cfg.Tokens.RefreshReuseWindow.Duration(),
 		AllowPKCEPlain:        cfg.AllowPKCEPlain,
 		DynamicRegistration:   cfg.DynamicRegistration.Enabled,
 		RegistrationRateLimit: registrationRateLimit(cfg.DynamicRegistration.RateLimit),

@@ -26,6 +26,17 @@
 // ErrRefreshReused) and revokes the grant, also when it comes after the grant was
 // revoked. A revoked grant is remembered until the last record it ever held would have
 // expired, so nothing more is issued under its ID.
+//
+// Grace window: a rotation may leave, beside its replay marker and for a short window
+// only, the token response it issued, sealed by the server (Successor). The same
+// client presenting the rotated token again inside the window gets that response back
+// instead of a revocation, so a client that refreshes twice in parallel (or retries a
+// refresh whose answer it lost) keeps its session; concurrent rotations still rotate
+// once. See RotateRefreshToken.
+//
+// Leases: short exclusive claims by name (AcquireLease), so that one replica among
+// many does a piece of work, such as refreshing a user's upstream token, while the
+// others wait for its result.
 package store
 
 import (
@@ -145,6 +156,20 @@ type TokenPair struct {
 	Refresh     Token
 }
 
+// Successor is what a rotation keeps beside the retired refresh token's replay marker
+// for the reuse grace window: the token response the rotation issued, sealed by the
+// server (AES-GCM) before it reaches the store, so the store never holds a token in
+// clear.
+type Successor struct {
+	// ClientID is the client the rotation was for; only the same client gets Sealed
+	// back.
+	ClientID string
+	// Sealed is the encrypted token response.
+	Sealed []byte
+	// Until ends the window: after it the successor is gone and reuse revokes.
+	Until time.Time
+}
+
 // UpstreamToken is a user's token at the upstream provider, encrypted by the server
 // (AES-GCM) before it reaches the store.
 type UpstreamToken struct {
@@ -153,6 +178,11 @@ type UpstreamToken struct {
 	// server knows to refresh it without decrypting.
 	AccessExpiresAt time.Time `json:"access_expires_at,omitempty"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	// ReloginRequired marks a user whose upstream refresh token the upstream refused
+	// for good (revoked upstream): Ciphertext is empty, the token is gone, and the
+	// server revokes every grant of the user that finds this record, until a new
+	// login replaces it.
+	ReloginRequired bool `json:"relogin_required,omitempty"`
 }
 
 // Clients keeps registered clients.
@@ -202,25 +232,44 @@ type Grants interface {
 	// unknown, expired or revoked.
 	GetAccessToken(ctx context.Context, grantID, tokenHash string) (Token, error)
 	// GetRefreshToken reads a current refresh token. A rotated one returns
-	// ErrRefreshReused without revoking (RotateRefreshToken does that); an unknown,
-	// expired or revoked one ErrNotFound.
+	// ErrRefreshReused without revoking or deciding anything: RotateRefreshToken
+	// decides between the grace window and revocation. An unknown, expired or revoked
+	// one returns ErrNotFound.
 	GetRefreshToken(ctx context.Context, grantID, tokenHash string) (Token, error)
-	// RotateRefreshToken retires oldHash and stores next atomically. Presenting an
-	// already-rotated token revokes the grant and returns ErrRefreshReused. A token
-	// that is unknown or expired returns ErrNotFound; a current token of a revoked
-	// grant, ErrGrantRevoked. The access token issued with oldHash stays valid until it
+	// RotateRefreshToken retires oldHash and stores next atomically, and keeps succ
+	// beside oldHash's replay marker until succ.Until, no longer (a zero or past Until,
+	// or an empty succ.Sealed, keeps nothing: no grace window). It returns (nil, nil)
+	// when it rotated. The access token issued with oldHash stays valid until it
 	// expires. next.RefreshHash may be empty (no new refresh token).
 	//
-	// Of concurrent rotations of one token exactly one succeeds; the others are reuse,
-	// so they return ErrRefreshReused and the grant ends revoked, the winner's new
-	// tokens included (OAuth 2.1 §4.3.1: the server cannot tell which party is the
-	// legitimate client).
-	RotateRefreshToken(ctx context.Context, grantID, oldHash string, next TokenPair) error
+	// Presenting an already-rotated token again (OAuth 2.1 §4.3.1 reuse):
+	//   - inside the window its rotation left, by the same client (succ.ClientID equals
+	//     the kept Successor's ClientID, not empty), while the grant is not revoked: it
+	//     returns the kept Successor's Sealed bytes and a nil error. Nothing is stored
+	//     (next is discarded) and nothing is revoked: the caller answers with the
+	//     successor it opens.
+	//   - otherwise (no window, after it, another client, a revoked grant): it revokes
+	//     the grant and returns ErrRefreshReused.
+	// A token that is unknown or expired returns ErrNotFound; a current token of a
+	// revoked grant, ErrGrantRevoked.
+	//
+	// next may be the zero TokenPair when the caller's read already answered
+	// ErrRefreshReused and it has nothing to issue: the call then only settles the
+	// reuse as above. A zero next with a current oldHash changes nothing and returns
+	// an error that is none of the sentinels (it cannot happen: markers never turn
+	// back into tokens).
+	//
+	// Of concurrent rotations of one token exactly one rotates. The others are reuse:
+	// inside the winner's window and from the same client they get the winner's
+	// successor back, and the grant lives on; without a window they return
+	// ErrRefreshReused and the grant ends revoked, the winner's new tokens included
+	// (OAuth 2.1 §4.3.1: the server cannot tell which party is the legitimate client).
+	RotateRefreshToken(ctx context.Context, grantID, oldHash string, next TokenPair, succ Successor) (prior []byte, err error)
 	// GetGrant returns the grant; ErrNotFound if unknown, expired or revoked.
 	GetGrant(ctx context.Context, grantID string) (Grant, error)
-	// RevokeGrant deletes the grant, its unredeemed code and every token of it, and
-	// remembers the revocation (see the package doc); idempotent, and a no-op for an
-	// unknown grant.
+	// RevokeGrant deletes the grant, its unredeemed code, every token of it and every
+	// Successor its rotations kept, and remembers the revocation (see the package doc);
+	// idempotent, and a no-op for an unknown grant.
 	RevokeGrant(ctx context.Context, grantID string) error
 	// RevokeAccessToken deletes one access token; idempotent.
 	RevokeAccessToken(ctx context.Context, grantID, tokenHash string) error
@@ -256,6 +305,22 @@ type UpstreamTokens interface {
 	DeleteUpstreamToken(ctx context.Context, userID string) error
 }
 
+// Leases are short exclusive claims by name, shared by every store on the same backend
+// and tenant (every replica), so that one caller does a piece of work while the others
+// wait for its result. A lease is held by the Store value that took it: a replica's
+// ReleaseLease never frees another replica's lease. Callers keep their work shorter
+// than the ttl they asked for; a holder that dies loses the lease when ttl passes.
+type Leases interface {
+	// AcquireLease takes the lease name for ttl if nobody holds it, and reports whether
+	// it did. It is not reentrant: a holder asking again gets false. A ttl <= 0 takes
+	// nothing and returns false.
+	AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives back the lease name if this Store value holds it; a lease it
+	// does not hold (never taken, expired, taken by another since) is left alone.
+	// Idempotent.
+	ReleaseLease(ctx context.Context, name string) error
+}
+
 // Store is everything the authorization server keeps. Implementations are safe for
 // concurrent use and prefix every key with their tenant.
 type Store interface {
@@ -264,6 +329,7 @@ type Store interface {
 	Grants
 	GrantIndex
 	UpstreamTokens
+	Leases
 	// Ping reports whether the backend is reachable and safe to use (for /readyz):
 	// on Redis it also refuses an eviction policy other than noeviction.
 	Ping(ctx context.Context) error
@@ -281,7 +347,9 @@ type TokenRequestKeys struct {
 
 // TokenRequestRecords are the answers to TokenRequestKeys, each with the error its own
 // call would have returned (GetClient, PeekCode, GetRefreshToken). A record that was
-// not asked for is zero with a nil error.
+// not asked for is zero with a nil error. Like GetRefreshToken, RefreshErr
+// ErrRefreshReused decides nothing: the caller settles the reuse with
+// RotateRefreshToken, which may answer with the successor kept for the grace window.
 type TokenRequestRecords struct {
 	Client     Client
 	ClientErr  error

@@ -9,6 +9,8 @@ package memory
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +41,9 @@ type Store struct {
 	prefix string
 	// root is set on the Store that New returned: it owns the janitor.
 	root bool
+	// holder names this Store value as a lease holder, as each Redis store (each
+	// replica) has its own.
+	holder string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -55,7 +60,8 @@ type database struct {
 	// index holds the grant IDs of each user, each client and each tenant (see
 	// indexKeys), as the Redis backend's index sets do. Entries of grants that are
 	// gone are dropped by ListGrants and the janitor.
-	index map[string]map[string]struct{}
+	index  map[string]map[string]struct{}
+	leases map[string]leaseEntry
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -82,10 +88,18 @@ type codeEntry struct {
 	redeemed bool
 }
 
-// refreshEntry is a refresh token, or after rotation its replay marker.
+// refreshEntry is a refresh token, or after rotation its replay marker with, for the
+// grace window, the rotation's successor.
 type refreshEntry struct {
 	token   store.Token
 	rotated bool
+	succ    *store.Successor // nil: no window, or it passed, or the grant was revoked
+}
+
+// leaseEntry is a held lease: who holds it and until when.
+type leaseEntry struct {
+	holder    string
+	expiresAt time.Time
 }
 
 type upstreamEntry struct {
@@ -106,6 +120,7 @@ func New(opts Options) *Store {
 		grants:   map[string]*grantState{},
 		upstream: map[string]upstreamEntry{},
 		index:    map[string]map[string]struct{}{},
+		leases:   map[string]leaseEntry{},
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
@@ -118,14 +133,14 @@ func New(opts Options) *Store {
 	} else {
 		close(db.stopped)
 	}
-	return &Store{db: db, prefix: opts.Prefix, root: true}
+	return &Store{db: db, prefix: opts.Prefix, root: true, holder: rand.Text()}
 }
 
 // WithPrefix returns a store for another tenant in the same database, as two
 // tenants share one Redis. Closing it is a no-op; the Store from New owns the
 // database.
 func (s *Store) WithPrefix(prefix string) *Store {
-	return &Store{db: s.db, prefix: prefix}
+	return &Store{db: s.db, prefix: prefix, holder: rand.Text()}
 }
 
 // Close stops the janitor. The records stay readable; Close on a WithPrefix store
@@ -453,7 +468,7 @@ func (s *Store) GetRefreshToken(_ context.Context, grantID, tokenHash string) (s
 }
 
 // RotateRefreshToken implements store.Grants.
-func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, next store.TokenPair) error {
+func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, next store.TokenPair, succ store.Successor) ([]byte, error) {
 	db := s.db
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -461,14 +476,25 @@ func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, n
 	e := s.refreshLocked(grantID, oldHash, now)
 	switch {
 	case e == nil:
-		return s.missingLocked(grantID, now)
+		return nil, s.missingLocked(grantID, now)
 	case e.rotated:
+		// Revocation clears every kept successor, so one still here belongs to a
+		// live grant.
+		if k := e.succ; k != nil && live(k.Until, now) && k.ClientID != "" && k.ClientID == succ.ClientID {
+			return slices.Clone(k.Sealed), nil
+		}
 		s.revokeLocked(grantID, now)
-		return store.ErrRefreshReused
+		return nil, store.ErrRefreshReused
+	case next.AccessHash == "":
+		return nil, errors.New("memory store: rotation of a current refresh token without a new pair")
 	}
 	e.rotated = true
+	if live(succ.Until, now) && len(succ.Sealed) > 0 {
+		succ.Sealed = slices.Clone(succ.Sealed)
+		e.succ = &succ
+	}
 	s.putTokensLocked(s.grantLocked(grantID, now), next)
-	return nil
+	return nil, nil
 }
 
 // GetGrant implements store.Grants.
@@ -513,6 +539,7 @@ func (s *Store) revokeLocked(grantID string, now time.Time) {
 		if !e.rotated {
 			delete(g.refresh, h)
 		}
+		e.succ = nil
 	}
 }
 
@@ -556,6 +583,34 @@ func (s *Store) DeleteUpstreamToken(_ context.Context, userID string) error {
 	s.db.mu.Lock()
 	defer s.db.mu.Unlock()
 	delete(s.db.upstream, s.key(userID))
+	return nil
+}
+
+// AcquireLease implements store.Leases.
+func (s *Store) AcquireLease(_ context.Context, name string, ttl time.Duration) (bool, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if ttl <= 0 {
+		return false, nil
+	}
+	now, k := db.now(), s.key(name)
+	if l, ok := db.leases[k]; ok && live(l.expiresAt, now) {
+		return false, nil
+	}
+	db.leases[k] = leaseEntry{holder: s.holder, expiresAt: now.Add(ttl)}
+	return true, nil
+}
+
+// ReleaseLease implements store.Leases.
+func (s *Store) ReleaseLease(_ context.Context, name string) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(name)
+	if l, ok := db.leases[k]; ok && l.holder == s.holder {
+		delete(db.leases, k)
+	}
 	return nil
 }
 
@@ -607,6 +662,11 @@ func (db *database) sweep() {
 			delete(db.index, k)
 		}
 	}
+	for k, l := range db.leases {
+		if !live(l.expiresAt, now) {
+			delete(db.leases, k)
+		}
+	}
 	for k, g := range db.grants {
 		if !live(g.horizon, now) {
 			delete(db.grants, k)
@@ -625,6 +685,8 @@ func (db *database) sweep() {
 		for h, e := range g.refresh {
 			if !live(e.token.ExpiresAt, now) {
 				delete(g.refresh, h)
+			} else if e.succ != nil && !live(e.succ.Until, now) {
+				e.succ = nil
 			}
 		}
 	}

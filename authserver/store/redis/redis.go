@@ -9,10 +9,12 @@
 //	<prefix>:{<prefix>}:clients       sorted set of client IDs by expiry, for CountClients
 //	<prefix>:pending:<stateHash>      pending authorization, taken with GETDEL
 //	<prefix>:upstream:<userID>        upstream token
+//	<prefix>:lease:<name>             lease, holding its holder's random ID (SET NX PX)
 //	<prefix>:{g:<id>}:grant           grant record
 //	<prefix>:{g:<id>}:code:<hash>     code; after redemption its replay marker
 //	<prefix>:{g:<id>}:at:<hash>       access token
 //	<prefix>:{g:<id>}:rt:<hash>       refresh token; after rotation its replay marker
+//	<prefix>:{g:<id>}:succ:<hash>     hash {client, sealed}: a rotation's successor, for the grace window only
 //	<prefix>:{g:<id>}:keys            set of the grant's live keys, which revocation deletes
 //	<prefix>:{g:<id>}:revoked         revocation marker
 //	<prefix>:grants                   sorted set of the tenant's grant IDs by expiry
@@ -47,6 +49,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -103,6 +106,8 @@ type Store struct {
 	ownsClient bool
 	skipPolicy bool
 	k          keys
+	// holder names this Store value as a lease holder (store.Leases).
+	holder string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -158,7 +163,7 @@ func newStore(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	if strings.ContainsAny(opts.Prefix, "{}") {
 		return nil, fmt.Errorf("redis store: Prefix %q contains '{' or '}', which would break the Cluster hash tags", opts.Prefix)
 	}
-	return &Store{rdb: rdb, skipPolicy: opts.SkipEvictionPolicyCheck, k: keys{opts.Prefix}}, nil
+	return &Store{rdb: rdb, skipPolicy: opts.SkipEvictionPolicyCheck, k: keys{opts.Prefix}, holder: rand.Text()}, nil
 }
 
 // Client returns the underlying go-redis client, for metrics and tests.
@@ -234,6 +239,7 @@ func (k keys) pending(h string) string { return k.prefix + ":pending:" + h }
 func (k keys) upstream(u string) string {
 	return k.prefix + ":upstream:" + u
 }
+func (k keys) lease(name string) string { return k.prefix + ":lease:" + name }
 
 func (k keys) grantIndex() string           { return k.prefix + ":grants" }
 func (k keys) userGrants(u string) string   { return k.prefix + ":grants:user:" + u }
@@ -252,6 +258,7 @@ func (g grantKeys) access(h string) string { return g.base + ":at:" + h }
 func (g grantKeys) refresh(h string) string {
 	return g.base + ":rt:" + h
 }
+func (g grantKeys) successor(h string) string { return g.base + ":succ:" + h }
 
 // checkGrantID refuses IDs that would end the hash tag early and split a grant's keys
 // over several slots.

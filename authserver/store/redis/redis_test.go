@@ -214,8 +214,13 @@ func flow(t *testing.T, s *Store) string {
 	must(s.SaveCode(ctx, "g1", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
 	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", ExpiresAt: exp},
 		store.TokenPair{AccessHash: "at1", Access: tok(), RefreshHash: "rt1", Refresh: tok()}))
-	must(s.RotateRefreshToken(ctx, "g1", "rt1",
-		store.TokenPair{AccessHash: "at2", Access: tok(), RefreshHash: "rt2", Refresh: tok()}))
+	_, err := s.RotateRefreshToken(ctx, "g1", "rt1",
+		store.TokenPair{AccessHash: "at2", Access: tok(), RefreshHash: "rt2", Refresh: tok()},
+		store.Successor{ClientID: "c1", Sealed: []byte("sealed"), Until: now.Add(time.Minute)})
+	must(err)
+	if ok, err := s.AcquireLease(ctx, "upstream:u1", time.Minute); !ok || err != nil {
+		t.Fatalf("AcquireLease: %v, %v", ok, err)
+	}
 	must(s.SaveCode(ctx, "g2", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
 	must(s.RevokeGrant(ctx, "g2"))
 	return "g1"
@@ -232,10 +237,11 @@ func TestEveryKeyHasATTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// client, index, pending, upstream; g1: code marker, grant, at1, rt1 marker, at2,
-	// rt2, keys set; g2: revocation marker; g1's user, client and tenant indexes.
-	if len(all) != 15 {
-		t.Errorf("flow wrote %d keys, want 15: %v", len(all), all)
+	// client, index, pending, upstream, lease; g1: code marker, grant, at1, rt1
+	// marker, rt1's successor, at2, rt2, keys set; g2: revocation marker; g1's user,
+	// client and tenant indexes.
+	if len(all) != 17 {
+		t.Errorf("flow wrote %d keys, want 17: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {
@@ -357,8 +363,18 @@ func TestRoundTrips(t *testing.T) {
 			return r.RefreshErr
 		}, 1},
 		{"RotateRefreshToken", func() error {
-			return s.RotateRefreshToken(ctx, "g", "rt", store.TokenPair{AccessHash: "at2", Access: tok, RefreshHash: "rt2", Refresh: tok})
+			_, err := s.RotateRefreshToken(ctx, "g", "rt", store.TokenPair{AccessHash: "at2", Access: tok, RefreshHash: "rt2", Refresh: tok},
+				store.Successor{ClientID: "c", Sealed: []byte("sealed"), Until: exp})
+			return err
 		}, 1},
+		{"AcquireLease", func() error {
+			ok, err := s.AcquireLease(ctx, "lease", time.Minute)
+			if err == nil && !ok {
+				return errors.New("lease not acquired")
+			}
+			return err
+		}, 1},
+		{"ReleaseLease", func() error { return s.ReleaseLease(ctx, "lease") }, 1},
 		{"SaveLogin", func() error {
 			return s.SaveLogin(ctx, store.Login{UserID: "u", Upstream: store.UpstreamToken{Ciphertext: []byte("x")},
 				UpstreamTTL: time.Hour, GrantID: "g2", CodeHash: "code", Code: store.AuthorizationCode{ExpiresAt: exp}})
@@ -439,7 +455,7 @@ func BenchmarkRotate(b *testing.B) {
 	for b.Loop() {
 		i++
 		next := benchTokens("g", i)
-		if err := s.RotateRefreshToken(ctx, "g", prev.RefreshHash, next); err != nil {
+		if _, err := s.RotateRefreshToken(ctx, "g", prev.RefreshHash, next, store.Successor{}); err != nil {
 			b.Fatal(err)
 		}
 		prev = next

@@ -141,30 +141,50 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)
 
-// rotateScript: KEYS old refresh, set, revoked, access[, refresh]; ARGV access, px[, refresh, px].
+// rotateScript: KEYS old refresh, set, revoked, successor, access[, refresh];
+// ARGV client, successor px, sealed successor, access, px[, refresh, px].
+//
+// It answers with a table: {status} or {'SUCCESSOR', sealed}. A live token becomes its
+// replay marker and the new pair is written; the successor (a hash of client and
+// sealed response) is kept for its own px only, in the grant's keys set so that
+// revocation deletes it. Another request's marker is reuse: the same client inside the
+// window gets the kept successor back, anyone else revokes the grant. An empty access
+// record (ARGV[4]) settles a reuse only: it never rotates.
 var rotateScript = script(`
 local v = redis.call('GET', KEYS[1])
 if not v then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
-  return 'NOTFOUND'
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'REVOKED'} end
+  return {'NOTFOUND'}
 end
-local state = spent(v, KEYS[4])
+local state = spent(v, KEYS[5])
 if state == 'retry' then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
-  return 'OK'
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'REVOKED'} end
+  return {'OK'}
 end
 if state == 'reused' then
+  if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
+    local kept = redis.call('HMGET', KEYS[4], 'client', 'sealed')
+    if kept[1] == ARGV[1] and kept[2] then return {'SUCCESSOR', kept[2]} end
+  end
   revoke(KEYS[2], KEYS[3])
-  return 'REFRESH_REUSED'
+  return {'REFRESH_REUSED'}
 end
-redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[4], 'KEEPTTL')
-if KEYS[5] then
-  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2], KEYS[5], ARGV[3], ARGV[4])
+if ARGV[4] == '' then return {'NOPAIR'} end
+redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[5], 'KEEPTTL')
+if KEYS[6] then
+  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5], KEYS[6], ARGV[6], ARGV[7])
 else
-  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
+  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5])
+end
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('HSET', KEYS[4], 'client', ARGV[1], 'sealed', ARGV[3])
+  redis.call('PEXPIRE', KEYS[4], px)
+  redis.call('SADD', KEYS[2], KEYS[4])
+  extend(KEYS[2], px)
 end
 redis.call('SREM', KEYS[2], KEYS[1])
-return 'OK'
+return {'OK'}
 `)
 
 // revokeGrantScript: KEYS set, revoked.
@@ -192,10 +212,18 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
 return 'OK'
 `)
 
+// releaseLeaseScript: KEYS lease; ARGV holder. Deletes the lease only if this holder
+// has it.
+var releaseLeaseScript = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'OK'
+`)
+
 var allScripts = []*goredis.Script{
 	createClientScript, updateClientScript, deleteClientScript,
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
 	indexGrantScript,
+	releaseLeaseScript,
 }
 
 // loadScripts loads every script (on a Cluster, into every master), so the first
