@@ -166,6 +166,8 @@ func relocate(cfg *config.Config, root string) {
 	}
 	move(&cfg.Upstream.ClientSecretFile)
 	move(&cfg.Secrets.EncryptionKeyFile)
+	move(&cfg.Secrets.SigningKeysFile)
+	move(&cfg.Secrets.AdminTokenFile)
 	move(&cfg.TLS.CertFile)
 	move(&cfg.TLS.KeyFile)
 	move(&cfg.ClientsFile)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
 	"github.com/mcpauth/mcpauth/authserver/app"
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/controllers"
 	"github.com/mcpauth/mcpauth/internal/devkubelet"
@@ -91,6 +93,17 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(pod.Config.Issuer).To(Equal(issuer))
 	g.Expect(pod.Config.ClientsSecret).NotTo(BeNil())
+	// The signing keys and the admin token the operator generated reach the pod as
+	// the files its config names, in the form the server reads.
+	keysFile, err := os.ReadFile(pod.Config.Secrets.SigningKeysFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	keys, err := config.ParseSigningKeys(keysFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, ok := config.ActiveSigningKey(keys, time.Now())
+	g.Expect(ok).To(BeTrue(), "a key signs from the start")
+	adminToken, err := os.ReadFile(pod.Config.Secrets.AdminTokenFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(adminToken).To(HaveLen(43))
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
 	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
 	g.Expect(err).NotTo(HaveOccurred())
