@@ -154,9 +154,11 @@ var _ = Describe("Signing keys and the admin token", func() {
 		Eventually(signingKeys(ns, "gh")).Should(HaveLen(1))
 		old := signingKeys(ns, "gh")()[0]
 
-		get(p, ns, "gh")
-		p.Spec.Server.SigningKeyAlgorithm = oauthv1alpha1.SigningRS256
-		Expect(k8sClient.Update(ctx, p)).To(Succeed())
+		Eventually(func() error { // the reconciler patches the status meanwhile
+			get(p, ns, "gh")
+			p.Spec.Server.SigningKeyAlgorithm = oauthv1alpha1.SigningRS256
+			return k8sClient.Update(ctx, p)
+		}).Should(Succeed())
 		Eventually(signingKeys(ns, "gh")).Should(HaveLen(2))
 		rs := signingKeys(ns, "gh")()[1]
 		Expect(rs.Algorithm).To(Equal(config.SigningRS256))
