@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -153,6 +154,25 @@ func TestThePiecesFit(t *testing.T) {
 	g.Eventually(func() int {
 		return status(authorizeURL(issuer, ideCreds["client-id"], "challenge-challenge-challenge-challenge-123"))
 	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusBadRequest))
+
+	// A signing key rotation on request reaches the running pod's file in place, as
+	// the kubelet brings it, with no rollout: the Deployment keeps its generation.
+	generation := deploy.Generation
+	patch := []byte(`{"metadata":{"annotations":{"oauth.mcpauth.dev/rotate-signing-key":"now"}}}`)
+	g.Expect(k8s.Patch(ctx, provider, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	g.Eventually(func() (int, error) {
+		if err := devkubelet.Refresh(ctx, k8s, pod); err != nil {
+			return 0, err
+		}
+		b, err := os.ReadFile(pod.Config.Secrets.SigningKeysFile)
+		if err != nil {
+			return 0, err
+		}
+		keys, err := config.ParseSigningKeys(b)
+		return len(keys), err
+	}).Should(Equal(2))
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)).To(Succeed())
+	g.Expect(deploy.Generation).To(Equal(generation), "a rotation does not roll the pods")
 }
 
 func startOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes.Interface) {
