@@ -63,8 +63,9 @@
 // at the next activation, retirement or rotation. status.signingKeys shows the
 // active kid, the next rotation, the published kids and the last request handled;
 // no key material leaves the Secret. Events: SigningKeyGenerated, SigningKeyRotated,
-// SigningKeyRetired, and a Warning SigningKeysInvalid when a file the server could
-// not read is replaced.
+// SigningKeyRetired; Warnings SigningKeysInvalid when a file the server could not
+// read is replaced, and SigningKeysLost when the Secret vanished (tokens the lost
+// keys signed no longer verify).
 //
 // # What an MCPClient C renders
 //

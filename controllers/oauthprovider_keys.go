@@ -56,7 +56,9 @@ func (r *OAuthProviderReconciler) reconcileSigningKeys(ctx context.Context, s *p
 	if err != nil {
 		return err
 	}
-	r.recordSigningKeyEvents(p, obj, plan, parseErr)
+	// Keys the status reported, now gone: someone deleted the Secret or emptied it.
+	lost := len(current) == 0 && parseErr == nil && p.Status.SigningKeys != nil && p.Status.SigningKeys.ActiveKeyID != ""
+	r.recordSigningKeyEvents(p, obj, plan, parseErr, lost)
 
 	s.signingKeys = &oauthv1alpha1.SigningKeysStatus{
 		ActiveKeyID:         plan.active,
@@ -72,13 +74,17 @@ func (r *OAuthProviderReconciler) reconcileSigningKeys(ctx context.Context, s *p
 }
 
 // recordSigningKeyEvents tells the user what changed in the signing keys.
-func (r *OAuthProviderReconciler) recordSigningKeyEvents(p *oauthv1alpha1.OAuthProvider, secret client.Object, plan keyPlan, parseErr error) {
+func (r *OAuthProviderReconciler) recordSigningKeyEvents(p *oauthv1alpha1.OAuthProvider, secret client.Object, plan keyPlan, parseErr error, lost bool) {
 	name := signingKeysSecretName(p)
 	if k := plan.added; k != nil {
 		switch {
 		case parseErr != nil:
 			r.Recorder.Eventf(p, secret, corev1.EventTypeWarning, "SigningKeysInvalid", "GenerateKey",
 				"Secret %s held no usable signing keys (%v); generated %s key %s", name, parseErr, k.Algorithm, k.KeyID)
+		case lost:
+			r.Recorder.Eventf(p, secret, corev1.EventTypeWarning, "SigningKeysLost", "GenerateKey",
+				"Secret %s lost its signing keys (deleted?); generated %s key %s: tokens signed by key %s no longer verify",
+				name, k.Algorithm, k.KeyID, p.Status.SigningKeys.ActiveKeyID)
 		case plan.reason == rotationInitial:
 			r.Recorder.Eventf(p, secret, corev1.EventTypeNormal, "SigningKeyGenerated", "GenerateKey",
 				"Generated %s signing key %s in Secret %s", k.Algorithm, k.KeyID, name)

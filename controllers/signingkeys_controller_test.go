@@ -183,6 +183,18 @@ var _ = Describe("Signing keys and the admin token", func() {
 		Expect(cfg.Tokens.RefreshReuseWindow.Duration()).To(BeZero(), "0s is kept, not defaulted to 30s")
 	})
 
+	It("generates a new key when the Secret is deleted, with a warning that old tokens no longer verify", func() {
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(signingKeys(ns, "gh")).Should(HaveLen(1))
+		old := signingKeys(ns, "gh")()[0]
+		Eventually(signingStatus(p)).Should(HaveField("ActiveKeyID", old.KeyID))
+		Expect(k8sClient.Delete(ctx, get(&corev1.Secret{}, ns, "gh-authserver-signing-keys"))).To(Succeed())
+		Eventually(signingKeys(ns, "gh")).Should(ConsistOf(HaveField("KeyID", Not(Equal(old.KeyID)))))
+		Eventually(func() []eventsv1.Event { return listEvents(ns) }).Should(ContainElement(And(
+			HaveField("Type", corev1.EventTypeWarning), HaveField("Reason", "SigningKeysLost"),
+			HaveField("Note", ContainSubstring(old.KeyID)))))
+	})
+
 	It("replaces a signing keys file the server could not read, with a warning", func() {
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		Eventually(signingKeys(ns, "gh")).Should(HaveLen(1))
