@@ -90,10 +90,10 @@ const (
 func serverName(p *oauthv1alpha1.OAuthProvider) string     { return p.Name + serverSuffix }
 func configMapName(p *oauthv1alpha1.OAuthProvider) string  { return p.Name + configSuffix }
 func keysSecretName(p *oauthv1alpha1.OAuthProvider) string { return p.Name + keysSuffix }
-func signingKeysSecretName(p *oauthv1alpha1.OAuthProvider) string {
-	return p.Name + signingKeysSuffix
-}
-func adminSecretName(p *oauthv1alpha1.OAuthProvider) string { return p.Name + adminSuffix }
+
+// signingKeysSecretName holds the JWT signing keys, adminSecretName the admin token.
+func signingKeysSecretName(p *oauthv1alpha1.OAuthProvider) string { return p.Name + signingKeysSuffix }
+func adminSecretName(p *oauthv1alpha1.OAuthProvider) string       { return p.Name + adminSuffix }
 
 // registrySecretName is the registry Secret of the provider named provider.
 func registrySecretName(provider string) string { return provider + registrySuffix }

@@ -138,9 +138,8 @@ func (r *OAuthProviderReconciler) entryFor(ctx context.Context, cfg *config.Conf
 
 // reconcileInputs reads every Secret the pod mounts and hashes them with the config,
 // so that a rotated Secret rolls the pods; all but the signing keys, which the server
-// follows without a restart. A missing Secret or key blocks the
-// deployment with a condition naming it; the Secret watch brings the provider back
-// here when it appears.
+// follows without a restart. A missing Secret or key blocks the deployment with a
+// condition naming it; the Secret watch brings the provider back here when it appears.
 func (r *OAuthProviderReconciler) reconcileInputs(ctx context.Context, s *providerScope) error {
 	if s.blocked != nil {
 		return nil
