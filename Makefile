@@ -69,7 +69,7 @@ envtest: ## Provide kube-apiserver, etcd and kubectl for envtest; prints KUBEBUI
 	@hack/envtest-assets.sh
 
 .PHONY: bench
-bench: ## Benchmark the server against same-run baselines, and the operator at scale once envtest is built (docs/performance.md).
+bench: ## Benchmark the server against same-run baselines, the operator at scale once envtest is built, and JWT-protected MCP calls (docs/performance.md).
 	@hack/install-deps.sh redis-server gnuplot-nox
 	$(GO) build -trimpath -ldflags "-s -w" -o bin/authserver ./cmd/authserver
 	$(GO) build -o bin/loadgen ./test/bench/loadgen
@@ -79,6 +79,8 @@ bench: ## Benchmark the server against same-run baselines, and the operator at s
 	  KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh | tail -n 1)" bin/operatorbench -manager bin/manager -out bin/bench; \
 	else echo "bench: operator benchmark skipped: envtest's kube-apiserver is not built yet (make envtest builds it, about 5 minutes)"; fi
 	bin/loadgen -authserver bin/authserver -out bin/bench -plot docs/performance.png
+	$(GO) build -o bin/mcpbench ./test/bench/mcpbench
+	bin/mcpbench -out bin/bench
 
 .PHONY: install-deps
 install-deps: ## Install Debian packages and Go modules the tests need (idempotent).

@@ -26,8 +26,9 @@ var upstreamErrorsPassedOn = []string{
 
 // handleCallback is where the upstream provider sends the user back. It redeems the
 // upstream state once, checks the browser is the one that started, exchanges the
-// upstream code, keeps the upstream tokens for the user, and answers the MCP client
-// with our own code.
+// upstream code, applies the access rules (who may log in, which restricted scopes
+// they get), keeps the upstream tokens for the user, and answers the MCP client with
+// our own code.
 func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if !s.allowMethods(w, r, http.MethodGet) {
 		return
@@ -57,6 +58,11 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, exchangeError(err))
 		return
 	}
+	scope, ok := s.applyAccessPolicy(w, r, p, tok, id)
+	if !ok {
+		return
+	}
+	p.Scope = scope
 	ourCode, err := s.issueCode(r.Context(), p, tok, id)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issue authorization code", "client_id", p.ClientID, "err", err)

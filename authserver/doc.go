@@ -20,6 +20,14 @@
 // as HMAC-SHA-256 under a key derived from Options.MasterKey, and the users' upstream
 // tokens are sealed with AES-256-GCM under another derived key.
 //
+// # Who may log in
+//
+// Options.Access (package access) is applied at the callback, after the upstream login
+// and before anything is issued or stored. A refused user gets a 403 page saying so,
+// with a link that takes the browser on to the client's redirect URI with
+// error=access_denied; memberships that cannot be read fail the login closed. The
+// restricted scopes a user is not granted are left out of the code's scope.
+//
 // # Token format
 //
 // Codes and tokens are "<prefix><grantID>_<random>": the prefix names the kind

@@ -21,6 +21,7 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
+	refusals    *prometheus.CounterVec
 	handler     http.Handler // serves the gatherer
 }
 
@@ -43,8 +44,12 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 			Name: "mcpauth_store_errors_total",
 			Help: "Store operations that failed for a reason other than a missing or reused record.",
 		}, []string{"operation"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_logins_refused_total",
+			Help: "Logins refused at the callback by the access rules, by reason: not_allowed, no_granted_scope, or check_failed (memberships could not be read).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -56,6 +61,17 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 func (m *metrics) observeRequest(endpoint string, status int, d time.Duration) {
 	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// Reasons of mcpauth_logins_refused_total.
+const (
+	refusedNotAllowed = "not_allowed"
+	refusedNoScope    = "no_granted_scope"
+	refusedCheck      = "check_failed"
+)
+
+func (m *metrics) loginRefused(reason string) {
+	m.refusals.WithLabelValues(reason).Inc()
 }
 
 func (m *metrics) tokenIssued(grantType string) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -98,6 +99,11 @@ type Options struct {
 	Clients ClientRegistry
 	// CIMD resolves Client ID Metadata Documents; nil turns CIMD off. Optional.
 	CIMD CIMDFetcher
+	// Access decides at the callback who may log in and which restricted scopes they
+	// are granted (see package access); nil lets everyone in. When the Upstream is an
+	// upstream.MembershipReader, GitHub organization and team rules are checked with
+	// the user's upstream token.
+	Access *access.Policy
 
 	// Logger receives operational logs; never tokens or secrets. Default: discard.
 	Logger *slog.Logger

@@ -175,6 +175,45 @@ var _ = Describe("The CRDs", func() {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreRedis,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis"}}}
 		}, refusal{"spec.tokenStore.redis.addresses[0]", "should match"}),
+		Entry("a GitHub organization rule for Google", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderGoogle
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}}
+		}, refusal{"spec.access", "GitHub organizations and teams can only be checked when type is github"}),
+		Entry("a GitHub team mapping for OIDC", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOIDC
+			p.Spec.IssuerURL = "https://idp.example.com"
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{
+				{Scopes: []string{"mcp"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/dev"}}}}}
+		}, refusal{"spec.access", "GitHub organizations and teams can only be checked when type is github"}),
+		Entry("a hosted domain for GitHub", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GoogleHostedDomains: []string{"example.com"}}}
+		}, refusal{"spec.access", "googleHostedDomains (the hd claim) need type google or oidc"}),
+		Entry("groups for GitHub", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{Groups: []string{"admins"}}}
+		}, refusal{"spec.access", "groups need type oidc or oauth2"}),
+		Entry("a team without its organization", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubTeams: []string{"platform"}}}
+		}, refusal{"spec.access.allow.githubTeams[0]", "should match"}),
+		Entry("an organization that is a URL", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"https://github.com/acme"}}}
+		}, refusal{"spec.access.allow.githubOrganizations[0]", "should match"}),
+		Entry("an e-mail domain with a wildcard", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{EmailDomains: []string{"*.example.com"}}}
+		}, refusal{"spec.access.allow.emailDomains[0]", "should match"}),
+		Entry("an e-mail address without a domain", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{Emails: []string{"alice"}}}
+		}, refusal{"spec.access.allow.emails[0]", "should match"}),
+		Entry("a mapped scope the server does not support", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{
+				{Scopes: []string{"tools:admin"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/admins"}}}}}
+		}, refusal{"spec.access.scopeMappings", "must be in server.scopesSupported"}),
+		Entry("a scope mapping without members", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{{Scopes: []string{"mcp"}}}}
+		}, refusal{"spec.access.scopeMappings[0].members", "members needs at least one rule"}),
+		Entry("an API URL for Google", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderGoogle
+			p.Spec.APIURL = "https://api.example.com"
+		}, refusal{"spec.apiURL", "apiURL is only for type github"}),
 		Entry("redis settings on the memory store", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreMemory,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis:6379"}}}

@@ -58,6 +58,7 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 		AuthorizationURL: spec.AuthorizationURL,
 		TokenURL:         spec.TokenURL,
 		UserInfoURL:      spec.UserInfoURL,
+		APIURL:           spec.APIURL,
 		Scopes:           slices.Clone(spec.Scopes),
 		UserIDField:      spec.UserIDField,
 	}
@@ -67,6 +68,9 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	}
 	if w := spec.Server.RefreshReuseWindow; w != nil {
 		c.Tokens.RefreshReuseWindow = config.Duration(w.Duration)
+	}
+	if spec.Access != nil {
+		c.Access = renderAccess(*spec.Access)
 	}
 	c.Store = renderStore(p)
 	if spec.Server.TLS != nil {
@@ -95,6 +99,30 @@ func renderTTLs(t *config.Tokens, ttl oauthv1alpha1.TokenTTLs) {
 	set(&t.RefreshTokenTTL, ttl.RefreshToken)
 	set(&t.ClientRegistrationTTL, ttl.ClientRegistration)
 	set(&t.ExternalTokenTTL, ttl.ExternalToken)
+}
+
+// renderAccess copies the access rules: the spec and the config have the same shape,
+// so the server's validation (and its messages) apply to what the user wrote.
+func renderAccess(a oauthv1alpha1.AccessSpec) config.Access {
+	out := config.Access{Allow: renderAccessRules(a.Allow), GroupsClaim: a.GroupsClaim}
+	for _, m := range a.ScopeMappings {
+		out.ScopeMappings = append(out.ScopeMappings, config.ScopeMapping{
+			Scopes: slices.Clone(m.Scopes), Members: renderAccessRules(m.Members),
+		})
+	}
+	return out
+}
+
+func renderAccessRules(r oauthv1alpha1.AccessRules) config.AccessRules {
+	return config.AccessRules{
+		Users:               slices.Clone(r.Users),
+		Emails:              slices.Clone(r.Emails),
+		EmailDomains:        slices.Clone(r.EmailDomains),
+		GitHubOrganizations: slices.Clone(r.GitHubOrganizations),
+		GitHubTeams:         slices.Clone(r.GitHubTeams),
+		GoogleHostedDomains: slices.Clone(r.GoogleHostedDomains),
+		Groups:              slices.Clone(r.Groups),
+	}
 }
 
 func renderStore(p *oauthv1alpha1.OAuthProvider) config.Store {
@@ -156,6 +184,8 @@ var specPaths = []struct{ config, spec string }{
 	{"upstream.userInfoURL", "spec.userInfoURL"},
 	{"upstream.scopes", "spec.scopes"},
 	{"upstream.userIDField", "spec.userIDField"},
+	{"upstream.apiURL", "spec.apiURL"},
+	{"access", "spec.access"},
 	{"upstream.type", "spec.type"},
 	{"tokens.authorizationCodeTTL", "spec.server.tokenTTLs.authorizationCode"},
 	{"tokens.accessTokenTTL", "spec.server.tokenTTLs.accessToken"},

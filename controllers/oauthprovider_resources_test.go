@@ -135,6 +135,32 @@ func TestRenderConfigPassesPresetEndpointOverrides(t *testing.T) {
 	g.Expect(c.Upstream.UserInfoURL).To(Equal(p.Spec.UserInfoURL))
 }
 
+func TestRenderConfigCarriesTheAccessRules(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write", "tools:admin"}
+	p.Spec.APIURL = "https://ghe.example.com/api/v3"
+	p.Spec.Access = &oauthv1alpha1.AccessSpec{
+		Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}, Users: []string{"583231"}},
+		ScopeMappings: []oauthv1alpha1.ScopeMapping{
+			{Scopes: []string{"tools:admin"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/platform"}}},
+			{Scopes: []string{"tools:write"}, Members: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}},
+		},
+	}
+	c := parseRendered(t, p)
+	g.Expect(c.Upstream.APIURL).To(Equal("https://ghe.example.com/api/v3"))
+	g.Expect(c.Access).To(Equal(config.Access{
+		Allow: config.AccessRules{GitHubOrganizations: []string{"acme"}, Users: []string{"583231"}},
+		ScopeMappings: []config.ScopeMapping{
+			{Scopes: []string{"tools:admin"}, Members: config.AccessRules{GitHubTeams: []string{"acme/platform"}}},
+			{Scopes: []string{"tools:write"}, Members: config.AccessRules{GitHubOrganizations: []string{"acme"}}},
+		},
+	}))
+	g.Expect(c.Upstream.Scopes).To(BeEmpty(), "the server adds read:org to the preset's scopes itself")
+
+	g.Expect(parseRendered(t, provider()).Access.IsZero()).To(BeTrue(), "no access spec: everyone, as before")
+}
+
 func TestRenderConfigForRedisAndTLS(t *testing.T) {
 	g := NewWithT(t)
 	c := parseRendered(t, withRedis(provider()))
@@ -165,6 +191,14 @@ func TestRenderConfigRefusesWhatTheServerRefuses(t *testing.T) {
 			p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 2 * time.Hour}
 			p.Spec.Server.TokenTTLs.RefreshToken = metav1.Duration{Duration: time.Hour}
 		}, "spec.server.tokenTTLs.refreshToken: 1h is shorter"},
+		{"a groups claim without a groups rule", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{GroupsClaim: "roles",
+				Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}}
+		}, "spec.access.groupsClaim: set, but no rule names groups"},
+		{"explicit upstream scopes without read:org for an organization rule", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Scopes = []string{"read:user"}
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}}
+		}, "spec.scopes: must include read:org"},
 		{"several Redis Cluster nodes with a database number", func(p *oauthv1alpha1.OAuthProvider) {
 			withRedis(p)
 			p.Spec.TokenStore.Redis.MasterName = ""

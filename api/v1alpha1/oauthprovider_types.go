@@ -27,6 +27,11 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'oidc' || has(self.issuerURL)",message="issuerURL is required when type is oidc",fieldPath=".issuerURL"
 // +kubebuilder:validation:XValidation:rule="self.type != 'oauth2' || (has(self.authorizationURL) && has(self.tokenURL) && has(self.userInfoURL))",message="authorizationURL, tokenURL and userInfoURL are required when type is oauth2"
 // +kubebuilder:validation:XValidation:rule="(has(self.tokenStore) && self.tokenStore.type == 'redis') || !has(self.server.replicas) || self.server.replicas <= 1",message="server.replicas above 1 needs tokenStore.type redis: the memory store lives in one process",fieldPath=".server.replicas"
+// +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.apiURL)",message="apiURL is only for type github",fieldPath=".apiURL"
+// +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.access) || ((!has(self.access.allow) || (!has(self.access.allow.githubOrganizations) && !has(self.access.allow.githubTeams))) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.githubOrganizations) && !has(m.members.githubTeams))))",message="GitHub organizations and teams can only be checked when type is github",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="self.type in ['google', 'oidc'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.googleHostedDomains)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.googleHostedDomains))))",message="googleHostedDomains (the hd claim) need type google or oidc",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="self.type in ['oidc', 'oauth2'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.groups)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.groups))))",message="groups need type oidc or oauth2: other providers send no groups claim",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="!has(self.access) || !has(self.access.scopeMappings) || self.access.scopeMappings.all(m, m.scopes.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of access.scopeMappings must be in server.scopesSupported",fieldPath=".access.scopeMappings"
 type OAuthProviderSpec struct {
 	// Type of the upstream provider: a preset (github, google, linkedin, slack,
 	// dropbox), any OpenID Connect issuer (oidc), or any OAuth 2.0 server (oauth2).
@@ -66,6 +71,14 @@ type OAuthProviderSpec struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
 	UserInfoURL string `json:"userInfoURL,omitempty"`
 
+	// APIURL is GitHub's REST API, where organization and team memberships are read
+	// (type github; default https://api.github.com; GitHub Enterprise Server:
+	// https://HOST/api/v3).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	APIURL string `json:"apiURL,omitempty"`
+
 	// Scopes requested from the upstream. Empty means the preset's defaults.
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
@@ -83,6 +96,12 @@ type OAuthProviderSpec struct {
 
 	// Server describes the authorization server the operator runs.
 	Server ServerSpec `json:"server"`
+
+	// Access says who may log in (users, e-mail addresses and domains, GitHub
+	// organizations and teams, Google hosted domains, groups) and which scopes
+	// membership grants. Empty: everyone the upstream provider authenticates.
+	// +optional
+	Access *AccessSpec `json:"access,omitempty"`
 
 	// TokenStore is where the server keeps clients, codes and tokens.
 	// +optional

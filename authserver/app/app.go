@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/mcpauth/mcpauth/authserver"
+	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/certreload"
 	"github.com/mcpauth/mcpauth/authserver/cimd"
 	"github.com/mcpauth/mcpauth/authserver/config"
@@ -134,6 +135,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Clients:               a.clients.registry,
 		Logger:                o.Logger,
 		OmitMetricsEndpoint:   cfg.MetricsAddress != "",
+	}
+	if !cfg.Access.IsZero() {
+		srvOpts.Access = access.New(cfg.Access, upstream.Type(cfg.Upstream.Type))
 	}
 	if cfg.ClientIDMetadataDocuments.Enabled {
 		srvOpts.CIMD = cimdAdapter{cimd.New(cimd.Options{
@@ -281,7 +285,9 @@ func upstreamConfig(cfg *config.Config, s *config.Secrets) upstream.Config {
 		AuthorizationURL:  u.AuthorizationURL,
 		TokenURL:          u.TokenURL,
 		UserInfoURL:       u.UserInfoURL,
+		APIURL:            u.APIURL,
 		Scopes:            u.Scopes,
+		GroupsField:       cfg.Access.GroupsClaim,
 		UserIDField:       u.UserIDField,
 		RedirectURL:       cfg.CallbackURL(),
 		InsecureAllowHTTP: u.InsecureAllowHTTP,
@@ -290,6 +296,11 @@ func upstreamConfig(cfg *config.Config, s *config.Secrets) upstream.Config {
 	// said.
 	if uc.Type == upstream.TypeOAuth2 && uc.UserIDField == "" {
 		uc.UserIDField = "sub"
+	}
+	// GitHub shows private organization and team memberships only to a token with
+	// read:org; config validation makes an explicit scope list name it.
+	if cfg.Access.UsesGitHubMemberships() && len(uc.Scopes) == 0 {
+		uc.Scopes = append(upstream.DefaultScopes(uc.Type), config.GitHubMembershipScope)
 	}
 	return uc
 }

@@ -61,7 +61,8 @@ func TestParseExampleFile(t *testing.T) {
 	}
 	if c.Upstream.Type != UpstreamOIDC || c.Store.Redis == nil || c.Store.Redis.KeyPrefix != "tenant-a" ||
 		len(c.Clients) != 2 || c.Clients[1].TokenEndpointAuthMethod != AuthMethodClientSecretBasic ||
-		c.Tokens.ClientRegistrationTTL.Duration() != 8760*time.Hour {
+		c.Tokens.ClientRegistrationTTL.Duration() != 8760*time.Hour ||
+		len(c.Access.ScopeMappings) != 1 || c.Access.Allow.Groups[0] != "mcp-users" {
 		t.Errorf("example decoded unexpectedly: %+v", c)
 	}
 }

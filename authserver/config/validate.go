@@ -88,6 +88,7 @@ func (c *Config) Validate() error {
 	c.checkClientScopes(v, c.Clients)
 	c.validateClientsSecret(v)
 	c.validateAbuseLimits(v)
+	c.validateAccess(v)
 	return errors.Join(v.errs...)
 }
 
@@ -177,14 +178,17 @@ func (c *Config) validateUpstream(v *validator) {
 	// endpoints; presets may override what they know (the OIDC presets their issuer,
 	// every type its endpoints), as may oidc its discovered endpoints.
 	oidcBased := u.Type == UpstreamOIDC || u.Type == UpstreamGoogle || u.Type == UpstreamLinkedIn || u.Type == UpstreamSlack
+	const issuerOnly = "only oidc and the OIDC presets google, linkedin and slack have an issuer"
 	urls := []struct {
 		field, value      string
 		required, allowed bool
+		why               string
 	}{
-		{"upstream.issuerURL", u.IssuerURL, u.Type == UpstreamOIDC, oidcBased},
-		{"upstream.authorizationURL", u.AuthorizationURL, u.Type == UpstreamOAuth2, true},
-		{"upstream.tokenURL", u.TokenURL, u.Type == UpstreamOAuth2, true},
-		{"upstream.userInfoURL", u.UserInfoURL, u.Type == UpstreamOAuth2, true},
+		{"upstream.issuerURL", u.IssuerURL, u.Type == UpstreamOIDC, oidcBased, issuerOnly},
+		{"upstream.authorizationURL", u.AuthorizationURL, u.Type == UpstreamOAuth2, true, ""},
+		{"upstream.tokenURL", u.TokenURL, u.Type == UpstreamOAuth2, true, ""},
+		{"upstream.userInfoURL", u.UserInfoURL, u.Type == UpstreamOAuth2, true, ""},
+		{"upstream.apiURL", u.APIURL, false, u.Type == UpstreamGitHub, "only github reads memberships from an API"},
 	}
 	for _, f := range urls {
 		switch {
@@ -193,7 +197,7 @@ func (c *Config) validateUpstream(v *validator) {
 		case f.value != "" && !f.allowed && known:
 			// Refused rather than ignored: a URL the provider never uses is a
 			// misunderstanding the user should hear about.
-			v.addf(f.field, "not allowed when upstream.type is %q (only oidc and the OIDC presets google, linkedin and slack have an issuer)", u.Type)
+			v.addf(f.field, "not allowed when upstream.type is %q (%s)", u.Type, f.why)
 		case f.value != "":
 			if msg := checkUpstreamURL(f.value, u.InsecureAllowHTTP); msg != "" {
 				v.addf(f.field, "%s", msg)

@@ -26,6 +26,26 @@ const (
 	// DefaultRetryAfter is what a 503 tells the client to wait when the authorization
 	// server cannot be reached.
 	DefaultRetryAfter = 5 * time.Second
+
+	// DefaultRevocationPollInterval is how often the revocation feed is read. With
+	// DefaultRevocationMaxLag it keeps a revoked grant usable for at most 4 s, inside
+	// the 5 s mcpauth promises.
+	DefaultRevocationPollInterval = 2 * time.Second
+	// DefaultJWTLeeway is the clock skew allowed on a JWT's exp and nbf.
+	DefaultJWTLeeway = 10 * time.Second
+	// DefaultJWKSMinRefetchInterval is the shortest time between two JWKS fetches
+	// caused by tokens naming an unknown key, so a flood of forged kids costs the
+	// authorization server one request per interval.
+	DefaultJWKSMinRefetchInterval = 10 * time.Second
+	// DefaultJWKSMaxAge is how long a fetched JWKS is used before it is fetched
+	// again in the background, so a key withdrawn from it stops verifying tokens.
+	DefaultJWKSMaxAge = 5 * time.Minute
+)
+
+// Paths of the mcpauth authorization server that are not in its RFC 8414 metadata;
+// the same values as its config.PathRevocations.
+const (
+	pathRevocations = "/oauth/revocations"
 )
 
 // offlineAccess is the scope that asks for a refresh token. The MCP specification:
@@ -52,8 +72,8 @@ type Config struct {
 	IntrospectionEndpoint string
 
 	// ClientID and ClientSecret authenticate this resource server at the
-	// introspection endpoint (HTTP Basic, RFC 6749 §2.3.1). RFC 7662 §2.1: "the
-	// endpoint MUST also require some form of authorization".
+	// introspection endpoint and the revocation feed (HTTP Basic, RFC 6749 §2.3.1).
+	// RFC 7662 §2.1: "the endpoint MUST also require some form of authorization".
 	ClientID     string
 	ClientSecret string
 
@@ -81,7 +101,8 @@ type Config struct {
 	ResourceName          string
 	ResourceDocumentation string
 
-	// HTTPClient makes discovery and introspection requests. Nil: http.DefaultClient.
+	// HTTPClient makes discovery, introspection, JWKS and revocation feed requests.
+	// Nil: http.DefaultClient.
 	HTTPClient *http.Client
 
 	// CacheTTL bounds how long an active introspection result is reused; an entry
@@ -95,13 +116,43 @@ type Config struct {
 	// Zero: DefaultCacheMaxEntries.
 	CacheMaxEntries int
 
-	// IntrospectionTimeout bounds one introspection or discovery request. Zero:
+	// IntrospectionTimeout bounds one introspection, discovery or JWKS request (a
+	// revocation feed read is bounded by RevocationPollInterval too). Zero:
 	// DefaultIntrospectionTimeout.
 	IntrospectionTimeout time.Duration
 
 	// RetryAfter is the Retry-After of the 503 sent while the authorization server is
 	// unreachable. Zero: DefaultRetryAfter.
 	RetryAfter time.Duration
+
+	// JWKSURI is where the authorization server publishes its signing keys (RFC 7517
+	// JWK Set), used to verify JWT access tokens (RFC 9068) here without a request
+	// to the server. Empty: the jwks_uri of the first authorization server's
+	// metadata. JWTs are accepted only from that first authorization server.
+	JWKSURI string
+	// JWTLeeway is the clock skew allowed on a JWT's exp and nbf. Zero:
+	// DefaultJWTLeeway; negative: none.
+	JWTLeeway time.Duration
+	// JWKSMinRefetchInterval is the shortest time between two JWKS fetches caused by
+	// an unknown key id. Zero: DefaultJWKSMinRefetchInterval.
+	JWKSMinRefetchInterval time.Duration
+	// JWKSMaxAge is how long a JWKS is used before it is refetched in the background.
+	// Zero: DefaultJWKSMaxAge.
+	JWKSMaxAge time.Duration
+
+	// RevocationsEndpoint is the authorization server's revocation feed (mcpauth's
+	// GET /oauth/revocations), which tells a JWT-verifying resource which grants and
+	// tokens were revoked. Empty: the first authorization server's URL plus
+	// /oauth/revocations. It is read with ClientID and ClientSecret.
+	RevocationsEndpoint string
+	// RevocationPollInterval is how often the feed is read. Zero:
+	// DefaultRevocationPollInterval.
+	RevocationPollInterval time.Duration
+	// RevocationMaxLag is how old the last successful read of the feed may be for
+	// JWTs to be verified locally. Past it (the feed is unreachable or slow), JWTs are
+	// introspected like opaque tokens until the feed answers again. Zero: twice
+	// RevocationPollInterval. It is the longest a revoked grant stays usable here.
+	RevocationMaxLag time.Duration
 
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
@@ -155,6 +206,30 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	cfg.IntrospectionTimeout = orDefault(cfg.IntrospectionTimeout, DefaultIntrospectionTimeout)
 	cfg.RetryAfter = orDefault(cfg.RetryAfter, DefaultRetryAfter)
+	for _, ep := range []struct{ name, url string }{{"JWKS URI", cfg.JWKSURI}, {"revocations endpoint", cfg.RevocationsEndpoint}} {
+		if ep.url == "" {
+			continue
+		}
+		if u, err := url.Parse(ep.url); err != nil || !isHTTP(u) {
+			errs = append(errs, fmt.Errorf("%s %q must be an http(s) URL", ep.name, ep.url))
+		}
+	}
+	cfg.JWTLeeway = max(orDefault(cfg.JWTLeeway, DefaultJWTLeeway), 0)
+	cfg.JWKSMinRefetchInterval = orDefault(cfg.JWKSMinRefetchInterval, DefaultJWKSMinRefetchInterval)
+	cfg.JWKSMaxAge = orDefault(cfg.JWKSMaxAge, DefaultJWKSMaxAge)
+	cfg.RevocationPollInterval = orDefault(cfg.RevocationPollInterval, DefaultRevocationPollInterval)
+	cfg.RevocationMaxLag = orDefault(cfg.RevocationMaxLag, 2*cfg.RevocationPollInterval)
+	switch {
+	case cfg.RevocationPollInterval < 0 || cfg.JWKSMinRefetchInterval < 0 || cfg.JWKSMaxAge < 0:
+		errs = append(errs, errors.New("revocation poll interval, JWKS refetch interval and JWKS max age must be positive"))
+	case cfg.RevocationMaxLag < cfg.RevocationPollInterval:
+		// A lag shorter than the interval would call the feed stale between two
+		// healthy polls, and send every JWT to introspection half the time.
+		errs = append(errs, fmt.Errorf("revocation max lag %s must be at least the poll interval %s", cfg.RevocationMaxLag, cfg.RevocationPollInterval))
+	}
+	if cfg.RevocationsEndpoint == "" && len(cfg.AuthorizationServers) > 0 {
+		cfg.RevocationsEndpoint = strings.TrimSuffix(cfg.AuthorizationServers[0], "/") + pathRevocations
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

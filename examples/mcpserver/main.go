@@ -62,7 +62,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.cfg.ResourceURL, "resource-url", "", "this server's canonical URL as clients reach it, MCP path included (required)")
 	fs.StringVar(&o.cfg.Issuer, "issuer", "", "the mcpauth authorization server's issuer URL (required)")
 	fs.StringVar(&o.cfg.IntrospectionEndpoint, "introspection-endpoint", "", "introspection endpoint (default: discovered from the issuer)")
-	fs.StringVar(&o.cfg.ClientID, "introspection-client-id", "", "client id for introspection (required)")
+	fs.StringVar(&o.cfg.ClientID, "introspection-client-id", "", "client id for introspection and the revocation feed (required)")
 	fs.StringVar(&secretFile, "introspection-client-secret-file", "", "file holding the introspection client secret (default: $"+secretEnv+")")
 	fs.StringVar(&o.cfg.UpstreamUserinfoURL, "upstream-userinfo-url", "", "the upstream provider's user-info endpoint (required)")
 	fs.StringVar(&scopes, "scopes", server.DefaultScope, "comma-separated scopes every request needs")

@@ -61,7 +61,9 @@ type Config struct {
 
 // New returns the server's HTTP handler: the MCP endpoint at ResourceURL's path behind
 // resource.Middleware, the protected-resource metadata at its well-known URLs, and
-// /healthz.
+// /healthz. JWT access tokens are verified locally (the verifier follows the
+// authorization server's revocation feed for the life of the process); opaque ones are
+// introspected.
 func New(cfg Config) (http.Handler, error) {
 	if cfg.UpstreamUserinfoURL == "" {
 		return nil, errors.New("an upstream user-info URL is required")
@@ -93,8 +95,25 @@ func New(cfg Config) (http.Handler, error) {
 	if u, _ := url.Parse(v.Resource()); u.Path != "" { // parsed by resource.New already
 		path = u.Path
 	}
+	mux := http.NewServeMux()
+	v.MountMetadata(mux)
+	mux.Handle(path, v.Middleware(MCPHandler(cfg, v)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	return mux, nil
+}
 
-	s := &tools{cfg: cfg}
+// MCPHandler is the MCP endpoint alone, its tools on the SDK's streamable HTTP
+// transport, without the authorization New puts in front of it. The benchmark
+// (test/bench/mcpbench) serves it unprotected as the baseline of the same server;
+// anything else should use New. v gives whoami the upstream token of a JWT.
+func MCPHandler(cfg Config, v *resource.Verifier) http.Handler {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &tools{cfg: cfg, verifier: v}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "mcpauth-example", Version: Version}, nil)
 	mcp.AddTool(srv, &mcp.Tool{
 		Name:        "whoami",
@@ -104,29 +123,31 @@ func New(cfg Config) (http.Handler, error) {
 		Name:        "echo",
 		Description: "Echoes the text back.",
 	}, s.echo)
-	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 		&mcp.StreamableHTTPOptions{Logger: cfg.Logger})
-
-	mux := http.NewServeMux()
-	v.MountMetadata(mux)
-	mux.Handle(path, v.Middleware(mcpHandler))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	return mux, nil
 }
 
 // tools holds what the tool handlers need.
-type tools struct{ cfg Config }
+type tools struct {
+	cfg      Config
+	verifier *resource.Verifier
+}
 
 // whoami calls the upstream user-info endpoint with the user's upstream access token.
 // It never forwards the MCP client's own token: the MCP specification forbids token
 // passthrough ("MCP servers MUST NOT accept or transit any other tokens"); the
-// authorization server hands this server the upstream token through introspection.
+// authorization server hands this server the upstream token through introspection
+// (for a JWT verified locally, Verifier.UpstreamToken introspects it on demand).
 func (t *tools) whoami(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
 	info, ok := resource.FromTokenInfo(req.Extra.TokenInfo)
-	if !ok {
+	if !ok || t.verifier == nil {
 		return nil, nil, errors.New("this request carries no verified token")
 	}
-	if info.UpstreamAccessToken == "" {
+	upstreamToken, _, err := t.verifier.UpstreamToken(ctx, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get the upstream access token: %w", err)
+	}
+	if upstreamToken == "" {
 		return nil, nil, errors.New("no upstream access token for this user: the authorization server did not share one " +
 			"(sign in again, or allow this MCP server's introspection client to see upstream tokens)")
 	}
@@ -136,7 +157,7 @@ func (t *tools) whoami(ctx context.Context, req *mcp.CallToolRequest, _ struct{}
 	if err != nil {
 		return nil, nil, err
 	}
-	r.Header.Set("Authorization", "Bearer "+info.UpstreamAccessToken)
+	r.Header.Set("Authorization", "Bearer "+upstreamToken)
 	r.Header.Set("Accept", "application/json")
 	r.Header.Set("User-Agent", "mcpauth-example/"+Version) // GitHub's API refuses requests without one
 	resp, err := t.cfg.HTTPClient.Do(r)
