@@ -136,25 +136,6 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(info["client_id"]).To(Equal(creds["client-id"]))
 	g.Expect(info["scope"]).To(Equal("mcp:tools"))
 
-	// A second client works within seconds, without restarting the server.
-	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
-	start := time.Now()
-	g.Expect(k8s.Create(ctx, ide)).To(Succeed())
-	ideCreds := credentials(g, ctx, k8s, ns.Name, "ide-credentials")
-	g.Expect(ideCreds).NotTo(HaveKey("client-secret"))
-	g.Eventually(func() error {
-		_, err := login(ctx, issuer, ideCreds["client-id"], "")
-		return err
-	}).WithTimeout(5 * time.Second).Should(Succeed())
-	t.Logf("the second MCPClient could log in %s after it was created", time.Since(start).Round(time.Millisecond))
-
-	// Deleting an MCPClient removes its registration from the running server. Envtest
-	// has no garbage collector, so its credentials Secret stays; the registry does not.
-	g.Expect(k8s.Delete(ctx, ide)).To(Succeed())
-	g.Eventually(func() int {
-		return status(authorizeURL(issuer, ideCreds["client-id"], "challenge-challenge-challenge-challenge-123"))
-	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusBadRequest))
-
 	// A signing key rotation on request reaches the running pod's file in place, as
 	// the kubelet brings it, with no rollout: the Deployment keeps its generation.
 	generation := deploy.Generation
@@ -173,6 +154,25 @@ func TestThePiecesFit(t *testing.T) {
 	}).Should(Equal(2))
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)).To(Succeed())
 	g.Expect(deploy.Generation).To(Equal(generation), "a rotation does not roll the pods")
+
+	// A second client works within seconds, without restarting the server.
+	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
+	start := time.Now()
+	g.Expect(k8s.Create(ctx, ide)).To(Succeed())
+	ideCreds := credentials(g, ctx, k8s, ns.Name, "ide-credentials")
+	g.Expect(ideCreds).NotTo(HaveKey("client-secret"))
+	g.Eventually(func() error {
+		_, err := login(ctx, issuer, ideCreds["client-id"], "")
+		return err
+	}).WithTimeout(5 * time.Second).Should(Succeed())
+	t.Logf("the second MCPClient could log in %s after it was created", time.Since(start).Round(time.Millisecond))
+
+	// Deleting an MCPClient removes its registration from the running server. Envtest
+	// has no garbage collector, so its credentials Secret stays; the registry does not.
+	g.Expect(k8s.Delete(ctx, ide)).To(Succeed())
+	g.Eventually(func() int {
+		return status(authorizeURL(issuer, ideCreds["client-id"], "challenge-challenge-challenge-challenge-123"))
+	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusBadRequest))
 }
 
 func startOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes.Interface) {
