@@ -220,6 +220,14 @@ var _ = Describe("The CRDs", func() {
 		}, refusal{"spec.tokenStore", "redis settings are only allowed when type is redis"}),
 	)
 
+	It("keep a refresh reuse window of 0s, which turns the window off, instead of defaulting it", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		get(p, p.Namespace, p.Name)
+		Expect(p.Spec.Server.RefreshReuseWindow).To(Equal(&metav1.Duration{}))
+	})
+
 	DescribeTable("refuse an invalid MCPClient, naming the field",
 		func(mutate func(*oauthv1alpha1.MCPClient), want refusal) {
 			c := validClient(newNamespace())
@@ -260,14 +268,6 @@ var _ = Describe("The CRDs", func() {
 			c.Spec.SecretName = "Bad_Name"
 		}, refusal{"spec.secretName", "should match"}),
 	)
-
-	It("keep a refresh reuse window of 0s, which turns the window off, instead of defaulting it", func() {
-		p := validProvider(newNamespace())
-		p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
-		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		get(p, p.Namespace, p.Name)
-		Expect(p.Spec.Server.RefreshReuseWindow).To(Equal(&metav1.Duration{}))
-	})
 
 	It("accept a private-use scheme redirect URI for native apps (RFC 8252 §7.1)", func() {
 		c := validClient(newNamespace())
