@@ -90,6 +90,11 @@ var _ = Describe("The CRDs", func() {
 			ttl.RefreshToken.Duration.String(), ttl.ClientRegistration.Duration.String(),
 			ttl.ExternalToken.Duration.String()}).
 			To(Equal([]string{"5m0s", "15m0s", "24h0m0s", "8760h0m0s", "24h0m0s"}))
+		srv := github.Spec.Server
+		Expect(srv.AccessTokenFormat).To(Equal(oauthv1alpha1.AccessTokenJWT))
+		Expect(srv.SigningKeyAlgorithm).To(Equal(oauthv1alpha1.SigningES256))
+		Expect(srv.SigningKeyRotation.Duration.String()).To(Equal("720h0m0s"))
+		Expect(srv.RefreshReuseWindow).To(Equal(&metav1.Duration{Duration: 30e9}))
 
 		var ide oauthv1alpha1.MCPClient
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ide"}, &ide)).To(Succeed())
@@ -148,6 +153,21 @@ var _ = Describe("The CRDs", func() {
 		Entry("a scope with a space", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.ScopesSupported = []string{"mcp tools"}
 		}, refusal{"spec.server.scopesSupported[0]", "should match"}),
+		Entry("an unknown access token format", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.AccessTokenFormat = "paseto"
+		}, refusal{"spec.server.accessTokenFormat", "Unsupported value"}),
+		Entry("a symmetric signing algorithm", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.SigningKeyAlgorithm = "HS256"
+		}, refusal{"spec.server.signingKeyAlgorithm", "Unsupported value"}),
+		Entry("a signing key rotation of half an hour", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.SigningKeyRotation = metav1.Duration{Duration: 30 * 60e9}
+		}, refusal{"spec.server.signingKeyRotation", "must be at least 1h"}),
+		Entry("a refresh reuse window of ten minutes", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: 10 * 60e9}
+		}, refusal{"spec.server.refreshReuseWindow", "must be between 0s and 5m"}),
+		Entry("a negative refresh reuse window", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: -1e9}
+		}, refusal{"spec.server.refreshReuseWindow", "must be between 0s and 5m"}),
 		Entry("the redis store without settings", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore.Type = oauthv1alpha1.TokenStoreRedis
 		}, refusal{"spec.tokenStore.redis", "redis settings are required when type is redis"}),
@@ -199,6 +219,14 @@ var _ = Describe("The CRDs", func() {
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis:6379"}}}
 		}, refusal{"spec.tokenStore", "redis settings are only allowed when type is redis"}),
 	)
+
+	It("keep a refresh reuse window of 0s, which turns the window off, instead of defaulting it", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		get(p, p.Namespace, p.Name)
+		Expect(p.Spec.Server.RefreshReuseWindow).To(Equal(&metav1.Duration{}))
+	})
 
 	DescribeTable("refuse an invalid MCPClient, naming the field",
 		func(mutate func(*oauthv1alpha1.MCPClient), want refusal) {

@@ -83,6 +83,10 @@ func TestRenderConfigForAPresetIsWhatTheServerReads(t *testing.T) {
 	g.Expect(c.Upstream.ClientID).To(Equal("Iv1.abc"))
 	g.Expect(c.Upstream.ClientSecretFile).To(Equal("/etc/mcpauth/upstream/client-secret"))
 	g.Expect(c.Secrets.EncryptionKeyFile).To(Equal("/etc/mcpauth/keys/encryption-key"))
+	g.Expect(c.Secrets.SigningKeysFile).To(Equal("/etc/mcpauth/signing-keys/signing-keys.json"))
+	g.Expect(c.Secrets.AdminTokenFile).To(Equal("/etc/mcpauth/admin/admin-token"))
+	g.Expect(c.Tokens.AccessTokenFormat).To(Equal(config.AccessTokenJWT))
+	g.Expect(c.Tokens.RefreshReuseWindow.Duration()).To(Equal(30 * time.Second))
 	g.Expect(c.ClientsSecret).To(Equal(&config.ClientsSecret{Namespace: "team-a", Name: "github-authserver-clients", Key: "clients.yaml"}))
 	g.Expect(c.ClientsFile).To(BeEmpty())
 	g.Expect(c.Store.Type).To(Equal(config.StoreMemory))
@@ -101,6 +105,8 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	p.Spec.Server.DynamicClientRegistration = ptr.To(false)
 	p.Spec.Server.AllowPKCEPlain = true
 	p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 10 * time.Minute}
+	p.Spec.Server.AccessTokenFormat = oauthv1alpha1.AccessTokenOpaque
+	p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
 	p.Spec.Scopes = []string{"read:user"}
 	p.Spec.UserIDField = "login"
 	c := parseRendered(t, p)
@@ -111,6 +117,8 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	g.Expect(c.DynamicRegistration.Enabled).To(BeFalse())
 	g.Expect(c.AllowPKCEPlain).To(BeTrue())
 	g.Expect(c.Tokens.AccessTokenTTL.Duration()).To(Equal(10 * time.Minute))
+	g.Expect(c.Tokens.AccessTokenFormat).To(Equal(config.AccessTokenOpaque))
+	g.Expect(c.Tokens.RefreshReuseWindow.Duration()).To(BeZero(), "0s turns the window off; it is not unset")
 	g.Expect(c.Upstream.Scopes).To(Equal([]string{"read:user"}))
 	g.Expect(c.Upstream.UserIDField).To(Equal("login"))
 }
@@ -196,6 +204,12 @@ func TestRenderConfigRefusesWhatTheServerRefuses(t *testing.T) {
 			p.Spec.TokenStore.Redis.MasterName = ""
 			p.Spec.TokenStore.Redis.DB = 2
 		}, "spec.tokenStore.redis.db: must be 0"},
+		{"a refresh reuse window of ten minutes (an object CEL never saw)", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: 10 * time.Minute}
+		}, "spec.server.refreshReuseWindow: 10m is outside [0s, 5m]"},
+		{"an unknown token format", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.AccessTokenFormat = "paseto"
+		}, `spec.server.accessTokenFormat: "paseto" is not one of jwt, opaque`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,6 +275,13 @@ func TestBuildDeploymentRunsTheServerLockedDown(t *testing.T) {
 		HaveField("Secret.Items", []corev1.KeyToPath{{Key: "client-secret", Path: "client-secret"}}),
 	)))
 	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "keys"), HaveField("Secret.SecretName", "github-authserver-keys"))))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "signing-keys"), HaveField("Secret.SecretName", "github-authserver-signing-keys"),
+		HaveField("Secret.Items", []corev1.KeyToPath{{Key: "signing-keys.json", Path: "signing-keys.json"}}))))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "admin"), HaveField("Secret.SecretName", "github-authserver-admin"),
+		HaveField("Secret.Items", []corev1.KeyToPath{{Key: "admin-token", Path: "admin-token"}}))))
+	g.Expect(c.VolumeMounts).To(ContainElements(
+		corev1.VolumeMount{Name: "signing-keys", MountPath: "/etc/mcpauth/signing-keys", ReadOnly: true},
+		corev1.VolumeMount{Name: "admin", MountPath: "/etc/mcpauth/admin", ReadOnly: true}))
 	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "config"), HaveField("ConfigMap.Name", "github-authserver-config"))))
 	g.Expect(pod.Volumes).NotTo(ContainElement(HaveField("Name", "tls")))
 	for _, m := range c.VolumeMounts {
@@ -302,11 +323,13 @@ func TestReferencedSecretNames(t *testing.T) {
 
 func TestInputsHash(t *testing.T) {
 	p := provider()
-	inputs := append([]secretInput{keysSecretInput(p)}, referencedSecrets(p)...)
+	inputs := hashedSecrets(p)
 	data := func(secret string) map[string]map[string][]byte {
 		return map[string]map[string][]byte{
-			"github-authserver-keys": {encryptionKeyKey: []byte("k")},
-			"github-oauth":           {"client-secret": []byte(secret), "unused": []byte("x")},
+			"github-authserver-keys":         {encryptionKeyKey: []byte("k")},
+			"github-authserver-admin":        {adminTokenKey: []byte("a")},
+			"github-authserver-signing-keys": {signingKeysKey: []byte(`{"keys":[]}`)},
+			"github-oauth":                   {"client-secret": []byte(secret), "unused": []byte("x")},
 		}
 	}
 	base := inputsHash([]byte("cfg"), inputs, data("s1"))
@@ -324,6 +347,17 @@ func TestInputsHash(t *testing.T) {
 			return inputsHash([]byte("cfg"), inputs, d)
 		}(), false},
 		{"moving bytes between config and secret changes it", inputsHash([]byte("cfgs"), inputs, data("1")), true},
+		{"a new admin token changes it", func() string {
+			d := data("s1")
+			d["github-authserver-admin"][adminTokenKey] = []byte("b")
+			return inputsHash([]byte("cfg"), inputs, d)
+		}(), true},
+		// The server re-reads the signing keys; a rotation must not roll the pods.
+		{"rotated signing keys do not", func() string {
+			d := data("s1")
+			d["github-authserver-signing-keys"][signingKeysKey] = []byte(`{"keys":[{"kid":"new"}]}`)
+			return inputsHash([]byte("cfg"), inputs, d)
+		}(), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -181,7 +181,65 @@ type ServerSpec struct {
 	// cert-manager issues, for example); rotated certificates are picked up live.
 	// +optional
 	TLS *ServerTLS `json:"tls,omitempty"`
+
+	// AccessTokenFormat is jwt (RFC 9068 tokens that MCP servers and gateways verify
+	// on their own against the server's JWKS) or opaque (random strings verified by
+	// introspection).
+	// +optional
+	// +kubebuilder:default=jwt
+	AccessTokenFormat AccessTokenFormat `json:"accessTokenFormat,omitempty"`
+
+	// SigningKeyAlgorithm of the keys that sign JWT access tokens: ES256 (ECDSA
+	// P-256, cheap to sign) or RS256 (RSA 2048, for verifiers that know no other).
+	// Changing it rotates to a key of the new algorithm.
+	// +optional
+	// +kubebuilder:default=ES256
+	SigningKeyAlgorithm SigningKeyAlgorithm `json:"signingKeyAlgorithm,omitempty"`
+
+	// SigningKeyRotation is how long a signing key signs before the operator adds
+	// its successor, at least 1h. The successor is published one access-token
+	// lifetime before it signs, and the old key stays published until the last
+	// token it signed has expired.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="must be at least 1h"
+	SigningKeyRotation metav1.Duration `json:"signingKeyRotation,omitzero"`
+
+	// RefreshReuseWindow is how long a rotated refresh token, presented again by the
+	// same client, returns the same successor instead of revoking the grant, so that
+	// clients refreshing twice in parallel keep their session. 0s turns it off; at
+	// most 5m.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('5m')",message="must be between 0s and 5m"
+	RefreshReuseWindow *metav1.Duration `json:"refreshReuseWindow,omitempty"`
 }
+
+// AccessTokenFormat is what an access token looks like on the wire.
+// +kubebuilder:validation:Enum=jwt;opaque
+type AccessTokenFormat string
+
+// Access token formats.
+const (
+	AccessTokenJWT    AccessTokenFormat = "jwt"
+	AccessTokenOpaque AccessTokenFormat = "opaque"
+)
+
+// SigningKeyAlgorithm is the JWS algorithm of the signing keys.
+// +kubebuilder:validation:Enum=ES256;RS256
+type SigningKeyAlgorithm string
+
+// Signing key algorithms.
+const (
+	SigningES256 SigningKeyAlgorithm = "ES256"
+	SigningRS256 SigningKeyAlgorithm = "RS256"
+)
+
+// RotateSigningKeyAnnotation on an OAuthProvider asks for a signing key rotation at
+// once: each new value adds a key that signs immediately (the old one stays published
+// until its tokens expire). kubectl annotate oauthprovider X
+// oauth.mcpauth.dev/rotate-signing-key="$(date +%s)" --overwrite
+const RotateSigningKeyAnnotation = "oauth.mcpauth.dev/rotate-signing-key"
 
 // TokenTTLs are lifetimes, as Go durations ("15m", "24h").
 type TokenTTLs struct {
@@ -331,6 +389,34 @@ type OAuthProviderStatus struct {
 	// RegisteredClients is how many MCPClients are registered with this server.
 	// +optional
 	RegisteredClients int32 `json:"registeredClients,omitempty"`
+
+	// SigningKeys describes the keys in the Secret <name>-authserver-signing-keys
+	// that sign JWT access tokens. No key material is ever in status.
+	// +optional
+	SigningKeys *SigningKeysStatus `json:"signingKeys,omitempty"`
+}
+
+// SigningKeysStatus is what the operator last wrote into the signing keys Secret.
+type SigningKeysStatus struct {
+	// ActiveKeyID is the kid of the key that signs now.
+	// +optional
+	ActiveKeyID string `json:"activeKeyID,omitempty"`
+
+	// NextRotation is when the operator adds the next key (which then signs one
+	// access-token lifetime later).
+	// +optional
+	NextRotation metav1.Time `json:"nextRotation,omitzero"`
+
+	// PublishedKeyIDs are the kids in the JWKS: the active key, a successor waiting
+	// to sign, and retired keys whose tokens may not have expired yet.
+	// +optional
+	// +listType=atomic
+	PublishedKeyIDs []string `json:"publishedKeyIDs,omitempty"`
+
+	// LastRotationRequest is the last value of the annotation
+	// oauth.mcpauth.dev/rotate-signing-key that was acted on; each value rotates once.
+	// +optional
+	LastRotationRequest string `json:"lastRotationRequest,omitempty"`
 }
 
 // OAuthProvider runs an OAuth 2.1 authorization server for MCP clients that brokers

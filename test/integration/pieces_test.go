@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,6 +29,7 @@ import (
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
 	"github.com/mcpauth/mcpauth/authserver/app"
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/controllers"
 	"github.com/mcpauth/mcpauth/internal/devkubelet"
@@ -92,6 +95,17 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(pod.Config.Issuer).To(Equal(issuer))
 	g.Expect(pod.Config.ClientsSecret).NotTo(BeNil())
+	// The signing keys and the admin token the operator generated reach the pod as
+	// the files its config names, in the form the server reads.
+	keysFile, err := os.ReadFile(pod.Config.Secrets.SigningKeysFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	keys, err := config.ParseSigningKeys(keysFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, ok := config.ActiveSigningKey(keys, time.Now())
+	g.Expect(ok).To(BeTrue(), "a key signs from the start")
+	adminToken, err := os.ReadFile(pod.Config.Secrets.AdminTokenFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(adminToken).To(HaveLen(43))
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
 	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -122,6 +136,25 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(info["sub"]).To(Equal("alice-42"))
 	g.Expect(info["client_id"]).To(Equal(creds["client-id"]))
 	g.Expect(info["scope"]).To(Equal("mcp:tools"))
+
+	// A signing key rotation on request reaches the running pod's file in place, as
+	// the kubelet brings it, with no rollout: the Deployment keeps its generation.
+	generation := deploy.Generation
+	patch := []byte(`{"metadata":{"annotations":{"oauth.mcpauth.dev/rotate-signing-key":"now"}}}`)
+	g.Expect(k8s.Patch(ctx, provider, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	g.Eventually(func() (int, error) {
+		if err := devkubelet.Refresh(ctx, k8s, pod); err != nil {
+			return 0, err
+		}
+		b, err := os.ReadFile(pod.Config.Secrets.SigningKeysFile)
+		if err != nil {
+			return 0, err
+		}
+		keys, err := config.ParseSigningKeys(b)
+		return len(keys), err
+	}).Should(Equal(2))
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)).To(Succeed())
+	g.Expect(deploy.Generation).To(Equal(generation), "a rotation does not roll the pods")
 
 	// A second client works within seconds, without restarting the server.
 	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
