@@ -85,10 +85,46 @@ type Client struct {
 	// RegistrationTokenHash is the HMAC of the RFC 7592 registration access token.
 	RegistrationTokenHash string    `json:"registration_token_hash,omitempty"`
 	CreatedAt             time.Time `json:"created_at"`
-	// ExpiresAt is when the registration lapses (OAUTH_CLIENT_REGISTRATION_TTL); the
-	// backend drops the record then.
+	// Source is the address the registration came from (the server's per-source
+	// key: an IPv4 address or an IPv6 /64). Registrations with a Source are counted
+	// per source (CreateClientLimited); empty for clients written by other means.
+	Source string `json:"source,omitempty"`
+	// LastUsedAt is when the client last obtained tokens (TouchClient); zero: never.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// ExpiresAt is when the backend drops the record. The server sets it to the
+	// earlier of the registration's lapse (OAUTH_CLIENT_REGISTRATION_TTL after
+	// CreatedAt) and the idle limit after the last use, and slides it forward with
+	// TouchClient: an unused registration expires on its own, with no sweeper.
 	ExpiresAt time.Time `json:"expires_at"`
 }
+
+// ClientUse records that a stored client used its registration: TouchClient sets the
+// client's LastUsedAt and ExpiresAt to these.
+type ClientUse struct {
+	ClientID string
+	// Source is the client's Source as read, so that the backend keeps its
+	// per-source count in step without reading the record first.
+	Source     string
+	LastUsedAt time.Time
+	ExpiresAt  time.Time
+}
+
+// ErrSourceLimit: the source already holds as many live registrations as allowed. The
+// error CreateClientLimited returns is a *SourceLimitError, which errors.Is matches
+// with ErrSourceLimit.
+var ErrSourceLimit = errors.New("store: too many live registrations from this source")
+
+// SourceLimitError is CreateClientLimited's refusal.
+type SourceLimitError struct {
+	// FreeAt is when the source's earliest registration expires, unless it is used
+	// again before: the soonest a new one could fit.
+	FreeAt time.Time
+}
+
+func (e *SourceLimitError) Error() string { return ErrSourceLimit.Error() }
+
+// Is makes errors.Is(err, ErrSourceLimit) true.
+func (e *SourceLimitError) Is(target error) bool { return target == ErrSourceLimit }
 
 // PendingAuthorization is an MCP client's authorization request waiting for the user
 // to come back from the upstream provider. It is keyed by the hash of the upstream
@@ -154,6 +190,9 @@ type TokenPair struct {
 	Access      Token
 	RefreshHash string
 	Refresh     Token
+	// ClientUse, when set, is written in the same round trip as the redemption or
+	// rotation, as TouchClient would (see Grants).
+	ClientUse *ClientUse
 }
 
 // Successor is what a rotation keeps beside the retired refresh token's replay marker
@@ -196,6 +235,19 @@ type Clients interface {
 	DeleteClient(ctx context.Context, id string) error
 	// CountClients returns how many registrations are live (for status and metrics).
 	CountClients(ctx context.Context) (int, error)
+	// CreateClientLimited is CreateClient for a registration from c.Source: in the
+	// same atomic step it counts the source's live registrations and, when there are
+	// limit or more, stores nothing and returns a *SourceLimitError. A limit <= 0 or
+	// an empty Source is CreateClient. Every replica sharing the backend shares the
+	// count.
+	CreateClientLimited(ctx context.Context, c Client, limit int) error
+	// TouchClient sets the live registration's LastUsedAt and ExpiresAt (which also
+	// moves when the backend drops it, and where the per-source count sees it) and
+	// changes nothing else, so it never undoes a concurrent UpdateClient.
+	// ErrNotFound if there is no live registration.
+	TouchClient(ctx context.Context, u ClientUse) error
+	// ListClients returns every live registration, oldest CreatedAt first, then by ID.
+	ListClients(ctx context.Context) ([]Client, error)
 }
 
 // PendingAuthorizations keeps authorization requests waiting for the upstream.
@@ -210,6 +262,11 @@ type PendingAuthorizations interface {
 // Grants keeps codes, grants and tokens. Each method is one atomic step (one script on
 // Redis) on the keys of a single grant. A hash is found only under the grant it was
 // stored with: the same hash under another grant ID is ErrNotFound.
+//
+// RedeemCode and RotateRefreshToken apply the TokenPair's ClientUse, when set, in the
+// same round trip (on Redis, the same pipeline) but not the same atomic step: it is
+// applied whatever the step answers, and its own failure (the client was deleted, say)
+// is not reported, since the next use records it again.
 //
 // Grant IDs must not contain '{' or '}' (they form the Redis Cluster hash tag).
 type Grants interface {
@@ -419,6 +476,17 @@ func SaveLogin(ctx context.Context, s Store, l Login) error {
 func SortGrants(gs []Grant) {
 	slices.SortFunc(gs, func(a, b Grant) int {
 		if c := a.AuthTime.Compare(b.AuthTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
+
+// SortClients orders clients as ListClients returns them: oldest CreatedAt first, then
+// by ID.
+func SortClients(cs []Client) {
+	slices.SortFunc(cs, func(a, b Client) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)

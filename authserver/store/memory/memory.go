@@ -223,6 +223,81 @@ func (s *Store) CountClients(context.Context) (int, error) {
 	return n, nil
 }
 
+// CreateClientLimited implements store.Clients.
+func (s *Store) CreateClientLimited(_ context.Context, c store.Client, limit int) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now, k := db.now(), s.key(c.ID)
+	if old, ok := db.clients[k]; ok && live(old.ExpiresAt, now) {
+		return store.ErrAlreadyExists
+	}
+	if limit > 0 && c.Source != "" {
+		n, first := 0, time.Time{}
+		for _, o := range s.clientsLocked(now) {
+			if o.Source != c.Source {
+				continue
+			}
+			if n++; first.IsZero() || o.ExpiresAt.Before(first) {
+				first = o.ExpiresAt
+			}
+		}
+		if n >= limit {
+			return &store.SourceLimitError{FreeAt: first}
+		}
+	}
+	db.clients[k] = cloneClient(c)
+	return nil
+}
+
+// TouchClient implements store.Clients.
+func (s *Store) TouchClient(_ context.Context, u store.ClientUse) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return s.touchLocked(u, db.now())
+}
+
+func (s *Store) touchLocked(u store.ClientUse, now time.Time) error {
+	k := s.key(u.ClientID)
+	c, ok := s.db.clients[k]
+	if !ok || !live(c.ExpiresAt, now) {
+		return store.ErrNotFound
+	}
+	c.LastUsedAt, c.ExpiresAt = u.LastUsedAt, u.ExpiresAt
+	s.db.clients[k] = c
+	return nil
+}
+
+// useLocked applies a TokenPair's ClientUse; like Redis, it reports nothing.
+func (s *Store) useLocked(u *store.ClientUse, now time.Time) {
+	if u != nil {
+		_ = s.touchLocked(*u, now)
+	}
+}
+
+// ListClients implements store.Clients.
+func (s *Store) ListClients(context.Context) ([]store.Client, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	out := s.clientsLocked(db.now())
+	store.SortClients(out)
+	return out, nil
+}
+
+// clientsLocked returns copies of the tenant's live clients; the caller holds mu.
+func (s *Store) clientsLocked(now time.Time) []store.Client {
+	prefix := s.key("")
+	var out []store.Client
+	for k, c := range s.db.clients {
+		if strings.HasPrefix(k, prefix) && live(c.ExpiresAt, now) {
+			out = append(out, cloneClient(c))
+		}
+	}
+	return out
+}
+
 // SavePending implements store.PendingAuthorizations.
 func (s *Store) SavePending(_ context.Context, stateHash string, p store.PendingAuthorization) error {
 	s.db.mu.Lock()
@@ -330,6 +405,7 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	now := db.now()
+	s.useLocked(tokens.ClientUse, now)
 	e := s.codeLocked(grantID, codeHash, now)
 	switch {
 	case e == nil:
@@ -472,6 +548,7 @@ func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, n
 	db := s.db
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	s.useLocked(next.ClientUse, db.now())
 	now := db.now()
 	e := s.refreshLocked(grantID, oldHash, now)
 	switch {

@@ -16,7 +16,8 @@ const listBatch = 500
 
 // redeemAndIndex runs the redemption script and lists the grant in its user's, its
 // client's and the tenant's index, all in one pipeline (one round trip; on a Cluster
-// one per node, in parallel), the index writes ahead: see the package doc. A script
+// one per node, in parallel), the index writes ahead: see the package doc. The
+// client's use, when there is one, rides in the same pipeline. A script
 // Redis has lost (a restart, SCRIPT FLUSH) is run again on its own.
 //
 // The redemption's own answer comes first. When it succeeded but an index write
@@ -24,7 +25,7 @@ const listBatch = 500
 // same: a grant that revocation by user or client could miss is never handed out.
 // Its tokens reach nobody, and the client's retry of the code is a replay that
 // revokes it; the user logs in again.
-func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, keys []string, args []any) error {
+func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, use *store.ClientUse, keys []string, args []any) error {
 	now, exp, px := ms(time.Now()), ms(gr.ExpiresAt), ttl(gr.ExpiresAt)
 	idx := []string{s.k.userGrants(gr.UserID), s.k.clientGrants(gr.ClientID), s.k.grantIndex()}
 	pipe := s.rdb.Pipeline()
@@ -32,8 +33,10 @@ func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, keys []strin
 	for i, k := range idx {
 		indexed[i] = indexGrantScript.EvalSha(ctx, pipe, []string{k}, gr.ID, exp, px, now)
 	}
+	touched := s.pipeTouch(ctx, pipe, use)
 	redeem := redeemCodeScript.EvalSha(ctx, pipe, keys, args...)
 	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
+	touched()
 	var err error
 	if rerr := redeem.Err(); rerr != nil && goredis.HasErrorPrefix(rerr, "NOSCRIPT") {
 		err = s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)

@@ -6,7 +6,8 @@
 // operation is one Lua script on one slot, also on Redis Cluster:
 //
 //	<prefix>:{<prefix>}:client:<id>   client record (JSON)
-//	<prefix>:{<prefix>}:clients       sorted set of client IDs by expiry, for CountClients
+//	<prefix>:{<prefix>}:clients       sorted set of client IDs by expiry, for CountClients and ListClients
+//	<prefix>:{<prefix>}:clients:src:<source> the same, of one source address, for the per-source limit
 //	<prefix>:pending:<stateHash>      pending authorization, taken with GETDEL
 //	<prefix>:upstream:<userID>        upstream token
 //	<prefix>:lease:<name>             lease, holding its holder's random ID (SET NX PX)
@@ -235,6 +236,12 @@ type keys struct{ prefix string }
 
 func (k keys) client(id string) string { return k.prefix + ":{" + k.prefix + "}:client:" + id }
 func (k keys) clients() string         { return k.prefix + ":{" + k.prefix + "}:clients" }
+
+// clientSource is the index of one source's registrations; clientSource("") is the
+// prefix of every such key (the delete script appends the source it reads).
+func (k keys) clientSource(src string) string {
+	return k.prefix + ":{" + k.prefix + "}:clients:src:" + src
+}
 func (k keys) pending(h string) string { return k.prefix + ":pending:" + h }
 func (k keys) upstream(u string) string {
 	return k.prefix + ":upstream:" + u

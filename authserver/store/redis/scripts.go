@@ -66,20 +66,35 @@ end
 
 func script(body string) *goredis.Script { return goredis.NewScript(luaHelpers + body) }
 
-// createClientScript: KEYS client, index; ARGV record, px, id, expiry (unix ms), now (unix ms).
+// createClientScript: KEYS client, index[, source index]; ARGV record, px, id, expiry
+// (unix ms), now (unix ms), limit. With a source index, a limit > 0 refuses the
+// client when the source already has limit live registrations, answering
+// 'LIMIT:<unix ms>' with the expiry of the source's earliest one.
 var createClientScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
+local limit = tonumber(ARGV[6])
+if KEYS[3] then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+  if limit > 0 and redis.call('ZCARD', KEYS[3]) >= limit then
+    local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    return 'LIMIT:' .. first[2]
+  end
+end
 local px = tonumber(ARGV[2])
 if px > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
   extend(KEYS[2], px)
+  if KEYS[3] then
+    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+    extend(KEYS[3], px)
+  end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
 return 'OK'
 `)
 
-// updateClientScript: as createClientScript.
+// updateClientScript: KEYS client, index[, source index]; ARGV as createClientScript.
 var updateClientScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOTFOUND' end
 local px = tonumber(ARGV[2])
@@ -87,18 +102,65 @@ if px > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
   extend(KEYS[2], px)
+  if KEYS[3] then
+    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+    extend(KEYS[3], px)
+  end
 else
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[3])
+  if KEYS[3] then redis.call('ZREM', KEYS[3], ARGV[3]) end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
 return 'OK'
 `)
 
-// deleteClientScript: KEYS client, index; ARGV id.
+// deleteClientScript: KEYS client, index; ARGV id, source index prefix. The source
+// index is named by the stored record (same hash tag, so the same slot).
 var deleteClientScript = script(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  local ok, rec = pcall(cjson.decode, v)
+  if ok and type(rec) == 'table' and type(rec.source) == 'string' and rec.source ~= '' then
+    redis.call('ZREM', ARGV[2] .. rec.source, ARGV[1])
+  end
+end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+return 'OK'
+`)
+
+// touchClientScript: KEYS client, index[, source index]; ARGV last_used_at and
+// expires_at (each a JSON string, quotes included), expiry (unix ms), px, id.
+//
+// It rewrites only those two fields of the stored JSON, so a concurrent update's other
+// fields survive. A field name can match only where it is a key: inside a JSON string
+// every quote is escaped, so '"expires_at":"' cannot occur there, and the match must
+// follow '{' or ','.
+var touchClientScript = script(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 'NOTFOUND' end
+local px = tonumber(ARGV[4])
+if px <= 0 then return 'OK' end
+local function replace(s, field, value)
+  local i, j = string.find(s, '[{,]"' .. field .. '":"[^"]*"')
+  if not i then return nil end
+  return string.sub(s, 1, i) .. '"' .. field .. '":' .. value .. string.sub(s, j + 1)
+end
+local rec = replace(v, 'expires_at', ARGV[2])
+if not rec then return 'BADRECORD' end
+local used = replace(rec, 'last_used_at', ARGV[1])
+if not used then
+  local i = string.find(rec, '[{,]"expires_at":')
+  used = string.sub(rec, 1, i) .. '"last_used_at":' .. ARGV[1] .. ',' .. string.sub(rec, i + 1)
+end
+redis.call('SET', KEYS[1], used, 'PX', px)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+extend(KEYS[2], px)
+if KEYS[3] then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5])
+  extend(KEYS[3], px)
+end
 return 'OK'
 `)
 
@@ -220,7 +282,7 @@ return 'OK'
 `)
 
 var allScripts = []*goredis.Script{
-	createClientScript, updateClientScript, deleteClientScript,
+	createClientScript, updateClientScript, deleteClientScript, touchClientScript,
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
 	indexGrantScript,
 	releaseLeaseScript,

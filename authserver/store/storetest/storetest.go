@@ -58,6 +58,12 @@ func RunTests(t *testing.T, h Harness) {
 		{"Updating a missing client returns ErrNotFound", testClientUpdateMissing},
 		{"Deleting a client is idempotent", testClientDelete},
 		{"CountClients counts live registrations", testClientCount},
+		{"CreateClientLimited refuses a source's registration over the limit, saying when a place frees", testClientSourceLimit},
+		{"Every replica of a tenant shares the per-source count", testClientSourceLimitShared},
+		{"TouchClient moves LastUsedAt and ExpiresAt and keeps the rest", testClientTouch},
+		{"An unused registration expires, a used one lives on, and the expired one frees its source's place", testClientIdle},
+		{"RedeemCode and RotateRefreshToken record their pair's ClientUse", testClientUseWithGrant},
+		{"ListClients lists the tenant's live registrations, oldest first", testListClients},
 		{"A pending authorization is taken exactly once", testPendingTakeOnce},
 		{"Saving a pending authorization again replaces it", testPendingReplace},
 		{"A saved code can be peeked without consuming it", testCodePeek},
@@ -111,6 +117,7 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent takes of one pending authorization: exactly one succeeds", testConcurrentTake},
 		{"Concurrent acquisitions of one lease, by one store value and by several: exactly one succeeds", testConcurrentLease},
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
+		{"Concurrent registrations from one source: exactly the limit get in", testConcurrentSourceLimit},
 		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
 	}
 	for _, tc := range tests {
