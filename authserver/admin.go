@@ -87,6 +87,39 @@ func (s *Server) handleAdminGrants(w http.ResponseWriter, r *http.Request) (any,
 	return out, nil
 }
 
+// handleAdminClients lists the live dynamic registrations: GET.
+func (s *Server) handleAdminClients(w http.ResponseWriter, r *http.Request) (any, error) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return nil, newError(http.StatusMethodNotAllowed, errCodeInvalidRequest, "method not allowed")
+	}
+	cs, err := s.store.ListClients(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := adminapi.ClientList{Clients: make([]adminapi.Client, 0, len(cs))}
+	for _, c := range cs {
+		out.Clients = append(out.Clients, adminapi.Client{
+			ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, Source: c.Source,
+			CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt, ExpiresAt: c.ExpiresAt,
+		})
+	}
+	return out, nil
+}
+
+// handleAdminClientCount counts the live dynamic registrations: GET.
+func (s *Server) handleAdminClientCount(w http.ResponseWriter, r *http.Request) (any, error) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return nil, newError(http.StatusMethodNotAllowed, errCodeInvalidRequest, "method not allowed")
+	}
+	n, err := s.store.CountClients(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return adminapi.ClientCount{Dynamic: n}, nil
+}
+
 // handleAdminRevoke revokes every grant of a user, of a client, or of the whole
 // server: POST {"user_id": U} | {"client_id": C} | {"all": true}.
 func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) (any, error) {

@@ -128,6 +128,14 @@ func (r *StaticClients) Lookup(_ context.Context, id string) (StaticClient, bool
 	return c, ok, nil
 }
 
+// Len returns how many clients the registry holds (the static kind of
+// mcpauth_registered_clients).
+func (r *StaticClients) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.clients)
+}
+
 func (c StaticClient) withDefaults() StaticClient {
 	if c.Name == "" {
 		c.Name = c.ID
@@ -235,6 +243,9 @@ type client struct {
 	// clients only): the tokens it may exchange.
 	Resources []string
 	Source    clientSource
+	// stored is the store's record of a dynamically registered client; nil for the
+	// other sources.
+	stored *store.Client
 	// secretHash is the HMAC of the secret (dynamic clients store it so);
 	// secretSHA256 is the SHA-256 digest of a static client's secret.
 	secretHash   string
@@ -372,7 +383,7 @@ func fromStored(c store.Client) *client {
 	return &client{
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: grants,
 		AuthMethod: method, Scopes: splitScope(c.Scope), Trusted: c.Trusted,
-		Source: sourceDynamic, secretHash: c.SecretHash,
+		Source: sourceDynamic, secretHash: c.SecretHash, stored: &c,
 	}
 }
 
@@ -497,7 +508,44 @@ func isPrivateUseScheme(raw string) bool {
 	return err == nil && u.Scheme != "http" && u.Scheme != "https"
 }
 
-// registrationExpiry is when a registration made at t lapses.
-func (s *Server) registrationExpiry(t time.Time) time.Time {
-	return t.Add(s.opts.RegistrationTTL)
+// registrationLapse is when a registration made at created lapses however much it is
+// used (Options.RegistrationTTL).
+func (s *Server) registrationLapse(created time.Time) time.Time {
+	return created.Add(s.opts.RegistrationTTL)
 }
+
+// registrationExpiry is when a registration made at created and last used at lastUse
+// (its creation, when never used) goes: at its lapse, or after the idle TTL without a
+// use, whichever comes first. The store drops it then on its own.
+func (s *Server) registrationExpiry(created, lastUse time.Time) time.Time {
+	exp := s.registrationLapse(created)
+	if idle := s.opts.RegistrationIdleTTL; idle > 0 && lastUse.Add(idle).Before(exp) {
+		exp = lastUse.Add(idle)
+	}
+	return exp
+}
+
+// touchInterval is how long after a recorded use the next one is recorded: at most one
+// write per client per hour, sooner only for an idle TTL so short (tests) that an hour
+// would matter.
+func (s *Server) touchInterval() time.Duration {
+	if idle := s.opts.RegistrationIdleTTL; idle > 0 {
+		return min(time.Hour, idle/10)
+	}
+	return time.Hour
+}
+
+// clientUse is the use to record when c obtains tokens at now, or nil: only stored
+// registrations have one, and only when the last recorded use is touchInterval old.
+// It rides the grant's own round trip (store.TokenPair.ClientUse), so the token
+// endpoint stays at two.
+func (s *Server) clientUse(c *client, now time.Time) *store.ClientUse {
+	st := c.stored
+	if st == nil || (!st.LastUsedAt.IsZero() && now.Sub(st.LastUsedAt) < s.touchInterval()) {
+		return nil
+	}
+	return &store.ClientUse{ClientID: st.ID, Source: st.Source, LastUsedAt: now, ExpiresAt: s.registrationExpiry(st.CreatedAt, now)}
+}
+
+// maxPerSource is the per-source limit passed to the store; 0 is none.
+func (s *Server) maxPerSource() int { return max(0, s.opts.RegistrationMaxPerSource) }

@@ -185,6 +185,48 @@ func (s *testStore) CreateClient(ctx context.Context, c store.Client) error {
 	return s.Store.CreateClient(ctx, c)
 }
 
+func (s *testStore) CreateClientLimited(ctx context.Context, c store.Client, limit int) error {
+	if err := s.before("CreateClient", c); err != nil {
+		return err
+	}
+	return s.Store.CreateClientLimited(ctx, c, limit)
+}
+
+func (s *testStore) UpdateClient(ctx context.Context, c store.Client) error {
+	if err := s.before("UpdateClient", c); err != nil {
+		return err
+	}
+	return s.Store.UpdateClient(ctx, c)
+}
+
+func (s *testStore) DeleteClient(ctx context.Context, id string) error {
+	if err := s.before("DeleteClient", id); err != nil {
+		return err
+	}
+	return s.Store.DeleteClient(ctx, id)
+}
+
+func (s *testStore) TouchClient(ctx context.Context, u store.ClientUse) error {
+	if err := s.before("TouchClient", u); err != nil {
+		return err
+	}
+	return s.Store.TouchClient(ctx, u)
+}
+
+func (s *testStore) ListClients(ctx context.Context) ([]store.Client, error) {
+	if err := s.before("ListClients"); err != nil {
+		return nil, err
+	}
+	return s.Store.ListClients(ctx)
+}
+
+func (s *testStore) CountClients(ctx context.Context) (int, error) {
+	if err := s.before("CountClients"); err != nil {
+		return 0, err
+	}
+	return s.Store.CountClients(ctx)
+}
+
 func (s *testStore) GetClient(ctx context.Context, id string) (store.Client, error) {
 	if err := s.before("GetClient", id); err != nil {
 		return store.Client{}, err

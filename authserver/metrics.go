@@ -33,7 +33,10 @@ type metrics struct {
 	// reloginRequired counts grants revoked because the user's upstream token was
 	// refused for good: their users must log in again.
 	reloginRequired prometheus.Counter
-	handler         http.Handler // serves the gatherer
+	// registrationsRefused counts dynamic registrations refused because their source
+	// address held as many live registrations as allowed.
+	registrationsRefused prometheus.Counter
+	handler              http.Handler // serves the gatherer
 }
 
 func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metrics, error) {
@@ -79,8 +82,12 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 			Name: "mcpauth_upstream_relogin_required_total",
 			Help: "Grants revoked because the upstream refused the user's upstream token for good: the user must log in again.",
 		}),
+		registrationsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpauth_registrations_refused_total",
+			Help: "Dynamic registrations refused (429) because their source address held as many live registrations as allowed.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals, m.exchanges, m.adminRevoke, m.refreshReuse, m.upstreamRefreshes, m.reloginRequired} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals, m.exchanges, m.adminRevoke, m.refreshReuse, m.upstreamRefreshes, m.reloginRequired, m.registrationsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -121,7 +128,7 @@ func metricsHandler(reg prometheus.Registerer, gatherer prometheus.Gatherer) htt
 }
 
 // domainErrors are answers, not failures: they are not counted as store errors.
-var domainErrors = []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrCodeReused, store.ErrRefreshReused, store.ErrGrantRevoked}
+var domainErrors = []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrCodeReused, store.ErrRefreshReused, store.ErrGrantRevoked, store.ErrSourceLimit}
 
 // instrumentedStore counts backend failures per operation.
 type instrumentedStore struct {
@@ -148,6 +155,10 @@ func (s *instrumentedStore) count(op string, err error) error {
 
 func (s *instrumentedStore) CreateClient(ctx context.Context, c store.Client) error {
 	return s.count("create_client", s.Store.CreateClient(ctx, c))
+}
+
+func (s *instrumentedStore) CreateClientLimited(ctx context.Context, c store.Client, limit int) error {
+	return s.count("create_client", s.Store.CreateClientLimited(ctx, c, limit))
 }
 
 func (s *instrumentedStore) GetClient(ctx context.Context, id string) (store.Client, error) {

@@ -35,6 +35,12 @@ const (
 	DefaultCallbackPath = "/oauth/callback"
 	// MinMasterKeyLen is the shortest accepted Options.MasterKey.
 	MinMasterKeyLen = 32
+	// DefaultRegistrationIdleTTL is how long a dynamic registration lives without
+	// being used to obtain tokens.
+	DefaultRegistrationIdleTTL = 30 * 24 * time.Hour
+	// DefaultRegistrationMaxPerSource bounds the live registrations of one source
+	// address.
+	DefaultRegistrationMaxPerSource = 20
 	// MaxRefreshReuseWindow is the longest accepted Options.RefreshReuseWindow: the
 	// window lets a copied refresh token work for that long, so it stays short.
 	MaxRefreshReuseWindow = 5 * time.Minute
@@ -95,6 +101,17 @@ type Options struct {
 	// it gets 429 with Retry-After. Default DefaultRegistrationRateLimit; a negative
 	// Burst turns it off.
 	RegistrationRateLimit RateLimit
+	// RegistrationIdleTTL removes a dynamic registration that has not been used to
+	// obtain tokens for this long (the store's expiry does it: each use slides the
+	// record's expiry forward, recorded at most once an hour). Zero means
+	// DefaultRegistrationIdleTTL; negative turns idle removal off, leaving
+	// RegistrationTTL alone.
+	RegistrationIdleTTL time.Duration
+	// RegistrationMaxPerSource bounds the live dynamic registrations of one client
+	// address (IPv6 by /64; see TrustedProxies), counted in the store and so shared
+	// by every replica: one more gets 429 with Retry-After. Zero means
+	// DefaultRegistrationMaxPerSource; negative turns the limit off.
+	RegistrationMaxPerSource int
 	// TrustedProxies are the networks of reverse proxies (an ingress, a load
 	// balancer) in front of the server. A request from one of them is attributed to
 	// the address it names in X-Forwarded-For; from anywhere else that header is
@@ -150,6 +167,10 @@ func (o Options) withDefaults() Options {
 	setDur(&o.ExternalTokenTTL, DefaultExternalTokenTTL)
 	setDur(&o.PendingTTL, DefaultPendingTTL)
 	setDur(&o.ConsentTTL, DefaultConsentTTL)
+	setDur(&o.RegistrationIdleTTL, DefaultRegistrationIdleTTL)
+	if o.RegistrationMaxPerSource == 0 {
+		o.RegistrationMaxPerSource = DefaultRegistrationMaxPerSource
+	}
 	if o.DisplayName == "" {
 		o.DisplayName = "mcpauth"
 	}
@@ -199,8 +220,12 @@ func (o Options) validate() error {
 	if o.AdminToken != "" && len(o.AdminToken) < MinAdminTokenLen {
 		errs = append(errs, fmt.Errorf("AdminToken: %d characters, need at least %d", len(o.AdminToken), MinAdminTokenLen))
 	}
-	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke}, o.CallbackPath) {
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke, adminapi.PathClients, adminapi.PathClientCount}, o.CallbackPath) ||
+		strings.HasPrefix(o.CallbackPath, pathRegister+"/") {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
+	}
+	if o.RegistrationIdleTTL > 0 && o.RegistrationIdleTTL < time.Second {
+		errs = append(errs, fmt.Errorf("RegistrationIdleTTL: %s is shorter than a second", o.RegistrationIdleTTL))
 	}
 	if o.RefreshReuseWindow < 0 || o.RefreshReuseWindow > MaxRefreshReuseWindow {
 		errs = append(errs, fmt.Errorf("RefreshReuseWindow: %s is outside [0s, %s]", o.RefreshReuseWindow, MaxRefreshReuseWindow))

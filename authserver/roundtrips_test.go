@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +54,8 @@ func (c *redisTrips) take() int {
 // store, for a dynamically registered client (the expensive case: its record is in the
 // store too). Introspection is one round trip; a token request, whatever its grant,
 // two: the client and the code or refresh token read in one pipeline, then the grant's
-// script. A rotated refresh token presented again inside the reuse window costs the
+// script, which carries the record of the client's use when one is due. A rotated
+// refresh token presented again inside the reuse window costs the
 // same two: the read, then the rotation script that returns the kept successor. `make
 // bench` measures the same under load (docs/performance.md).
 func TestRedisRoundTripsPerRequest(t *testing.T) {
@@ -70,7 +72,11 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 	}
 	trips := &redisTrips{}
 	rs.Client().AddHook(trips)
-	e := newEnv(t, func(o *Options) { o.Store, o.Now, o.RefreshReuseWindow = rs, time.Now, time.Minute })
+	// The server's clock runs ahead by skew, so that a later use of the client is due
+	// to be recorded without waiting an hour.
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	e := newEnv(t, func(o *Options) { o.Store, o.Now, o.RefreshReuseWindow = rs, now, time.Minute })
 	step := func(name string, want int) {
 		t.Helper()
 		if got := trips.take(); got != want {
@@ -105,6 +111,11 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 
 	tok := e.exchange(clientID, loopbackRedirect, code, p)
 	step("token (authorization_code)", 2)
+	// That first use of the registration was recorded in the same two.
+	if c, err := rs.GetClient(ctx, clientID); err != nil || c.LastUsedAt.IsZero() {
+		t.Fatalf("the client's first use was not recorded: %+v %v", c, err)
+	}
+	trips.take()
 	rec = e.postForm(pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {clientID}})
 	if rec.Code != http.StatusOK {
 		t.Fatalf("refresh: %d %s", rec.Code, rec.Body.String())
@@ -121,4 +132,14 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		t.Fatalf("introspect: %d %s", rec.Code, rec.Body.String())
 	}
 	step("introspect", 1)
+	skew.Store(int64(2 * time.Hour))
+	rec = e.postForm(pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}, "client_id": {clientID}})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("refresh two hours on: %d %s", rec.Code, rec.Body.String())
+	}
+	step("token (refresh_token, recording the client's use)", 2)
+	if c, err := rs.GetClient(ctx, clientID); err != nil || now().Sub(c.LastUsedAt) > time.Minute {
+		t.Fatalf("the client's later use was not recorded: %+v %v", c, err)
+	}
+	trips.take()
 }

@@ -94,6 +94,9 @@ func New(opts Options) (*Server, error) {
 		upstreamWait:  upstreamWaitMax,
 	}
 	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
+	if err := opts.Registerer.Register(newClientCounter(s)); err != nil {
+		return nil, fmt.Errorf("authserver metrics: %w", err)
+	}
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
 	}
@@ -133,6 +136,7 @@ func (s *Server) routes() http.Handler {
 		// Off means absent: the metadata has no registration_endpoint and the path is
 		// a plain 404, which is what a client probing an unknown endpoint expects.
 		route("register", s.handleRegister, s.prefix+pathRegister)
+		route("client_config", s.handleClientConfig, s.prefix+pathRegister+"/")
 	}
 	route("introspect", s.handleIntrospect, s.prefix+pathIntrospect)
 	route("revoke", s.handleRevoke, s.prefix+pathRevoke)
@@ -140,6 +144,8 @@ func (s *Server) routes() http.Handler {
 		// Off means absent, as for registration: no token, no admin API.
 		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)
 		route("admin_revoke", s.admin(s.handleAdminRevoke), s.prefix+adminapi.PathRevoke)
+		route("admin_clients", s.admin(s.handleAdminClients), s.prefix+adminapi.PathClients)
+		route("admin_client_count", s.admin(s.handleAdminClientCount), s.prefix+adminapi.PathClientCount)
 	}
 	route("healthz", s.handleHealthz, "/healthz")
 	route("readyz", s.handleReadyz, "/readyz")

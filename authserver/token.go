@@ -179,6 +179,7 @@ func (s *Server) exchangeCode(r *http.Request, c *client, reads *tokenReads) (*t
 		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
 	}
 	access, refresh, pair := s.newTokens(c, g, ac.Scope, resources, now)
+	pair.ClientUse = s.clientUse(c, now)
 	if err := s.store.RedeemCode(ctx, grantID, codeHash, g, pair); err != nil {
 		return nil, s.codeError(ctx, grantID, err)
 	}
@@ -288,6 +289,7 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 	}
 	g := store.Grant{ID: grantID, ClientID: c.ID, UserID: rt.UserID, Scope: rt.Scope, Resource: rt.Resource, ExpiresAt: rt.ExpiresAt}
 	access, refresh, pair := s.newTokens(c, g, scope, resources, now)
+	pair.ClientUse = s.clientUse(c, now)
 	succ, err := s.sealSuccessor(c.ID, grantID, oldHash, access, refresh, pair, now)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,40 @@ const (
 	PathGrants = "/admin/grants"
 	// PathRevoke revokes grants: POST with a JSON RevokeRequest.
 	PathRevoke = "/admin/revoke"
+	// PathClients lists the live dynamic registrations (RFC 7591): GET, answered
+	// with a ClientList.
+	PathClients = "/admin/clients"
+	// PathClientCount counts them: GET, answered with a ClientCount. One cheap store
+	// read, for the operator's status.
+	PathClientCount = "/admin/clients/count"
 )
+
+// Client is one live dynamic registration.
+type Client struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name,omitempty"`
+	RedirectURIs []string `json:"redirect_uris"`
+	// Source is the address the registration came from (an IPv6 client's /64).
+	Source    string    `json:"source,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is when the client last obtained tokens, recorded at most once an
+	// hour; absent when it never did.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// ExpiresAt is when the registration goes unless used again: idle removal, or
+	// the registration's lapse.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ClientList is the answer of GET PathClients, oldest registration first.
+type ClientList struct {
+	Clients []Client `json:"clients"`
+}
+
+// ClientCount is the answer of GET PathClientCount.
+type ClientCount struct {
+	// Dynamic is how many dynamic registrations are live.
+	Dynamic int `json:"dynamic"`
+}
 
 // Grant is one live grant: one user's authorization of one client, the family of
 // every token issued from one login.
