@@ -222,7 +222,23 @@ type DynamicRegistration struct {
 	// RateLimit bounds registrations per client address (see TrustedProxies); a
 	// request over it gets 429 with Retry-After. Each replica counts on its own.
 	RateLimit RateLimit `json:"rateLimit"`
+	// IdleTTL removes a registration not used to obtain tokens for this long: its
+	// expiry slides forward with each use, so the store drops it on its own. 0 turns
+	// idle removal off (tokens.clientRegistrationTTL still applies). Default 720h
+	// (30 days); between 1h and 87600h.
+	IdleTTL Duration `json:"idleTTL"`
+	// MaxPerSource bounds the live registrations of one client address (see
+	// TrustedProxies; IPv6 by /64), counted in the store, so shared by every
+	// replica; one more gets 429 with Retry-After. 0 turns the limit off. Default
+	// 20; at most 100000.
+	MaxPerSource int `json:"maxPerSource"`
 }
+
+// Defaults of DynamicRegistration's idle removal and per-source limit.
+const (
+	DefaultRegistrationIdleTTL      = 30 * 24 * time.Hour
+	DefaultRegistrationMaxPerSource = 20
+)
 
 // Defaults of DynamicRegistration.RateLimit: 30 registrations at once per client
 // address, then one every 2 s.
@@ -353,7 +369,7 @@ func Default() *Config {
 		},
 		DynamicRegistration: DynamicRegistration{Enabled: true, RateLimit: RateLimit{
 			Burst: DefaultRegistrationBurst, Every: Duration(DefaultRegistrationEvery),
-		}},
+		}, IdleTTL: Duration(DefaultRegistrationIdleTTL), MaxPerSource: DefaultRegistrationMaxPerSource},
 		ClientIDMetadataDocuments: ClientIDMetadataDocuments{Enabled: true},
 		Store:                     Store{Type: StoreMemory},
 	}

@@ -438,6 +438,12 @@ func (c *Config) validateAbuseLimits(v *validator) {
 	if d := rl.Every.Duration(); rl.Burst > 0 && (d < 10*time.Millisecond || d > time.Hour) {
 		v.addf("dynamicRegistration.rateLimit.every", "%s is outside [10ms, 1h]", rl.Every)
 	}
+	if d := c.DynamicRegistration.IdleTTL.Duration(); d != 0 && (d < time.Hour || d > 10*365*24*time.Hour) {
+		v.addf("dynamicRegistration.idleTTL", "%s is outside [1h, 87600h] (0 turns idle removal off)", c.DynamicRegistration.IdleTTL)
+	}
+	if n := c.DynamicRegistration.MaxPerSource; n < 0 || n > 100000 {
+		v.addf("dynamicRegistration.maxPerSource", "%d is outside [0, 100000] (0 turns the limit off)", n)
+	}
 	for i, s := range c.TrustedProxies {
 		if _, err := parseProxy(s); err != nil {
 			v.addf(fmt.Sprintf("trustedProxies[%d]", i), "%q is not an IP address or CIDR network", s)
