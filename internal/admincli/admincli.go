@@ -1,7 +1,8 @@
 // Package admincli is the `mcpauth` command line: `mcpauth admin grants` lists a
-// user's (or a client's) grants and `mcpauth admin revoke` revokes every grant of a
-// user, of a client or of the whole provider, through the authorization server's admin
-// API (package authserver/adminapi). cmd/mcpauth only calls Run.
+// user's (or a client's) grants, `mcpauth admin revoke` revokes every grant of a user,
+// of a client or of the whole provider, and `mcpauth admin clients` lists the dynamic
+// registrations, through the authorization server's admin API (package
+// authserver/adminapi). cmd/mcpauth only calls Run.
 //
 // Exit codes: 0 success, 1 the server or the network failed, 2 bad usage.
 package admincli
@@ -63,14 +64,18 @@ Usage:
   mcpauth admin grants --client CLIENT [flags]
   mcpauth admin grants --all [flags]
   mcpauth admin revoke --user USER | --client CLIENT | --all [flags]
+  mcpauth admin clients [flags]
 
 Commands:
   admin grants   List live grants (one user's authorization of one client each).
   admin revoke   Revoke every grant of a user, of a client, or of the whole provider:
                  their access and refresh tokens stop working at once. Revoking a user
                  or all also deletes the users' upstream tokens from the server.
+  admin clients  List the live dynamic registrations (RFC 7591): ID, name, when made
+                 and last used (recorded at most once an hour), when they go unless
+                 used again, the address they came from, their redirect URIs.
 
-Flags of both commands:
+Flags of every command:
   --server URL        The server's issuer URL, or where a port-forward reaches it
                       (default $MCPAUTH_SERVER, else ` + DefaultServer + `).
   --token-file PATH   File holding the admin token (the server's secrets.adminTokenFile;
@@ -106,16 +111,16 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case args[0] != "admin":
 		return usageError(env, "unknown command %q", args[0])
 	case len(args) == 1:
-		return usageError(env, "admin needs a command: grants or revoke")
+		return usageError(env, "admin needs a command: grants, revoke or clients")
 	}
 	cmd, rest := args[1], args[2:]
 	switch cmd {
-	case "grants", "revoke":
+	case "grants", "revoke", "clients":
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(env.Stdout, usage)
 		return ExitOK
 	default:
-		return usageError(env, "unknown admin command %q (want grants or revoke)", cmd)
+		return usageError(env, "unknown admin command %q (want grants, revoke or clients)", cmd)
 	}
 	o, code := parseFlags(cmd, rest, env)
 	if code >= 0 {
@@ -125,9 +130,12 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return usageError(env, "%v", err)
 	}
-	if cmd == "grants" {
+	switch cmd {
+	case "grants":
 		err = c.grants(ctx, o, env.Stdout)
-	} else {
+	case "clients":
+		err = c.clients(ctx, o, env.Stdout)
+	default:
 		err = c.revoke(ctx, o, env.Stdout)
 	}
 	if err != nil {
@@ -189,6 +197,8 @@ func parseFlags(cmd string, args []string, env Env) (o options, code int) {
 		return o, usageError(env, "grants takes --all alone, or --user and/or --client")
 	case cmd == "grants" && !o.all && o.user == "" && o.client == "":
 		return o, usageError(env, "grants needs --user, --client or --all")
+	case cmd == "clients" && (o.all || o.user != "" || o.client != ""):
+		return o, usageError(env, "clients takes no --user, --client or --all: it lists every dynamic registration")
 	}
 	return o, -1
 }
@@ -320,6 +330,44 @@ func (c *client) grants(ctx context.Context, o options, w io.Writer) error {
 			dash(strings.Join(g.Resource, ",")), g.AuthTime.UTC().Format(time.RFC3339), g.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+func (c *client) clients(ctx context.Context, o options, w io.Writer) error {
+	var list adminapi.ClientList
+	raw, err := c.call(ctx, http.MethodGet, adminapi.PathClients, nil, nil, &list)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		_, err := w.Write(raw)
+		return err
+	}
+	if len(list.Clients) == 0 {
+		_, err := fmt.Fprintln(w, "no dynamic registrations")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT\tNAME\tCREATED\tLAST USED\tEXPIRES\tSOURCE\tREDIRECT URIS")
+	for _, cl := range list.Clients {
+		used := "never"
+		if !cl.LastUsedAt.IsZero() {
+			used = cl.LastUsedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.ID, dash(printable(cl.Name)), cl.CreatedAt.UTC().Format(time.RFC3339),
+			used, cl.ExpiresAt.UTC().Format(time.RFC3339), dash(cl.Source), printable(strings.Join(cl.RedirectURIs, ",")))
+	}
+	return tw.Flush()
+}
+
+// printable keeps what a client registered from moving the cursor or breaking the
+// table: client names are the registrant's choice.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func dash(s string) string {
