@@ -95,6 +95,8 @@ var _ = Describe("The CRDs", func() {
 		Expect(srv.SigningKeyAlgorithm).To(Equal(oauthv1alpha1.SigningES256))
 		Expect(srv.SigningKeyRotation.Duration.String()).To(Equal("720h0m0s"))
 		Expect(srv.RefreshReuseWindow).To(Equal(&metav1.Duration{Duration: 30e9}))
+		Expect(srv.Registration.IdleTTL).To(Equal(&metav1.Duration{Duration: 720 * 60 * 60e9}))
+		Expect(srv.Registration.MaxPerSource).To(Equal(ptr.To[int32](20)))
 
 		var ide oauthv1alpha1.MCPClient
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ide"}, &ide)).To(Succeed())
@@ -168,6 +170,18 @@ var _ = Describe("The CRDs", func() {
 		Entry("a negative refresh reuse window", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: -1e9}
 		}, refusal{"spec.server.refreshReuseWindow", "must be between 0s and 5m"}),
+		Entry("a registration idle TTL of ten minutes", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.IdleTTL = &metav1.Duration{Duration: 10 * 60e9}
+		}, refusal{"spec.server.registration.idleTTL", "must be 0s (off) or between 1h and 87600h"}),
+		Entry("a negative registration idle TTL", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.IdleTTL = &metav1.Duration{Duration: -60 * 60e9}
+		}, refusal{"spec.server.registration.idleTTL", "must be 0s (off) or between 1h and 87600h"}),
+		Entry("a negative per-source registration limit", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.MaxPerSource = ptr.To[int32](-1)
+		}, refusal{"spec.server.registration.maxPerSource", "greater than or equal to 0"}),
+		Entry("a per-source registration limit over 100000", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.MaxPerSource = ptr.To[int32](100001)
+		}, refusal{"spec.server.registration.maxPerSource", "less than or equal to 100000"}),
 		Entry("the redis store without settings", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore.Type = oauthv1alpha1.TokenStoreRedis
 		}, refusal{"spec.tokenStore.redis", "redis settings are required when type is redis"}),
@@ -226,6 +240,15 @@ var _ = Describe("The CRDs", func() {
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		get(p, p.Namespace, p.Name)
 		Expect(p.Spec.Server.RefreshReuseWindow).To(Equal(&metav1.Duration{}))
+	})
+
+	It("keep a registration idle TTL and per-source limit of 0, which turn them off", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.Registration = oauthv1alpha1.RegistrationSpec{IdleTTL: &metav1.Duration{}, MaxPerSource: ptr.To[int32](0)}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		get(p, p.Namespace, p.Name)
+		Expect(p.Spec.Server.Registration.IdleTTL).To(Equal(&metav1.Duration{}))
+		Expect(p.Spec.Server.Registration.MaxPerSource).To(Equal(ptr.To[int32](0)))
 	})
 
 	DescribeTable("refuse an invalid MCPClient, naming the field",

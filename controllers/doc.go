@@ -39,8 +39,26 @@
 // the registry and the signing keys, which the server follows live, so a change to
 // any other rolls the pods.
 //
-// The config also carries spec.server.accessTokenFormat (tokens.accessTokenFormat)
-// and spec.server.refreshReuseWindow (tokens.refreshReuseWindow).
+// The config also carries spec.server.accessTokenFormat (tokens.accessTokenFormat),
+// spec.server.refreshReuseWindow (tokens.refreshReuseWindow) and
+// spec.server.registration (dynamicRegistration.idleTTL and maxPerSource).
+//
+// # Counting dynamic registrations
+//
+// status.dynamicClients is how many RFC 7591 registrations the server holds. They live
+// in the token store, which the operator never reads, so the operator asks the server:
+// GET /admin/clients/count on its Service, with the admin token of Secret
+// X-authserver-admin, which the operator made and already holds (AdminAPICounter; the
+// wire types come from authserver/adminapi, which imports nothing of the server). The
+// alternatives were worse: the server writing its count into the API would need write
+// RBAC on an object for a pod that now only reads one Secret, and reading /metrics
+// would tie status to a text format and to the metrics listener's address. The count
+// is read only from a ready server, at most every 5 minutes between other reconciles
+// and within 3 s; over TLS the server's certificate is verified for the issuer's host,
+// and one that cannot be verified (a private CA) leaves the count unknown rather than
+// send the token to an unchecked peer. Unknown is absent from status, never a
+// condition: the server's health is what Ready reports. envtest has no server, so
+// there the field stays absent.
 //
 // # Signing keys
 //

@@ -37,6 +37,9 @@ type OAuthProviderReconciler struct {
 	AuthServerImage string
 	// Clock tells the time of signing key rotations; nil means the real clock.
 	Clock clock.PassiveClock
+	// ClientCounter reads the running server's count of dynamic registrations for
+	// status.dynamicClients; nil leaves it unknown.
+	ClientCounter ClientCounter
 }
 
 // providerScope is what the phases of one reconcile share.
@@ -62,6 +65,8 @@ type providerScope struct {
 	registered *int32
 	// signingKeys is the status of the signing keys, nil until their phase ran.
 	signingKeys *oauthv1alpha1.SigningKeysStatus
+	// dynamicClients is the server's count of dynamic registrations; nil: unknown.
+	dynamicClients *int32
 	// requeueAfter is when a phase needs another pass though nothing it watches
 	// changes (a signing key activates or retires); 0 for never.
 	requeueAfter time.Duration
@@ -103,6 +108,7 @@ func (r *OAuthProviderReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.reconcileDeployment,
 		r.reconcileService,
 		r.reconcilePodDisruptionBudget,
+		r.countDynamicClients,
 	}
 	for _, phase := range phases {
 		if err := phase(ctx, s); err != nil {

@@ -50,6 +50,12 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	if spec.Server.DynamicClientRegistration != nil {
 		c.DynamicRegistration.Enabled = *spec.Server.DynamicClientRegistration
 	}
+	if reg := spec.Server.Registration; reg.IdleTTL != nil {
+		c.DynamicRegistration.IdleTTL = config.Duration(reg.IdleTTL.Duration)
+	}
+	if reg := spec.Server.Registration; reg.MaxPerSource != nil {
+		c.DynamicRegistration.MaxPerSource = int(*reg.MaxPerSource)
+	}
 	c.Upstream = config.Upstream{
 		Type:             config.UpstreamType(spec.Type),
 		ClientID:         spec.ClientID,
@@ -194,6 +200,8 @@ var specPaths = []struct{ config, spec string }{
 	{"tokens.externalTokenTTL", "spec.server.tokenTTLs.externalToken"},
 	{"tokens.accessTokenFormat", "spec.server.accessTokenFormat"},
 	{"tokens.refreshReuseWindow", "spec.server.refreshReuseWindow"},
+	{"dynamicRegistration.idleTTL", "spec.server.registration.idleTTL"},
+	{"dynamicRegistration.maxPerSource", "spec.server.registration.maxPerSource"},
 	{"store.redis.tls.caFile", "spec.tokenStore.redis.tls.caSecretRef"},
 	{"store.redis", "spec.tokenStore.redis"},
 	{"store", "spec.tokenStore"},

@@ -94,6 +94,22 @@ func TestRenderConfigForAPresetIsWhatTheServerReads(t *testing.T) {
 	g.Expect(c.ListenAddress).To(Equal(":8080"))
 	g.Expect(c.TLS).To(Equal(config.TLS{}))
 	g.Expect(c.DynamicRegistration.Enabled).To(BeTrue())
+	g.Expect(c.DynamicRegistration.IdleTTL.Duration()).To(Equal(720*time.Hour), "the server's defaults without a registration block")
+	g.Expect(c.DynamicRegistration.MaxPerSource).To(Equal(20))
+}
+
+func TestRenderConfigCopiesTheRegistrationLimits(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.Registration = oauthv1alpha1.RegistrationSpec{IdleTTL: &metav1.Duration{Duration: 48 * time.Hour}, MaxPerSource: ptr.To[int32](5)}
+	c := parseRendered(t, p)
+	g.Expect(c.DynamicRegistration.IdleTTL.Duration()).To(Equal(48 * time.Hour))
+	g.Expect(c.DynamicRegistration.MaxPerSource).To(Equal(5))
+
+	p.Spec.Server.Registration = oauthv1alpha1.RegistrationSpec{IdleTTL: &metav1.Duration{}, MaxPerSource: ptr.To[int32](0)}
+	c = parseRendered(t, p)
+	g.Expect(c.DynamicRegistration.IdleTTL.Duration()).To(BeZero(), "0s turns idle removal off; it is not unset")
+	g.Expect(c.DynamicRegistration.MaxPerSource).To(BeZero(), "0 turns the limit off; it is not unset")
 }
 
 func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
@@ -207,6 +223,9 @@ func TestRenderConfigRefusesWhatTheServerRefuses(t *testing.T) {
 		{"a refresh reuse window of ten minutes (an object CEL never saw)", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: 10 * time.Minute}
 		}, "spec.server.refreshReuseWindow: 10m is outside [0s, 5m]"},
+		{"a registration idle TTL of ten minutes (an object CEL never saw)", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.IdleTTL = &metav1.Duration{Duration: 10 * time.Minute}
+		}, "spec.server.registration.idleTTL: 10m is outside [1h, 87600h]"},
 		{"an unknown token format", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.AccessTokenFormat = "paseto"
 		}, `spec.server.accessTokenFormat: "paseto" is not one of jwt, opaque`},

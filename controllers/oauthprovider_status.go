@@ -42,6 +42,7 @@ func (r *OAuthProviderReconciler) patchStatus(ctx context.Context, s *providerSc
 		if s.registered != nil {
 			st.RegisteredClients = *s.registered
 		}
+		st.DynamicClients = s.dynamicClients
 	case apierrors.IsConflict(reterr) || apierrors.IsAlreadyExists(reterr):
 		return nil
 	default:

@@ -29,6 +29,10 @@ type Options struct {
 	// Clock tells the time of signing key rotations; nil means the real clock. Tests
 	// move it forward to see a month's rotation in a second.
 	Clock clock.PassiveClock
+	// ClientCounter reads each running server's count of dynamic registrations for
+	// status.dynamicClients; nil leaves it unknown. cmd/manager passes an
+	// AdminAPICounter.
+	ClientCounter ClientCounter
 }
 
 // SetupWithManager registers the field indexes and both reconcilers with mgr. It is the
@@ -40,7 +44,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	recorder := mgr.GetEventRecorder(managerName)
 	providers := &OAuthProviderReconciler{
 		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: recorder,
-		AuthServerImage: opts.AuthServerImage, Clock: opts.Clock,
+		AuthServerImage: opts.AuthServerImage, Clock: opts.Clock, ClientCounter: opts.ClientCounter,
 	}
 	if err := providers.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the OAuthProvider reconciler: %w", err)

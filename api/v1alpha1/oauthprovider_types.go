@@ -167,6 +167,12 @@ type ServerSpec struct {
 	// +kubebuilder:default=true
 	DynamicClientRegistration *bool `json:"dynamicClientRegistration,omitempty"`
 
+	// Registration keeps dynamic registrations tidy: idle ones are removed, and one
+	// client address may hold only so many.
+	// +optional
+	// +kubebuilder:default={}
+	Registration RegistrationSpec `json:"registration,omitzero"`
+
 	// TokenTTLs are the lifetimes of what the server issues.
 	// +optional
 	// +kubebuilder:default={}
@@ -213,6 +219,24 @@ type ServerSpec struct {
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('5m')",message="must be between 0s and 5m"
 	RefreshReuseWindow *metav1.Duration `json:"refreshReuseWindow,omitempty"`
+}
+
+// RegistrationSpec bounds dynamic registrations (RFC 7591).
+type RegistrationSpec struct {
+	// IdleTTL removes a registration not used to obtain tokens for this long (each
+	// use moves its end). 0s turns idle removal off; otherwise 1h to 87600h.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || (duration(self) >= duration('1h') && duration(self) <= duration('87600h'))",message="must be 0s (off) or between 1h and 87600h"
+	IdleTTL *metav1.Duration `json:"idleTTL,omitempty"`
+
+	// MaxPerSource bounds the live registrations of one client address (IPv6 by
+	// /64), shared by every replica; one more is answered 429. 0 turns the limit off.
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	MaxPerSource *int32 `json:"maxPerSource,omitempty"`
 }
 
 // AccessTokenFormat is what an access token looks like on the wire.
@@ -390,6 +414,12 @@ type OAuthProviderStatus struct {
 	// +optional
 	RegisteredClients int32 `json:"registeredClients,omitempty"`
 
+	// DynamicClients is how many dynamic registrations (RFC 7591) are live, as the
+	// server's admin API last answered; absent while unknown (no ready server, or
+	// its admin API could not be read).
+	// +optional
+	DynamicClients *int32 `json:"dynamicClients,omitempty"`
+
 	// SigningKeys describes the keys in the Secret <name>-authserver-signing-keys
 	// that sign JWT access tokens. No key material is ever in status.
 	// +optional
@@ -434,6 +464,7 @@ type SigningKeysStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.registeredClients`
+// +kubebuilder:printcolumn:name="Dynamic",type=integer,JSONPath=`.status.dynamicClients`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type OAuthProvider struct {
 	metav1.TypeMeta   `json:",inline"`
