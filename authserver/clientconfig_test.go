@@ -423,3 +423,22 @@ func TestRegisteredClientsMetric(t *testing.T) {
 		t.Errorf("with the store down: %q, want the dynamic series left out", got)
 	}
 }
+
+func TestClientConfigurationRefusesAnAdministratorManagedClient(t *testing.T) {
+	e := newEnv(t)
+	m := e.registerManaged(`{"redirect_uris":["https://app.example.com/cb"],"token_endpoint_auth_method":"none"}`)
+	c, err := e.store.GetClient(t.Context(), m.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Trusted = true // only an administrator's tooling writes this
+	if err := e.store.UpdateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		wantOAuthError(t, e.config(method, m.RegistrationClientURI, bearer(m.RegistrationAccessToken), ""), http.StatusForbidden, "insufficient_scope")
+	}
+	if _, err := e.store.GetClient(t.Context(), m.ClientID); err != nil {
+		t.Errorf("the refused DELETE removed the client: %v", err)
+	}
+}

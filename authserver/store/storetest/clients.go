@@ -81,9 +81,10 @@ func testClientTouch(f *fixture) {
 	f.ok(err, "GetClient")
 	f.equal(got.LastUsedAt, time.Time{}, "LastUsedAt of a client never used")
 
-	// An update between the read and the touch survives the touch.
-	c.Name = "Renamed"
-	c.RedirectURIs = []string{"https://renamed.example/cb"}
+	// An update between the read and the touch survives the touch, also one whose
+	// values spell the fields a touch rewrites.
+	c.Name = `x","expires_at":"2000-01-01T00:00:00Z","last_used_at":"2000-01-01T00:00:00Z\`
+	c.RedirectURIs = []string{`https://renamed.example/cb?a={"expires_at":"1"}`}
 	f.ok(f.s.UpdateClient(f.ctx, c), "UpdateClient")
 	now := f.now()
 	use := store.ClientUse{ClientID: c.ID, Source: c.Source, LastUsedAt: now, ExpiresAt: now.Add(2 * longTTL)}
