@@ -11,17 +11,30 @@
 //	POST /oauth/token                              authorization_code and refresh_token grants, and
 //	                                               RFC 8693 token exchange for the upstream token
 //	POST /oauth/register                           RFC 7591, only when DynamicRegistration is on;
-//	                                               rate limited per client address (429, Retry-After)
+//	                                               rate limited per client address (429, Retry-After),
+//	                                               and live registrations bounded per address
+//	GET, PUT, DELETE /oauth/register/<client_id>   RFC 7592, with the registration access token
 //	POST /oauth/introspect                         RFC 7662, for MCP servers
 //	POST /oauth/revoke                             RFC 7009
 //	GET  /admin/grants, POST /admin/revoke         the admin API (package adminapi), only with
-//	                                               Options.AdminToken
+//	GET  /admin/clients, /admin/clients/count      Options.AdminToken
 //	GET  /healthz, /readyz, /metrics               probes and Prometheus (always at the root)
 //
 // All flow state lives in the store.Store, so any replica can serve any step. Nothing
 // secret is stored in clear: codes, tokens, upstream states and client secrets are kept
 // as HMAC-SHA-256 under a key derived from Options.MasterKey, and the users' upstream
 // tokens are sealed with AES-256-GCM under another derived key.
+//
+// # Registrations kept tidy
+//
+// A dynamic registration's store record expires at the earlier of its lapse
+// (RegistrationTTL after creation) and RegistrationIdleTTL after its last use; each
+// use slides it forward. Uses are recorded at most once per touchInterval (an hour),
+// and only in the token request's own write (store.TokenPair.ClientUse), so idle
+// removal costs no scanner and no extra round trip. The registering address is kept
+// with the record, and the store refuses a registration past
+// RegistrationMaxPerSource for that address in the same atomic step that would store
+// it, for every replica at once.
 //
 // # Who may log in
 //
