@@ -23,8 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
@@ -234,11 +236,15 @@ func startOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes
 	_ = oauthv1alpha1.AddToScheme(scheme)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		// Each test of the package starts its own operator in this one process.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{AuthServerImage: "mcpauth:test"}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		AuthServerImage: "mcpauth:test", ClientCounter: &controllers.AdminAPICounter{BaseURL: serverOnLoopback},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
