@@ -442,3 +442,17 @@ func TestClientConfigurationRefusesAnAdministratorManagedClient(t *testing.T) {
 		t.Errorf("the refused DELETE removed the client: %v", err)
 	}
 }
+
+func TestClientConfigurationAnswers503WhenTheStoreIsDown(t *testing.T) {
+	e := newEnv(t)
+	m := e.registerManaged(`{"redirect_uris":["https://app.example.com/cb"],"token_endpoint_auth_method":"none"}`)
+	e.store.down.Store(true)
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		rec := e.config(method, m.RegistrationClientURI, bearer(m.RegistrationAccessToken), "")
+		wantOAuthError(t, rec, http.StatusServiceUnavailable, "temporarily_unavailable")
+	}
+	e.store.down.Store(false)
+	if rec := e.config(http.MethodGet, m.RegistrationClientURI, bearer(m.RegistrationAccessToken), ""); rec.Code != http.StatusOK {
+		t.Errorf("after the store is back: %d", rec.Code)
+	}
+}
