@@ -456,3 +456,17 @@ func TestClientConfigurationAnswers503WhenTheStoreIsDown(t *testing.T) {
 		t.Errorf("after the store is back: %d", rec.Code)
 	}
 }
+
+func TestTheTwentyFirstRegistrationFromOneAddressIsRefusedByDefault(t *testing.T) {
+	e := newEnv(t)
+	for i := range DefaultRegistrationMaxPerSource {
+		if rec := registerFrom(e, "198.51.100.7:1000"); rec.Code != http.StatusCreated {
+			t.Fatalf("registration %d: %d %s", i+1, rec.Code, rec.Body.String())
+		}
+	}
+	rec := registerFrom(e, "198.51.100.7:1000")
+	wantOAuthError(t, rec, http.StatusTooManyRequests, "temporarily_unavailable")
+	if ra := rec.Header().Get("Retry-After"); ra != "2592000" { // the first goes idle in 30 days
+		t.Errorf("Retry-After %q, want 2592000", ra)
+	}
+}
