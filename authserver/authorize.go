@@ -249,6 +249,8 @@ func (s *Server) needsConsent(r *http.Request, v *validatedAuthz) bool {
 func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *validatedAuthz) {
 	state := randomString(secretBytes)
 	params := upstream.NewAuthParams() // PKCE verifier and OIDC nonce, kept server-side
+	var stepUpUser string
+	params.Scopes, stepUpUser = s.upstreamScopesFor(r, v.scopes)
 	binding := s.flowCookie(w, r)
 	p := store.PendingAuthorization{
 		ClientID:            v.client.ID,
@@ -260,6 +262,8 @@ func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *valida
 		Resource:            v.resources,
 		UpstreamVerifier:    params.Verifier,
 		Nonce:               params.Nonce,
+		UpstreamScope:       joinScope(params.Scopes),
+		StepUpUser:          stepUpUser,
 		BrowserBinding:      s.keys.hash(labelBrowser, binding),
 		ExpiresAt:           s.now().Add(s.opts.PendingTTL),
 	}

@@ -81,7 +81,11 @@ type fakeUpstream struct {
 	refreshTok  upstream.Token
 	refreshes   int
 	lastParams  upstream.AuthParams
+	// scopes are the provider's default scopes (upstream.Scoper).
+	scopes []string
 }
+
+func (f *fakeUpstream) Scopes() []string { return f.scopes }
 
 const goodUpstreamCode = "good-code"
 
@@ -108,7 +112,7 @@ func (f *fakeUpstream) Exchange(_ context.Context, code string, p upstream.AuthP
 	if f.exchangeErr != nil {
 		return nil, nil, f.exchangeErr
 	}
-	if code != goodUpstreamCode || p != f.lastParams {
+	if code != goodUpstreamCode || p.Verifier != f.lastParams.Verifier || p.Nonce != f.lastParams.Nonce {
 		return nil, nil, upstream.ErrExchange
 	}
 	tok := f.token

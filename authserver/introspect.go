@@ -168,6 +168,12 @@ func (s *Server) freshUpstreamToken(ctx context.Context, userID string) (*upstre
 	if next.RefreshToken == "" {
 		next.RefreshToken = tok.RefreshToken
 	}
+	// RFC 6749 §5.1: a response without scope has the scope asked for, and a refresh
+	// asks for the original grant's (§6). The stored token must keep saying what it
+	// covers (stepup.go).
+	if next.Scope == "" {
+		next.Scope = tok.Scope
+	}
 	if err := s.saveUpstreamToken(ctx, userID, next); err != nil {
 		return nil, err
 	}

@@ -59,6 +59,10 @@ type Options struct {
 	// DefaultScopes are granted when a request names no scope (the MCP conformance
 	// tool sends none). They must be a subset of ScopesSupported.
 	DefaultScopes []string
+	// UpstreamScopes maps a scope of ScopesSupported to the extra upstream scopes a
+	// token with it needs; a step-up to it sends the user upstream for the ones their
+	// stored upstream token lacks (docs/scopes.md).
+	UpstreamScopes map[string][]string
 	// CallbackPath is appended to the issuer to form the upstream redirect URL that the
 	// upstream provider must be configured with (see Server.CallbackURL).
 	CallbackPath string
@@ -183,6 +187,14 @@ func (o Options) validate() error {
 	for _, sc := range o.DefaultScopes {
 		if !slices.Contains(o.ScopesSupported, sc) {
 			errs = append(errs, fmt.Errorf("DefaultScopes: %q is not in ScopesSupported", sc))
+		}
+	}
+	for sc, ups := range o.UpstreamScopes {
+		if !slices.Contains(o.ScopesSupported, sc) {
+			errs = append(errs, fmt.Errorf("UpstreamScopes: %q is not in ScopesSupported", sc))
+		}
+		if len(ups) == 0 || slices.ContainsFunc(ups, func(u string) bool { return !validScopeToken(u) }) {
+			errs = append(errs, fmt.Errorf("UpstreamScopes: %q needs a list of valid upstream scopes", sc))
 		}
 	}
 	if o.ServiceDocumentation != "" {

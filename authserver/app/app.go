@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		ServiceDocumentation:  cfg.ServiceDocumentation,
 		ScopesSupported:       cfg.ScopesSupported,
 		DefaultScopes:         cfg.DefaultScopes,
+		UpstreamScopes:        cfg.UpstreamScopes,
 		CallbackPath:          cfg.CallbackPath,
 		CodeTTL:               cfg.Tokens.AuthorizationCodeTTL.Duration(),
 		AccessTokenTTL:        cfg.Tokens.AccessTokenTTL.Duration(),

@@ -76,6 +76,13 @@ type Config struct {
 	// DefaultScopes are granted when a client's authorization request has no scope.
 	// Each must be in ScopesSupported. Default ["mcp"].
 	DefaultScopes []string `json:"defaultScopes"`
+	// UpstreamScopes maps a scope of ScopesSupported to the extra upstream scopes a
+	// token with it needs, e.g. "tools:write" → ["repo"]: tools behind that scope call
+	// the upstream API with the user's upstream token, so that token must carry them.
+	// A client that steps up to such a scope sends the user back to the upstream
+	// provider for just the upstream scopes their stored upstream token lacks
+	// (incremental consent); see docs/scopes.md. Default none.
+	UpstreamScopes map[string][]string `json:"upstreamScopes,omitempty"`
 	// CallbackPath is where the upstream provider sends the user back; the upstream
 	// application must have Issuer+CallbackPath registered as its redirect URL (see
 	// CallbackURL). Default "/oauth/callback".

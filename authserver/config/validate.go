@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,6 +133,21 @@ func (c *Config) validateServer(v *validator) {
 	for i, s := range c.DefaultScopes {
 		if !supported[s] {
 			v.addf(fmt.Sprintf("defaultScopes[%d]", i), "%q is not in scopesSupported", s)
+		}
+	}
+	for _, scope := range slices.Sorted(maps.Keys(c.UpstreamScopes)) {
+		f := "upstreamScopes." + scope
+		switch ups := c.UpstreamScopes[scope]; {
+		case !supported[scope]:
+			v.addf(f, "%q is not in scopesSupported", scope)
+		case len(ups) == 0:
+			v.addf(f, "lists no upstream scope")
+		default:
+			for i, u := range ups {
+				if !validScope(u) {
+					v.addf(fmt.Sprintf("%s[%d]", f, i), "%q is not a valid scope (RFC 6749 §3.3)", u)
+				}
+			}
 		}
 	}
 	c.validateCallbackPath(v)

@@ -94,6 +94,20 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		{"scopesSupported without quotes", func(c *Config) { c.ScopesSupported = []string{"mcp", `a"b`} }, []string{`scopesSupported[1]: "a\"b" is not a valid scope`}},
 		{"scopesSupported without duplicates", func(c *Config) { c.ScopesSupported = []string{"mcp", "mcp"} }, []string{`scopesSupported[1]: duplicate scope "mcp"`}},
 		{"defaultScopes within scopesSupported", func(c *Config) { c.DefaultScopes = []string{"mcp", "admin"} }, []string{`defaultScopes[1]: "admin" is not in scopesSupported`}},
+		{"upstreamScopes keys are supported scopes", func(c *Config) { c.UpstreamScopes = map[string][]string{"tools:write": {"repo"}} },
+			[]string{`upstreamScopes.tools:write: "tools:write" is not in scopesSupported`}},
+		{"upstreamScopes name at least one upstream scope", func(c *Config) {
+			c.ScopesSupported = []string{"mcp", "tools:write"}
+			c.UpstreamScopes = map[string][]string{"tools:write": {}}
+		}, []string{`upstreamScopes.tools:write: lists no upstream scope`}},
+		{"upstreamScopes values are scope tokens", func(c *Config) {
+			c.ScopesSupported = []string{"mcp", "tools:write"}
+			c.UpstreamScopes = map[string][]string{"tools:write": {"repo", "a b"}}
+		}, []string{`upstreamScopes.tools:write[1]: "a b" is not a valid scope (RFC 6749 §3.3)`}},
+		{"a valid upstreamScopes map", func(c *Config) {
+			c.ScopesSupported = []string{"mcp", "tools:write"}
+			c.UpstreamScopes = map[string][]string{"tools:write": {"repo", "read:org"}}
+		}, nil},
 		{"no scopes at all is allowed", func(c *Config) { c.ScopesSupported, c.DefaultScopes = nil, nil }, nil},
 
 		// callback path

@@ -92,6 +92,12 @@ type PendingAuthorization struct {
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OIDC nonce sent upstream.
 	Nonce string `json:"nonce,omitempty"`
+	// UpstreamScope is the scope the upstream authorization request asked for when it
+	// was not the provider's default: a step-up to a scope with upstream scopes.
+	UpstreamScope string `json:"upstream_scope,omitempty"`
+	// StepUpUser is the user whose stored upstream token an incremental authorization
+	// adds to (asking for only what that token lacks); empty for a full one.
+	StepUpUser string `json:"step_up_user,omitempty"`
 	// BrowserBinding is the hash of a cookie set on the user agent that started the
 	// flow; the callback must present the same cookie (RFC 9700 §4.7).
 	BrowserBinding string    `json:"browser_binding,omitempty"`

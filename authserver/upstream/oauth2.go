@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -37,6 +38,9 @@ func newCore(s settings, authURL, tokenURL string, style oauth2.AuthStyle, pkce 
 // Name implements Provider.
 func (c *core) Name() string { return string(c.name) }
 
+// Scopes implements Scoper: the configured scopes, or the preset's.
+func (c *core) Scopes() []string { return slices.Clone(c.cfg.Scopes) }
+
 // SupportsPKCE implements Provider.
 func (c *core) SupportsPKCE() bool { return c.pkce }
 
@@ -54,6 +58,9 @@ func (c *core) authCodeURL(state string, p AuthParams, extra ...oauth2.AuthCodeO
 	// pass one whenever SupportsPKCE says so (NewAuthParams does).
 	if c.pkce && p.Verifier != "" {
 		opts = append(opts, oauth2.S256ChallengeOption(p.Verifier))
+	}
+	if len(p.Scopes) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("scope", strings.Join(p.Scopes, " ")))
 	}
 	opts = append(opts, extra...)
 	return c.cfg.AuthCodeURL(state, opts...)

@@ -85,6 +85,9 @@ func (p *oidcProvider) AuthCodeURL(state string, ap AuthParams) string {
 	if ap.Nonce != "" {
 		extra = append(extra, oidc.Nonce(ap.Nonce))
 	}
+	if len(ap.Scopes) > 0 && !slices.Contains(ap.Scopes, oidc.ScopeOpenID) {
+		ap.Scopes = append([]string{oidc.ScopeOpenID}, ap.Scopes...)
+	}
 	return p.authCodeURL(state, ap, extra...)
 }
 

@@ -62,11 +62,13 @@ var github = preset{
 
 // google asks for offline access: Google issues a refresh token only with
 // access_type=offline, and only on first consent unless prompt=consent forces it, which
-// a server that may have lost the old one needs.
+// a server that may have lost the old one needs. include_granted_scopes=true makes an
+// incremental authorization (a step-up asking for one more scope) return a token for
+// every scope the user granted, not only the new one.
 var google = preset{
 	issuer:     "https://accounts.google.com",
 	scopes:     []string{"openid", "email", "profile"},
-	authParams: map[string]string{"access_type": "offline", "prompt": "consent"},
+	authParams: map[string]string{"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
 	mapping:    oidcMapping,
 }
 
