@@ -345,9 +345,14 @@ func fromStored(c store.Client) *client {
 			method = AuthMethodNone
 		}
 	}
+	// The scope a client registered itself with is kept and echoed (RFC 7591), but is
+	// no ceiling: whoever registered can register again with more, so it protects
+	// nothing, and MCP clients register with the scope of their first challenge (the
+	// TypeScript SDK does), which would make every later step-up an invalid_scope.
+	// An administrator's limit is MCPClient/static scopes.
 	return &client{
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: grants,
-		AuthMethod: method, Scopes: splitScope(c.Scope), Trusted: c.Trusted,
+		AuthMethod: method, Trusted: c.Trusted,
 		Source: sourceDynamic, secretHash: c.SecretHash,
 	}
 }

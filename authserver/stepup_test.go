@@ -156,3 +156,19 @@ func TestUpstreamScopesOptionsAreValidated(t *testing.T) {
 		})
 	}
 }
+
+// MCP clients register with the scope of their first challenge; the step-up to more
+// must still work, so a self-registered scope is no ceiling.
+func TestADynamicClientCanStepUpBeyondItsRegisteredScope(t *testing.T) {
+	e := stepUpEnv(t)
+	r := e.register(`{"redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none",
+		"grant_types":["authorization_code","refresh_token"],"scope":"read"}`)
+	if r.Scope != "read" {
+		t.Errorf("registered scope %q, want read echoed", r.Scope)
+	}
+	p := newPKCE()
+	code := e.code(r.ClientID, "http://127.0.0.1:4444/callback", p, url.Values{"scope": {"read write"}})
+	if tok := e.exchange(r.ClientID, "http://127.0.0.1:4444/callback", code, p); tok.Scope != "read write" {
+		t.Errorf("granted %q, want read write", tok.Scope)
+	}
+}

@@ -355,7 +355,7 @@ func awaitReady(ctx context.Context, t *testing.T, url string) {
 }
 
 // startMCPServer runs the example MCP server in process and returns its MCP endpoint.
-func startMCPServer(t *testing.T, issuer, secret, userinfo string) string {
+func startMCPServer(t *testing.T, issuer, secret, userinfo string, mods ...func(*server.Config)) string {
 	t.Helper()
 	logs := newLogWriter(t, "mcpserver")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -363,14 +363,18 @@ func startMCPServer(t *testing.T, issuer, secret, userinfo string) string {
 		t.Fatal(err)
 	}
 	resourceURL := "http://" + ln.Addr().String() + "/mcp"
-	h, err := server.New(server.Config{
+	cfg := server.Config{
 		ResourceURL:         resourceURL,
 		Issuer:              issuer,
 		ClientID:            mcpServerClient,
 		ClientSecret:        secret,
 		UpstreamUserinfoURL: userinfo,
 		Logger:              slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	h, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
