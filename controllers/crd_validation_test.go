@@ -148,6 +148,27 @@ var _ = Describe("The CRDs", func() {
 		Entry("a scope with a space", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.ScopesSupported = []string{"mcp tools"}
 		}, refusal{"spec.server.scopesSupported[0]", "should match"}),
+		Entry("upstream scopes for a scope the server does not offer", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:admin", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("upstream scopes for a scope when scopesSupported is left to its default", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = nil
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("a scope with no upstream scope", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes", "should have at least 1 items"}),
+		Entry("an upstream scope with a quote", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{`re"po`}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes[0]", "should match"}),
+		Entry("the same scope twice", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{
+				{Scope: "tools:write", UpstreamScopes: []string{"repo"}}, {Scope: "tools:write", UpstreamScopes: []string{"gist"}}}
+		}, refusal{"spec.server.upstreamScopes[1]", "Duplicate value"}),
 		Entry("the redis store without settings", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore.Type = oauthv1alpha1.TokenStoreRedis
 		}, refusal{"spec.tokenStore.redis", "redis settings are required when type is redis"}),

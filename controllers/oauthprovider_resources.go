@@ -39,9 +39,21 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	c.ServiceDocumentation = spec.Server.ServiceDocumentation
 	if len(spec.Server.ScopesSupported) > 0 {
 		c.ScopesSupported = slices.Clone(spec.Server.ScopesSupported)
-		// A client that asks for no scope gets every scope the server offers: the
-		// default "mcp" would not be among them.
-		c.DefaultScopes = slices.Clone(spec.Server.ScopesSupported)
+		// A client that asks for no scope gets every scope the server offers (the
+		// default "mcp" would not be among them), except those that need more of the
+		// upstream provider: those are stepped up to, never handed out by default.
+		c.DefaultScopes = slices.DeleteFunc(slices.Clone(spec.Server.ScopesSupported), func(s string) bool {
+			return slices.ContainsFunc(spec.Server.UpstreamScopes, func(u oauthv1alpha1.ScopeUpstreamScopes) bool { return u.Scope == s })
+		})
+		if len(c.DefaultScopes) == 0 {
+			c.DefaultScopes = slices.Clone(spec.Server.ScopesSupported)
+		}
+	}
+	for _, u := range spec.Server.UpstreamScopes {
+		if c.UpstreamScopes == nil {
+			c.UpstreamScopes = map[string][]string{}
+		}
+		c.UpstreamScopes[u.Scope] = slices.Clone(u.UpstreamScopes)
 	}
 	if spec.Server.CallbackPath != "" {
 		c.CallbackPath = spec.Server.CallbackPath
@@ -139,6 +151,7 @@ var specPaths = []struct{ config, spec string }{
 	{"scopesSupported", "spec.server.scopesSupported"},
 	{"defaultScopes", "spec.server.scopesSupported"},
 	{"callbackPath", "spec.server.callbackPath"},
+	{"upstreamScopes", "spec.server.upstreamScopes"},
 	{"upstream.clientID", "spec.clientID"},
 	{"upstream.issuerURL", "spec.issuerURL"},
 	{"upstream.authorizationURL", "spec.authorizationURL"},

@@ -381,3 +381,20 @@ func TestNeedsSpecUpdate(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderConfigCarriesUpstreamScopes(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write", "tools:admin"}
+	p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{
+		{Scope: "tools:write", UpstreamScopes: []string{"repo"}},
+		{Scope: "tools:admin", UpstreamScopes: []string{"repo", "admin:org"}},
+	}
+	c := parseRendered(t, p)
+	g.Expect(c.UpstreamScopes).To(Equal(map[string][]string{"tools:write": {"repo"}, "tools:admin": {"repo", "admin:org"}}))
+	g.Expect(c.DefaultScopes).To(Equal([]string{"mcp"}), "scopes with upstream scopes are stepped up to, not granted by default")
+
+	p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "files", UpstreamScopes: []string{"drive"}}}
+	_, err := renderConfig(p)
+	g.Expect(err).To(MatchError(ContainSubstring(`spec.server.upstreamScopes.files: "files" is not in scopesSupported`)))
+}

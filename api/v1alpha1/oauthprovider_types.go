@@ -90,7 +90,25 @@ type OAuthProviderSpec struct {
 	TokenStore TokenStoreSpec `json:"tokenStore,omitzero"`
 }
 
+// ScopeUpstreamScopes maps one of our scopes to the upstream scopes it needs.
+type ScopeUpstreamScopes struct {
+	// Scope is one of server.scopesSupported.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	Scope string `json:"scope"`
+	// UpstreamScopes are asked of the upstream provider for it, e.g. ["repo"].
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	// +listType=set
+	UpstreamScopes []string `json:"upstreamScopes"`
+}
+
 // ServerSpec is the authorization server we run for the upstream provider.
+// +kubebuilder:validation:XValidation:rule="!has(self.upstreamScopes) || self.upstreamScopes.all(u, u.scope in (has(self.scopesSupported) ? self.scopesSupported : ['mcp']))",message="each upstreamScopes[].scope must be one of scopesSupported",fieldPath=".upstreamScopes"
 type ServerSpec struct {
 	// URL is the server's public URL, its OAuth issuer: what MCP clients reach and
 	// the upstream redirects back to. https, or http on a loopback host.
@@ -107,6 +125,17 @@ type ServerSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	// +listType=set
 	ScopesSupported []string `json:"scopesSupported,omitempty"`
+
+	// UpstreamScopes are the extra upstream scopes some scopes need: tools behind
+	// tools:write call the upstream API with the user's upstream token, so that token
+	// must carry, say, GitHub's repo. A client that steps up to such a scope sends
+	// the user to the upstream provider again for only what their upstream token
+	// lacks. See docs/scopes.md.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=scope
+	UpstreamScopes []ScopeUpstreamScopes `json:"upstreamScopes,omitempty"`
 
 	// ServiceDocumentation is a URL of human-readable documentation for the service.
 	// +optional
