@@ -22,6 +22,8 @@ type core struct {
 	pkce             bool
 	authParams       map[string]string
 	deadRefreshCodes []string
+	// commaScopes: the token response lists scopes separated by commas (GitHub).
+	commaScopes bool
 }
 
 func newCore(s settings, authURL, tokenURL string, style oauth2.AuthStyle, pkce bool) core {
@@ -32,6 +34,7 @@ func newCore(s settings, authURL, tokenURL string, style oauth2.AuthStyle, pkce 
 		pkce:             pkce,
 		authParams:       s.p.authParams,
 		deadRefreshCodes: append([]string{"invalid_grant"}, s.p.deadRefreshCodes...),
+		commaScopes:      s.p.commaScopes,
 	}
 }
 
@@ -99,11 +102,12 @@ func (c *core) Refresh(ctx context.Context, refreshToken string) (*Token, error)
 		}
 		return nil, fmt.Errorf("upstream %s: refresh: %w", c.name, err)
 	}
-	return tokenFrom(tok), nil
+	return c.tokenFrom(tok), nil
 }
 
-// tokenFrom converts x/oauth2's token to ours.
-func tokenFrom(t *oauth2.Token) *Token {
+// tokenFrom converts x/oauth2's token to ours, its scope space-separated (RFC 6749
+// §3.3) whatever the provider sent.
+func (c *core) tokenFrom(t *oauth2.Token) *Token {
 	out := &Token{
 		AccessToken:  t.AccessToken,
 		TokenType:    t.Type(),
@@ -112,6 +116,9 @@ func tokenFrom(t *oauth2.Token) *Token {
 	}
 	out.IDToken, _ = t.Extra("id_token").(string)
 	out.Scope, _ = t.Extra("scope").(string)
+	if c.commaScopes {
+		out.Scope = strings.Join(strings.FieldsFunc(out.Scope, func(r rune) bool { return r == ',' || r == ' ' }), " ")
+	}
 	return out
 }
 
@@ -150,7 +157,7 @@ func (p *oauth2Provider) Exchange(ctx context.Context, code string, ap AuthParam
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (%s): %w", ErrIdentity, p.name, err)
 	}
-	return tokenFrom(tok), id, nil
+	return p.tokenFrom(tok), id, nil
 }
 
 // userInfo reads and decodes the user-info endpoint of s, with the preset's additions.

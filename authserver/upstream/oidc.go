@@ -108,7 +108,7 @@ func (p *oidcProvider) Exchange(ctx context.Context, code string, ap AuthParams)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (%s): %w", ErrIdentity, p.name, err)
 	}
-	return tokenFrom(tok), id, nil
+	return p.tokenFrom(tok), id, nil
 }
 
 // claims verifies the ID token and merges it with userinfo.

@@ -26,6 +26,9 @@ type preset struct {
 	// deadRefreshCodes are token-endpoint error codes, besides the standard
 	// invalid_grant, that mean the refresh token is gone for good.
 	deadRefreshCodes []string
+	// commaScopes: the token response's scope is comma-separated (GitHub's
+	// "repo,gist"), not space-separated as RFC 6749 §5.1 has it.
+	commaScopes bool
 	// enrich adds to the user-info claims what the main endpoint leaves out.
 	enrich func(ctx context.Context, s settings, accessToken string, claims map[string]any) error
 }
@@ -57,6 +60,7 @@ var github = preset{
 	authStyle:        oauth2.AuthStyleInParams,
 	mapping:          claimMapping{subject: "id", email: "email", names: []string{"login"}},
 	deadRefreshCodes: []string{"bad_refresh_token"},
+	commaScopes:      true,
 	enrich:           githubPrimaryEmail,
 }
 
