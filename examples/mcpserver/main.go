@@ -1,6 +1,8 @@
 // Command mcpserver is an example MCP server protected by an mcpauth authorization
 // server. Its whoami tool calls the upstream identity provider's user-info endpoint
-// with the signed-in user's upstream token and returns who the user is.
+// with the signed-in user's upstream token and returns who the user is; admin_whoami
+// does the same and needs the tools:admin scope, so calling it without makes a client
+// step up (--tool-scope, --scope-implies and --filter-tools-list; docs/scopes.md).
 //
 //	mcpserver --resource-url http://localhost:8080/mcp --issuer http://localhost:9000 \
 //	    --introspection-client-id example-mcp --introspection-client-secret-file secret.txt \
