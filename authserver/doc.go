@@ -31,10 +31,13 @@
 //
 // # Cookies
 //
-// Two cookies, both HttpOnly and SameSite=Lax: "__Host-mcpauth_flow" binds an upstream
+// Three cookies, all HttpOnly and SameSite=Lax: "__Host-mcpauth_flow" binds an upstream
 // login to the browser that started it (RFC 9700 §4.7) and carries the consent form's
 // CSRF binding; "__Host-mcpauth_consent" remembers, HMAC-signed, which clients the
-// browser approved. The __Host- prefix requires the Secure attribute, which browsers
+// browser approved; "__Host-mcpauth_user", sealed, names the user who last logged in
+// here, so a step-up to a scope with upstream scopes (Options.UpstreamScopes) asks the
+// upstream provider for only what that user's upstream token lacks (stepup.go). It is
+// a hint, never authentication. The __Host- prefix requires the Secure attribute, which browsers
 // refuse over http, so when the issuer is plain http (development on a loopback address)
 // the cookies are named without the prefix and without Secure.
 package authserver
