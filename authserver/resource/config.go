@@ -104,7 +104,8 @@ type Config struct {
 	// of every POST (the Mcp-Method and Mcp-Name headers, checked against the
 	// JSON-RPC body) and answers a call that needs more with 403
 	// error="insufficient_scope" naming every scope the call needs. Must not hold
-	// offline_access.
+	// offline_access. Only Middleware and RequireScopes enforce it: TokenVerifier, in
+	// the SDK's own middleware, sees no tool names.
 	ToolScopes map[string][]string
 
 	// FilterToolsList makes tools/list answers (JSON or SSE) list only the tools the
