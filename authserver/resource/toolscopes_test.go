@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,14 +262,21 @@ func TestToolScopesConfig(t *testing.T) {
 }
 
 // tools/list through the real Go MCP SDK server, answering with SSE (its default) and
-// with JSON: each token sees the tools it can call.
+// with JSON, on protocol 2025-11-25 (method and tool name from the body) and, with a
+// stateless server, 2026-07-28 (from the Mcp-Method and Mcp-Name headers, which the
+// SDK client sends and the body must match): each token sees the tools it can call,
+// and only those it can call go through.
 func TestFilterToolsListWithTheSDK(t *testing.T) {
-	for _, jsonResponse := range []bool{false, true} {
-		name := "SSE answers"
-		if jsonResponse {
-			name = "JSON answers"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		opts        mcp.StreamableHTTPOptions
+		wantHeaders bool
+	}{
+		{"SSE answers, names from the body", mcp.StreamableHTTPOptions{}, false},
+		{"JSON answers, names from the body", mcp.StreamableHTTPOptions{JSONResponse: true}, false},
+		{"stateless 2026-07-28, names from the headers", mcp.StreamableHTTPOptions{Stateless: true}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			as := newFakeAS(t)
 			clock := newClock()
 			as.set("reader", clock.Now(), func(a map[string]any) { a["scope"] = "mcp tools:read" })
@@ -292,8 +300,20 @@ func TestFilterToolsListWithTheSDK(t *testing.T) {
 					return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: tool}}}, nil, nil
 				})
 			}
-			h = v.Middleware(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
-				&mcp.StreamableHTTPOptions{JSONResponse: jsonResponse}))
+			opts := tt.opts
+			inner := v.Middleware(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &opts))
+			var namedCalls atomic.Int32 // tools/call requests that carried Mcp-Name
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Mcp-Method") == "tools/call" && r.Header.Get("Mcp-Name") != "" {
+					namedCalls.Add(1)
+				}
+				inner.ServeHTTP(w, r)
+			})
+			t.Cleanup(func() {
+				if got := namedCalls.Load() > 0; got != tt.wantHeaders {
+					t.Errorf("tools/call with Mcp-Name headers: %v, want %v", got, tt.wantHeaders)
+				}
+			})
 
 			for tok, want := range map[string][]string{
 				"reader": {"echo", "read_tool"},
