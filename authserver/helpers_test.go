@@ -265,6 +265,27 @@ func (s *testStore) GetUpstreamToken(ctx context.Context, u string) (store.Upstr
 	return s.Store.GetUpstreamToken(ctx, u)
 }
 
+func (s *testStore) Revocations(ctx context.Context, since time.Time) ([]store.Revocation, error) {
+	if err := s.before("Revocations", since); err != nil {
+		return nil, err
+	}
+	return s.Store.Revocations(ctx, since)
+}
+
+func (s *testStore) RevokeTokenID(ctx context.Context, g, jti string, until time.Time) error {
+	if err := s.before("RevokeTokenID", g, jti, until); err != nil {
+		return err
+	}
+	return s.Store.RevokeTokenID(ctx, g, jti, until)
+}
+
+func (s *testStore) TokenIDRevoked(ctx context.Context, g, jti string) (bool, error) {
+	if err := s.before("TokenIDRevoked", g, jti); err != nil {
+		return false, err
+	}
+	return s.Store.TokenIDRevoked(ctx, g, jti)
+}
+
 func (s *testStore) Ping(ctx context.Context) error {
 	if err := s.before("Ping"); err != nil {
 		return err

@@ -24,14 +24,16 @@ const (
 
 // Endpoint paths, relative to the issuer's path.
 const (
-	pathAuthorize  = "/oauth/authorize"
-	pathConsent    = "/oauth/consent"
-	pathToken      = "/oauth/token"
-	pathRegister   = "/oauth/register"
-	pathIntrospect = "/oauth/introspect"
-	pathRevoke     = "/oauth/revoke"
-	wellKnownAS    = "/.well-known/oauth-authorization-server"
-	wellKnownOIDC  = "/.well-known/openid-configuration"
+	pathAuthorize   = "/oauth/authorize"
+	pathConsent     = "/oauth/consent"
+	pathToken       = "/oauth/token"
+	pathRegister    = "/oauth/register"
+	pathIntrospect  = "/oauth/introspect"
+	pathRevoke      = "/oauth/revoke"
+	pathJWKS        = "/oauth/jwks"
+	pathRevocations = "/oauth/revocations"
+	wellKnownAS     = "/.well-known/oauth-authorization-server"
+	wellKnownOIDC   = "/.well-known/openid-configuration"
 )
 
 // Server is the authorization server. Create it with New; it is safe for concurrent use
@@ -44,6 +46,10 @@ type Server struct {
 	store    store.Store // instrumented: counts backend errors
 	upstream upstream.Provider
 	metrics  *metrics
+	// signing signs JWT access tokens and verifies them; nil when the format is
+	// opaque and no keys were given.
+	signing *SigningKeys
+	jwt     bool // issue JWT access tokens
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
 
@@ -83,6 +89,14 @@ func New(opts Options) (*Server, error) {
 		cookies:  newCookieNames(iu.Scheme == "https"),
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
+
+		signing: opts.SigningKeys,
+		jwt:     opts.AccessTokenFormat == formatJWT,
+	}
+	if s.jwt && s.signing == nil {
+		if s.signing, err = GenerateSigningKeys(); err != nil {
+			return nil, err
+		}
 	}
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
@@ -126,6 +140,8 @@ func (s *Server) routes() http.Handler {
 	}
 	route("introspect", s.handleIntrospect, s.prefix+pathIntrospect)
 	route("revoke", s.handleRevoke, s.prefix+pathRevoke)
+	route("jwks", s.handleJWKS, s.prefix+pathJWKS)
+	route("revocations", s.handleRevocations, s.prefix+pathRevocations)
 	route("healthz", s.handleHealthz, "/healthz")
 	route("readyz", s.handleReadyz, "/readyz")
 	if !s.opts.OmitMetricsEndpoint {
