@@ -267,7 +267,11 @@ func (c *Config) validateStore(v *validator) {
 // a JWT signed by one replica must verify at every other, so they cannot each make up
 // a key of their own as a lone memory-store server does.
 func (c *Config) validateSigningKeys(v *validator) {
-	if c.Store.Type == StoreRedis && c.Tokens.AccessTokenFormat == AccessTokenJWT && c.Secrets.SigningKeysFile == "" {
+	if c.Store.Type != StoreRedis || c.Secrets.SigningKeysFile != "" {
+		return
+	}
+	switch c.Tokens.AccessTokenFormat {
+	case AccessTokenJWT:
 		v.addf("secrets.signingKeysFile", "required when store.type is redis and tokens.accessTokenFormat is jwt "+
 			"(every replica must sign with the same keys); set it, or set tokens.accessTokenFormat to opaque")
 	}
