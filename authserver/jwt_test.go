@@ -10,9 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,98 +20,23 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mcpauth/mcpauth/authserver/config"
+	"github.com/mcpauth/mcpauth/internal/testutil/jwtcheck"
 )
 
-// The tests in this file check our JWTs with github.com/golang-jwt/jwt/v5, not with
-// go-jose, which signs them: a JWK decoded by hand and a library of its own are what a
-// gateway or an MCP server written by someone else would use.
+// The tests in this file check our JWTs with jwtcheck (golang-jwt and a JWKS decoded
+// by hand), not with go-jose, which signs them.
 
-// jwkSet is RFC 7517 §5, as a verifier reads it.
-type jwkSet struct {
-	Keys []struct {
-		Kty string `json:"kty"`
-		Kid string `json:"kid"`
-		Alg string `json:"alg"`
-		Use string `json:"use"`
-		Crv string `json:"crv"`
-		X   string `json:"x"`
-		Y   string `json:"y"`
-		N   string `json:"n"`
-		E   string `json:"e"`
-		D   string `json:"d"` // must never be there
-	} `json:"keys"`
-}
-
-// publicKeys decodes a JWKS into keys by kid, with the standard library only.
+// publicKeys decodes a JWKS, failing the test on a bad one.
 func publicKeys(t *testing.T, body []byte) map[string]crypto.PublicKey {
 	t.Helper()
-	var set jwkSet
-	if err := json.Unmarshal(body, &set); err != nil {
-		t.Fatalf("JWKS %s: %v", body, err)
-	}
-	b64 := func(s string) []byte {
-		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil {
-			t.Fatalf("JWK member %q: %v", s, err)
-		}
-		return b
-	}
-	out := map[string]crypto.PublicKey{}
-	for _, k := range set.Keys {
-		if k.D != "" {
-			t.Fatalf("the JWKS publishes a private key: kid %s", k.Kid)
-		}
-		if k.Use != "sig" || k.Kid == "" {
-			t.Errorf("JWK %s: use %q, want sig and a kid", k.Kid, k.Use)
-		}
-		switch {
-		case k.Kty == "EC" && k.Crv == "P-256" && k.Alg == "ES256":
-			pt := append([]byte{4}, append(pad32(b64(k.X)), pad32(b64(k.Y))...)...)
-			pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt)
-			if err != nil {
-				t.Fatalf("JWK %s: %v", k.Kid, err)
-			}
-			out[k.Kid] = pub
-		case k.Kty == "RSA" && k.Alg == "RS256":
-			out[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(b64(k.N)), E: int(new(big.Int).SetBytes(b64(k.E)).Int64())}
-		default:
-			t.Fatalf("JWK %s: kty %q crv %q alg %q", k.Kid, k.Kty, k.Crv, k.Alg)
-		}
-	}
-	return out
-}
-
-func pad32(b []byte) []byte {
-	for len(b) < 32 {
-		b = append([]byte{0}, b...)
-	}
-	return b
-}
-
-// parseIndependently verifies tok against keys with golang-jwt, as RFC 9068 §4 asks
-// of a resource server: a signature by a published key, typ at+jwt, exp, nbf and iat
-// checked at time at.
-func parseIndependently(keys map[string]crypto.PublicKey, tok string, at time.Time) (jwt.MapClaims, error) {
-	claims := jwt.MapClaims{}
-	parsed, err := jwt.ParseWithClaims(tok, claims, func(tk *jwt.Token) (any, error) {
-		if tk.Header["typ"] != "at+jwt" {
-			return nil, fmt.Errorf("typ %v, want at+jwt", tk.Header["typ"])
-		}
-		kid, _ := tk.Header["kid"].(string)
-		if k, ok := keys[kid]; ok {
-			return k, nil
-		}
-		return nil, fmt.Errorf("no published key %q", kid)
-	}, jwt.WithValidMethods([]string{"ES256", "RS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return at }))
+	keys, err := jwtcheck.ParseJWKS(body)
 	if err != nil {
-		return nil, err
+		t.Fatalf("%v in %s", err, body)
 	}
-	if !parsed.Valid {
-		return nil, errors.New("invalid")
-	}
-	return claims, nil
+	return keys
 }
+
+var parseIndependently = jwtcheck.Verify
 
 // verifyIndependently fetches the JWKS from jwksURI and verifies tok with it.
 func verifyIndependently(t *testing.T, c *http.Client, jwksURI, tok string) jwt.MapClaims {
