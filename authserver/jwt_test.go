@@ -2,14 +2,8 @@ package authserver
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,6 +15,7 @@ import (
 
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/internal/testutil/jwtcheck"
+	"github.com/mcpauth/mcpauth/internal/testutil/signingkeys"
 )
 
 // The tests in this file check our JWTs with jwtcheck (golang-jwt and a JWKS decoded
@@ -72,28 +67,17 @@ func (e *env) jwks() map[string]crypto.PublicKey {
 // testSigningKey makes a signing key of alg.
 func testSigningKey(t *testing.T, kid, alg string, activate, publishUntil time.Time) config.SigningKey {
 	t.Helper()
-	var priv crypto.Signer
-	var err error
-	if alg == config.SigningRS256 {
-		priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	} else {
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
+	k, err := signingkeys.Generate(kid, alg, activate, publishUntil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config.SigningKey{KeyID: kid, Algorithm: alg, ActivateAt: activate, PublishUntil: publishUntil,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))}
+	return k
 }
 
 // parsedKeys runs keys through the file format and its parser, as the app does.
 func parsedKeys(t *testing.T, keys ...config.SigningKey) []config.ParsedSigningKey {
 	t.Helper()
-	data, err := json.Marshal(config.SigningKeySet{Keys: keys})
+	data, err := signingkeys.Marshal(keys...)
 	if err != nil {
 		t.Fatal(err)
 	}

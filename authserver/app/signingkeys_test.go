@@ -1,14 +1,9 @@
 package app
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,41 +17,32 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/internal/testutil/jwtcheck"
+	"github.com/mcpauth/mcpauth/internal/testutil/signingkeys"
 )
 
 // signingKey makes an ES256 key of the signing keys file.
 func signingKey(t *testing.T, kid string, activate, publishUntil time.Time) config.SigningKey {
 	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := signingkeys.Generate(kid, config.SigningES256, activate, publishUntil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config.SigningKey{KeyID: kid, Algorithm: config.SigningES256, ActivateAt: activate, PublishUntil: publishUntil,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))}
+	return k
 }
 
-// writeSigningKeys writes the file as the operator does: a new file swapped in, so a
-// poll never reads half of it.
 func writeSigningKeys(t *testing.T, path string, keys ...config.SigningKey) {
 	t.Helper()
-	data, err := json.Marshal(config.SigningKeySet{Keys: keys})
-	if err != nil {
+	if err := signingkeys.WriteFile(path, keys...); err != nil {
 		t.Fatal(err)
 	}
-	writeAtomically(t, path, data)
 }
 
 func writeAtomically(t *testing.T, path string, data []byte) {
 	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := os.WriteFile(path+".new", data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
 	}
 }
