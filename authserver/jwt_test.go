@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mcpauth/mcpauth/authserver/config"
+	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/internal/testutil/jwtcheck"
 	"github.com/mcpauth/mcpauth/internal/testutil/signingkeys"
 )
@@ -370,4 +371,53 @@ func TestReadyzIsNotReadyWithoutAnActiveKey(t *testing.T) {
 func publicKeysOf(t *testing.T, e *env) map[string]crypto.PublicKey {
 	t.Helper()
 	return publicKeys(t, httpRecorder(e.srv.Handler(), pathJWKS).Body.Bytes())
+}
+
+// The operator, the resource package and the docs name these paths through config.
+func TestTheJWKSAndFeedPathsAreConfigs(t *testing.T) {
+	if pathJWKS != config.PathJWKS || pathRevocations != config.PathRevocations {
+		t.Fatalf("server paths %s, %s; config says %s, %s", pathJWKS, pathRevocations, config.PathJWKS, config.PathRevocations)
+	}
+}
+
+// BenchmarkJWT measures what a JWT adds to a token request (sign) and to an
+// introspection (verify), per algorithm.
+func BenchmarkJWT(b *testing.B) {
+	for _, alg := range []string{config.SigningES256, config.SigningRS256} {
+		key, err := signingkeys.Generate("k", alg, time.Unix(0, 0), time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := signingkeys.Marshal(key)
+		parsed, err := config.ParseSigningKeys(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys, err := NewSigningKeys(parsed)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := &Server{signing: keys, issuer: testIssuer, now: time.Now}
+		now := time.Now()
+		rec := store.Token{GrantID: newGrantID(), ClientID: "c", UserID: "u", Scope: "mcp",
+			Resource: []string{"https://mcp.example.com/"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+		tok, _, err := s.mintJWT(rec, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(alg+"/sign", func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := s.mintJWT(rec, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(alg+"/verify", func(b *testing.B) {
+			for b.Loop() {
+				if _, ok := s.verifyJWT(tok); !ok {
+					b.Fatal("refused")
+				}
+			}
+		})
+	}
 }
