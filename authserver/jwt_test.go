@@ -421,3 +421,70 @@ func BenchmarkJWT(b *testing.B) {
 		})
 	}
 }
+
+// FuzzVerifyJWT: whatever our verifier accepts, golang-jwt accepts too against the
+// published JWKS, and it names our issuer, a jti and a well-formed grant ID. Seeds: a
+// genuine token of each algorithm and some of their mutations.
+func FuzzVerifyJWT(f *testing.F) {
+	now := time.Date(2026, 7, 28, 12, 0, 0, 0, time.UTC)
+	var parsed []config.ParsedSigningKey
+	for i, alg := range []string{config.SigningES256, config.SigningRS256} {
+		key, err := signingkeys.Generate(fmt.Sprintf("k%d", i), alg, now.Add(-time.Hour), time.Time{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		data, _ := signingkeys.Marshal(key)
+		p, err := config.ParseSigningKeys(data)
+		if err != nil {
+			f.Fatal(err)
+		}
+		parsed = append(parsed, p...)
+	}
+	var servers []*Server
+	for i := range parsed {
+		keys, err := NewSigningKeys(parsed[i : i+1])
+		if err != nil {
+			f.Fatal(err)
+		}
+		servers = append(servers, &Server{signing: keys, issuer: testIssuer, now: func() time.Time { return now }})
+	}
+	both, err := NewSigningKeys(parsed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	verifier := &Server{signing: both, issuer: testIssuer, now: func() time.Time { return now }}
+	jwksBody, err := both.jwks(now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	published, err := jwtcheck.ParseJWKS(jwksBody)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rec := store.Token{GrantID: "0123456789abcdef0123456789abcdef", ClientID: "c", UserID: "u", Scope: "mcp",
+		Resource: []string{"https://mcp.example.com/"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	for _, s := range servers {
+		tok, _, err := s.mintJWT(rec, now)
+		if err != nil {
+			f.Fatal(err)
+		}
+		parts := strings.Split(tok, ".")
+		f.Add(tok)
+		f.Add(parts[0] + "." + parts[1] + ".")
+		f.Add(tok[:len(tok)-1])
+		f.Add(parts[0] + "." + strings.ToUpper(parts[1]) + "." + parts[2])
+		f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + ".")
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		claims, ok := verifier.verifyJWT(tok)
+		if !ok {
+			return
+		}
+		if _, err := jwtcheck.Verify(published, tok, now); err != nil {
+			t.Fatalf("accepted %q, which golang-jwt refuses: %v", tok, err)
+		}
+		if claims.Issuer != testIssuer || claims.JTI == "" || len(claims.GrantID) != grantIDLen || !isLowerHex(claims.GrantID) {
+			t.Fatalf("accepted %q with claims %+v", tok, claims)
+		}
+	})
+}
