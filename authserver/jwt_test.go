@@ -488,3 +488,46 @@ func FuzzVerifyJWT(f *testing.F) {
 		}
 	})
 }
+
+// TestSwitchingTheFormatKeepsLiveTokensWorking: a server restarted with the other
+// format (same store, master key and signing keys) accepts the tokens issued before.
+func TestSwitchingTheFormatKeepsLiveTokensWorking(t *testing.T) {
+	keys, err := GenerateSigningKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := newEnv(t, withKeys(keys), func(o *Options) { o.AccessTokenFormat = config.AccessTokenOpaque })
+	opts := before.srv.opts
+	opts.AccessTokenFormat, opts.Registerer, opts.Gatherer = config.AccessTokenJWT, nil, nil
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := &env{t: t, srv: srv, clock: before.clock, store: before.store, up: before.up}
+
+	old := before.issue()
+	if looksLikeJWT(old.AccessToken) {
+		t.Fatal("the opaque server issued a JWT")
+	}
+	if after.introspect(old.AccessToken)["active"] != true {
+		t.Error("after the switch to jwt, an opaque token issued before is inactive")
+	}
+	rec := after.postForm(pathToken, refreshForm(old.RefreshToken))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("refresh across the switch: %d %s", rec.Code, rec.Body.String())
+	}
+	var next tokens
+	decodeJSON(t, rec.Body, &next)
+	if !looksLikeJWT(next.AccessToken) {
+		t.Fatalf("the jwt server refreshed into %.12s...", next.AccessToken)
+	}
+	if before.introspect(next.AccessToken)["active"] != true {
+		t.Error("switched back to opaque, a JWT issued before is inactive")
+	}
+	if rec := before.postForm(pathRevoke, url.Values{"token": {next.AccessToken}, "client_id": {trustedClient.ID}}); rec.Code != http.StatusOK {
+		t.Fatalf("revoking a JWT at the opaque server: %d", rec.Code)
+	}
+	if after.introspect(next.AccessToken)["active"] != false {
+		t.Error("a JWT revoked at the opaque server is still active")
+	}
+}
