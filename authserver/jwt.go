@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -198,6 +200,17 @@ func (s *Server) verifyJWT(tok string) (*accessClaims, bool) {
 	if s.signing == nil || !looksLikeJWT(tok) {
 		return nil, false
 	}
+	now := s.now()
+	sum := sha256.Sum256([]byte(tok))
+	if v, ok := s.verified.get(sum); ok {
+		// The signature of these exact bytes was checked with v.pub; what time changes
+		// (the key's publication, exp, nbf) is checked again.
+		pub, published := s.signing.published(v.kid, v.alg, now)
+		if !published || !samePublicKey(pub, v.pub) || !s.timely(v.claims, now) {
+			return nil, false
+		}
+		return v.claims, true
+	}
 	jws, err := jose.ParseSignedCompact(tok, signatureAlgorithms)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, false
@@ -206,7 +219,6 @@ func (s *Server) verifyJWT(tok string) (*accessClaims, bool) {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, jwtType) && !strings.EqualFold(typ, "application/"+jwtType) {
 		return nil, false
 	}
-	now := s.now()
 	pub, ok := s.signing.published(h.KeyID, h.Algorithm, now)
 	if !ok {
 		return nil, false
@@ -220,10 +232,59 @@ func (s *Server) verifyJWT(tok string) (*accessClaims, bool) {
 		return nil, false
 	}
 	if c.Issuer != s.issuer || c.JTI == "" || c.GrantID == "" || !isLowerHex(c.GrantID) || len(c.GrantID) != grantIDLen ||
-		now.Unix() >= c.Expiry || time.Unix(c.NotBefore, 0).After(now.Add(nbfLeeway)) {
+		!s.timely(&c, now) {
 		return nil, false
 	}
+	s.verified.put(sum, verifiedJWT{claims: &c, kid: h.KeyID, alg: h.Algorithm, pub: pub})
 	return &c, true
+}
+
+// timely checks exp and nbf at now.
+func (s *Server) timely(c *accessClaims, now time.Time) bool {
+	return now.Unix() < c.Expiry && !time.Unix(c.NotBefore, 0).After(now.Add(nbfLeeway))
+}
+
+// maxVerifiedJWTs bounds the cache of verified tokens: about 600 bytes each.
+const maxVerifiedJWTs = 4096
+
+// verifiedJWTs remembers tokens whose signature and claims were checked, by the
+// SHA-256 of the token, so that a token introspected again (an MCP server caching
+// briefly, many servers checking one token) costs a hash rather than an ECDSA
+// verification, which is most of an introspection's CPU. A hit still checks that
+// the key is published and the token timely. When full it is emptied: the cost is a
+// few verifications again. The zero value is ready; safe for concurrent use.
+type verifiedJWTs struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]verifiedJWT
+}
+
+type verifiedJWT struct {
+	claims   *accessClaims // shared: never modified
+	kid, alg string
+	pub      crypto.PublicKey // the key the signature verified with
+}
+
+// samePublicKey compares keys by value: a rewritten keys file may give a kid other
+// key material, and only the key that verified the signature vouches for it.
+func samePublicKey(a, b crypto.PublicKey) bool {
+	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && eq.Equal(b)
+}
+
+func (c *verifiedJWTs) get(sum [sha256.Size]byte) (verifiedJWT, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.m[sum]
+	return v, ok
+}
+
+func (c *verifiedJWTs) put(sum [sha256.Size]byte, v verifiedJWT) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerifiedJWTs {
+		c.m = make(map[[sha256.Size]byte]verifiedJWT, 64)
+	}
+	c.m[sum] = v
 }
 
 // mintJWT signs the access token described by rec and returns it with its jti.

@@ -380,8 +380,15 @@ func TestTheJWKSAndFeedPathsAreConfigs(t *testing.T) {
 	}
 }
 
+// forget empties the cache, for the benchmark of a first verification.
+func (c *verifiedJWTs) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
+}
+
 // BenchmarkJWT measures what a JWT adds to a token request (sign) and to an
-// introspection (verify), per algorithm.
+// introspection (verify; verify-again for a token verified before), per algorithm.
 func BenchmarkJWT(b *testing.B) {
 	for _, alg := range []string{config.SigningES256, config.SigningRS256} {
 		key, err := signingkeys.Generate("k", alg, time.Unix(0, 0), time.Time{})
@@ -413,6 +420,14 @@ func BenchmarkJWT(b *testing.B) {
 			}
 		})
 		b.Run(alg+"/verify", func(b *testing.B) {
+			for b.Loop() {
+				s.verified.forget()
+				if _, ok := s.verifyJWT(tok); !ok {
+					b.Fatal("refused")
+				}
+			}
+		})
+		b.Run(alg+"/verify-again", func(b *testing.B) {
 			for b.Loop() {
 				if _, ok := s.verifyJWT(tok); !ok {
 					b.Fatal("refused")
@@ -529,5 +544,41 @@ func TestSwitchingTheFormatKeepsLiveTokensWorking(t *testing.T) {
 	}
 	if after.introspect(next.AccessToken)["active"] != false {
 		t.Error("a JWT revoked at the opaque server is still active")
+	}
+}
+
+// TestAVerifiedTokenIsCheckedAgainstTheKeysOfTheMoment: introspection remembers a
+// verified token, but not past its key's retirement, nor when its kid names other key
+// material after a rewrite of the keys file.
+func TestAVerifiedTokenIsCheckedAgainstTheKeysOfTheMoment(t *testing.T) {
+	clk := newClock()
+	k := testSigningKey(t, "k1", config.SigningES256, clk.Now().Add(-time.Hour), time.Time{})
+	keys, err := NewSigningKeys(parsedKeys(t, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, withKeys(keys), func(o *Options) { o.Now = clk.Now })
+	tok := e.issue()
+	for range 2 { // verified, then remembered
+		if e.introspect(tok.AccessToken)["active"] != true {
+			t.Fatal("a fresh token is inactive")
+		}
+	}
+	impostor := testSigningKey(t, "k1", config.SigningES256, clk.Now().Add(-time.Hour), time.Time{})
+	if err := keys.Replace(parsedKeys(t, impostor)); err != nil {
+		t.Fatal(err)
+	}
+	if e.introspect(tok.AccessToken)["active"] != false {
+		t.Error("a token stays active after its kid was given another key")
+	}
+	if err := keys.Replace(parsedKeys(t, k)); err != nil {
+		t.Fatal(err)
+	}
+	if e.introspect(tok.AccessToken)["active"] != true {
+		t.Fatal("the token is inactive with its key back")
+	}
+	clk.Advance(DefaultAccessTokenTTL)
+	if e.introspect(tok.AccessToken)["active"] != false {
+		t.Error("a remembered token outlived its exp")
 	}
 }

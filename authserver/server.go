@@ -48,8 +48,9 @@ type Server struct {
 	metrics  *metrics
 	// signing signs JWT access tokens and verifies them; nil when the format is
 	// opaque and no keys were given.
-	signing *SigningKeys
-	jwt     bool // issue JWT access tokens
+	signing  *SigningKeys
+	verified verifiedJWTs
+	jwt      bool // issue JWT access tokens
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
 
