@@ -501,3 +501,25 @@ func TestSaveLoginAfterScriptFlush(t *testing.T) {
 		t.Errorf("GetUpstreamToken: %v", err)
 	}
 }
+
+// TestRevokeTokenIDAfterScriptFlush: the feed entry of a revoked jti, written in the
+// same pipeline as its mark, is written also when Redis has lost the script.
+func TestRevokeTokenIDAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeTokenID(ctx, "g", "jti-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeTokenID after SCRIPT FLUSH: %v", err)
+	}
+	feed, err := s.Revocations(ctx, time.Time{})
+	if err != nil || len(feed) != 1 || feed[0].GrantID != "g" || feed[0].TokenID != "jti-1" {
+		t.Fatalf("Revocations: %+v, %v", feed, err)
+	}
+	if revoked, err := s.TokenIDRevoked(ctx, "g", "jti-1"); err != nil || !revoked {
+		t.Errorf("TokenIDRevoked: %v, %v", revoked, err)
+	}
+}
