@@ -1,6 +1,6 @@
 // Package authserver is the HTTP side of the mcpauth authorization server: an OAuth 2.1
 // server for MCP clients that brokers the user's login to one upstream identity provider
-// and issues its own opaque tokens.
+// and issues its own tokens: JWT access tokens (RFC 9068) by default, or opaque ones.
 //
 // Endpoints (paths are appended to the issuer's path, see Options.Issuer):
 //
@@ -16,6 +16,8 @@
 //	POST /oauth/revoke                             RFC 7009
 //	GET  /admin/grants, POST /admin/revoke         the admin API (package adminapi), only with
 //	                                               Options.AdminToken
+//	GET  /oauth/jwks                               RFC 7517, the keys that verify JWT access tokens
+//	GET  /oauth/revocations                        the revocation feed, for MCP servers that verify JWTs
 //	GET  /healthz, /readyz, /metrics               probes and Prometheus (always at the root)
 //
 // All flow state lives in the store.Store, so any replica can serve any step. Nothing
@@ -53,6 +55,12 @@
 // the grant's keys, one Redis hash tag per grant) and the random part is 32 bytes from
 // crypto/rand, base64url without padding. The store only ever sees the HMAC of the whole
 // string, so a stolen database reveals no usable token.
+//
+// With Options.AccessTokenFormat jwt (the default) access tokens are instead RFC 9068
+// JWTs signed by the active key of Options.SigningKeys, carrying the grant ID as "gid"
+// and a random "jti"; their record is keyed by the HMAC of the jti. Introspection and
+// revocation accept both formats, whatever the option, so changing it breaks no live
+// token. docs/tokens.md describes the claims, the JWKS and the revocation feed.
 //
 // # Cookies
 //

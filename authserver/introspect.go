@@ -133,9 +133,20 @@ func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*I
 // false for anything we cannot vouch for (unknown, expired, revoked, rotated, not
 // ours); err is set only when the store failed, so the caller can answer 503 rather
 // than call a live token dead. Introspection and token exchange both decide with it.
+//
+// A JWT access token is checked as any verifier would (signature by a published key,
+// typ, iss, exp) and then in the store under its grant and jti, so that a revoked one
+// is inactive: still one store read.
 func (s *Server) lookupToken(ctx context.Context, tok string) (rec store.Token, kind string, active bool, err error) {
 	kind = tokenKind(tok)
 	switch kind {
+	case "":
+		claims, ok := s.verifyJWT(tok)
+		if !ok {
+			return store.Token{}, kind, false, nil
+		}
+		kind = prefixAccess
+		rec, err = s.store.GetAccessToken(ctx, claims.GrantID, s.keys.hash(labelJTI, claims.JTI))
 	case prefixAccess:
 		grantID, _ := parseToken(prefixAccess, tok)
 		rec, err = s.store.GetAccessToken(ctx, grantID, s.keys.hash(labelToken, tok))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/adminapi"
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -101,7 +102,18 @@ type Options struct {
 	// ignored. Used only to tell clients apart for rate limiting.
 	TrustedProxies []netip.Prefix
 
-	// Store keeps every piece of flow state.
+	// AccessTokenFormat is config.AccessTokenJWT (the default: RFC 9068 tokens that
+	// resource servers verify with the JWKS) or config.AccessTokenOpaque (verified by
+	// introspection). Either way the server accepts both kinds it issued, so changing
+	// it leaves live tokens working.
+	AccessTokenFormat config.AccessTokenFormat
+	// SigningKeys sign JWT access tokens and fill the JWKS. Nil with the jwt format:
+	// New generates one ES256 key, which only suits a single replica (see
+	// GenerateSigningKeys). Replicas sharing a store must share the keys.
+	SigningKeys *SigningKeys
+
+	// Store keeps every piece of flow state. It must keep revocation feed entries at
+	// least FeedRetention(AccessTokenTTL).
 	Store store.Store
 	// Upstream is the identity provider users log in with.
 	Upstream upstream.Provider
@@ -136,6 +148,19 @@ type Options struct {
 	OmitMetricsEndpoint bool
 }
 
+// The access token formats, under names that say they are no secret.
+const (
+	formatJWT    = config.AccessTokenJWT
+	formatOpaque = config.AccessTokenOpaque
+)
+
+// FeedRetention is how long the revocation feed keeps an entry for access tokens
+// that live accessTokenTTL: until every token the entry could concern has expired,
+// plus a minute for clocks and slow followers.
+func FeedRetention(accessTokenTTL time.Duration) time.Duration {
+	return accessTokenTTL + time.Minute
+}
+
 // withDefaults returns o with every unset optional field filled in.
 func (o Options) withDefaults() Options {
 	setDur := func(d *time.Duration, def time.Duration) {
@@ -158,6 +183,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CallbackPath == "" {
 		o.CallbackPath = DefaultCallbackPath
+	}
+	if o.AccessTokenFormat == "" {
+		o.AccessTokenFormat = formatJWT
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -193,13 +221,18 @@ func (o Options) validate() error {
 	if len(o.MasterKey) < MinMasterKeyLen {
 		errs = append(errs, fmt.Errorf("MasterKey: %d bytes, need at least %d", len(o.MasterKey), MinMasterKeyLen))
 	}
+	switch o.AccessTokenFormat {
+	case formatJWT, formatOpaque:
+	default:
+		errs = append(errs, fmt.Errorf("AccessTokenFormat: %q is not one of jwt, opaque", o.AccessTokenFormat))
+	}
 	if !strings.HasPrefix(o.CallbackPath, "/") || !safePath(o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q must be a path starting with / (letters, digits, -._~/)", o.CallbackPath))
 	}
 	if o.AdminToken != "" && len(o.AdminToken) < MinAdminTokenLen {
 		errs = append(errs, fmt.Errorf("AdminToken: %d characters, need at least %d", len(o.AdminToken), MinAdminTokenLen))
 	}
-	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke}, o.CallbackPath) {
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke, pathJWKS, pathRevocations}, o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
 	}
 	if o.RefreshReuseWindow < 0 || o.RefreshReuseWindow > MaxRefreshReuseWindow {

@@ -178,7 +178,10 @@ func (s *Server) exchangeCode(r *http.Request, c *client, reads *tokenReads) (*t
 		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
 		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
 	}
-	access, refresh, pair := s.newTokens(c, g, ac.Scope, resources, now)
+	access, refresh, pair, err := s.newTokens(c, g, ac.Scope, resources, now)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.store.RedeemCode(ctx, grantID, codeHash, g, pair); err != nil {
 		return nil, s.codeError(ctx, grantID, err)
 	}
@@ -287,7 +290,10 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 		return nil, err
 	}
 	g := store.Grant{ID: grantID, ClientID: c.ID, UserID: rt.UserID, Scope: rt.Scope, Resource: rt.Resource, ExpiresAt: rt.ExpiresAt}
-	access, refresh, pair := s.newTokens(c, g, scope, resources, now)
+	access, refresh, pair, err := s.newTokens(c, g, scope, resources, now)
+	if err != nil {
+		return nil, err
+	}
 	succ, err := s.sealSuccessor(c.ID, grantID, oldHash, access, refresh, pair, now)
 	if err != nil {
 		return nil, err
@@ -403,22 +409,37 @@ func narrowResources(requested, granted []string) ([]string, error) {
 // refresh, a refresh token carrying the grant's full scope and resources (RFC 6749 §6:
 // a new refresh token's scope is the original one). Refresh tokens expire with the
 // grant: rotation never extends how long a login lasts.
-func (s *Server) newTokens(c *client, g store.Grant, scope string, resources []string, now time.Time) (access, refresh string, pair store.TokenPair) {
+//
+// A JWT access token's record is keyed by the hash of its jti, an opaque one's by the
+// hash of the token: either way introspection is one store read, and the store never
+// sees the token.
+func (s *Server) newTokens(c *client, g store.Grant, scope string, resources []string, now time.Time) (access, refresh string, pair store.TokenPair, err error) {
 	accessExp := now.Add(s.opts.AccessTokenTTL)
 	if !g.ExpiresAt.IsZero() && g.ExpiresAt.Before(accessExp) {
 		accessExp = g.ExpiresAt
 	}
-	access = mintToken(prefixAccess, g.ID)
-	pair.AccessHash = s.keys.hash(labelToken, access)
 	pair.Access = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: scope,
 		Resource: resources, IssuedAt: now, ExpiresAt: accessExp}
+	if s.jwt {
+		var jti string
+		if access, jti, err = s.mintJWT(pair.Access, now); err != nil {
+			// No key active (the file holds only future keys): /readyz says so, and
+			// a client retrying later gets its tokens.
+			s.log.Error("cannot sign an access token", "err", err)
+			return "", "", pair, errUnavailable
+		}
+		pair.AccessHash = s.keys.hash(labelJTI, jti)
+	} else {
+		access = mintToken(prefixAccess, g.ID)
+		pair.AccessHash = s.keys.hash(labelToken, access)
+	}
 	if c.allowsGrant(grantRefresh) {
 		refresh = mintToken(prefixRefresh, g.ID)
 		pair.RefreshHash = s.keys.hash(labelToken, refresh)
 		pair.Refresh = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: g.Scope,
 			Resource: g.Resource, IssuedAt: now, ExpiresAt: g.ExpiresAt}
 	}
-	return access, refresh, pair
+	return access, refresh, pair, nil
 }
 
 func (s *Server) tokenResponse(access, refresh string, at store.Token, now time.Time) *tokenResponse {

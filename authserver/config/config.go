@@ -18,6 +18,8 @@ const (
 	PathRegister                    = "/oauth/register"
 	PathIntrospect                  = "/oauth/introspect"
 	PathRevoke                      = "/oauth/revoke"
+	PathJWKS                        = "/oauth/jwks"
+	PathRevocations                 = "/oauth/revocations"
 	PathHealthz                     = "/healthz"
 	PathReadyz                      = "/readyz"
 	PathMetrics                     = "/metrics"

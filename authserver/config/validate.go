@@ -54,7 +54,7 @@ var ttlBounds = []struct {
 // fixedPaths may not be used as the callback path.
 var fixedPaths = []string{
 	PathAuthorize, PathToken, PathRegister, PathIntrospect, PathRevoke,
-	PathHealthz, PathReadyz, PathMetrics,
+	PathJWKS, PathRevocations, PathHealthz, PathReadyz, PathMetrics,
 }
 
 // validator collects problems, noting the environment variable behind a value when
@@ -81,6 +81,7 @@ func (c *Config) Validate() error {
 	c.validateUpstream(v)
 	c.validateTokens(v)
 	c.validateStore(v)
+	c.validateSigningKeys(v)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.addf("tls", "set both certFile and keyFile, or neither")
 	}
@@ -263,6 +264,20 @@ func (c *Config) validateStore(v *validator) {
 		v.addf("store.type", "required (memory or redis)")
 	default:
 		v.addf("store.type", "%q is not one of memory, redis", c.Store.Type)
+	}
+}
+
+// validateSigningKeys requires the signing keys file where replicas share a store:
+// a JWT signed by one replica must verify at every other, so they cannot each make up
+// a key of their own as a lone memory-store server does.
+func (c *Config) validateSigningKeys(v *validator) {
+	if c.Store.Type != StoreRedis || c.Secrets.SigningKeysFile != "" {
+		return
+	}
+	switch c.Tokens.AccessTokenFormat {
+	case AccessTokenJWT:
+		v.addf("secrets.signingKeysFile", "required when store.type is redis and tokens.accessTokenFormat is jwt "+
+			"(every replica must sign with the same keys); set it, or set tokens.accessTokenFormat to opaque")
 	}
 }
 

@@ -185,6 +185,42 @@ type UpstreamToken struct {
 	ReloginRequired bool `json:"relogin_required,omitempty"`
 }
 
+// DefaultRevocationRetention is how long a backend keeps revocation feed entries
+// unless told otherwise: the default access-token lifetime plus a minute. After that
+// every token an entry could concern has expired.
+const DefaultRevocationRetention = 16 * time.Minute
+
+// Revocation is one entry of the revocation feed: a whole grant (TokenID empty) or one
+// JWT access token of it (TokenID is its jti), revoked at At.
+type Revocation struct {
+	GrantID string
+	TokenID string
+	At      time.Time
+}
+
+// RevocationFeed records revocations for resource servers that verify JWT access
+// tokens without asking the server. Backends record every grant revocation in it
+// themselves; RevokeTokenID adds single tokens.
+//
+// Entries are kept at least the backend's retention (DefaultRevocationRetention unless
+// configured), which the server sets to the access-token lifetime plus a minute, and
+// may be kept longer. Revoking the same grant or jti again records it again with a
+// later At, so an entry may appear once or several times; readers treat entries
+// idempotently.
+type RevocationFeed interface {
+	// Revocations returns the retained entries with At at or after since, oldest
+	// first. A zero since returns every retained entry. At comes from one clock per
+	// backend (on Redis, the Redis server's), so a reader that passes the latest At it
+	// saw misses nothing recorded later.
+	Revocations(ctx context.Context, since time.Time) ([]Revocation, error)
+	// RevokeTokenID marks the access token jti of grantID revoked until until (its
+	// expiry) and records it in the feed. Nothing is recorded once until has passed.
+	RevokeTokenID(ctx context.Context, grantID, jti string, until time.Time) error
+	// TokenIDRevoked reports whether RevokeTokenID marked jti of grantID and the mark
+	// has not expired.
+	TokenIDRevoked(ctx context.Context, grantID, jti string) (bool, error)
+}
+
 // Clients keeps registered clients.
 type Clients interface {
 	CreateClient(ctx context.Context, c Client) error // ErrAlreadyExists
@@ -330,6 +366,7 @@ type Store interface {
 	GrantIndex
 	UpstreamTokens
 	Leases
+	RevocationFeed
 	// Ping reports whether the backend is reachable and safe to use (for /readyz):
 	// on Redis it also refuses an eviction policy other than noeviction.
 	Ping(ctx context.Context) error

@@ -25,6 +25,7 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/internal/testutil/redisserver"
+	"github.com/mcpauth/mcpauth/internal/testutil/signingkeys"
 )
 
 const (
@@ -58,13 +59,18 @@ func startServer(t *testing.T, redisAddr string) *server {
 	idp := upstreamtest.NewServer(t, upstreamtest.Options{})
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
-	store := "store: {type: memory}\n"
+	store, signing := "store: {type: memory}\n", ""
 	if redisAddr != "" {
 		store = "store: {type: redis, redis: {url: 'redis://" + redisAddr + "'}}\n"
+		keys, err := signingkeys.WriteNew(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signing = ", signingKeysFile: " + keys
 	}
 	yaml := "issuer: " + issuer + "\nlistenAddress: 127.0.0.1:" + fmt.Sprint(port) + "\n" +
 		"upstream: {type: oidc, clientID: " + idp.ClientID + ", issuerURL: " + idp.Issuer + "}\n" + store +
-		"secrets: {adminTokenFile: " + tokenFile + ", encryptionKeyFile: " + keyFile + "}\n" +
+		"secrets: {adminTokenFile: " + tokenFile + ", encryptionKeyFile: " + keyFile + signing + "}\n" +
 		"clients:\n" +
 		"  - {clientID: desktop, trusted: true, redirectURIs: ['" + clientRedirect + "']}\n" +
 		"  - {clientID: ide, trusted: true, redirectURIs: ['" + clientRedirect + "']}\n" +

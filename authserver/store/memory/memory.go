@@ -8,6 +8,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -33,6 +34,9 @@ type Options struct {
 	// JanitorInterval is how often expired records are deleted; zero means
 	// DefaultJanitorInterval, negative disables the janitor (reads still check expiry).
 	JanitorInterval time.Duration
+	// RevocationRetention is how long revocation feed entries are kept; zero means
+	// store.DefaultRevocationRetention. Stores made with WithPrefix share it.
+	RevocationRetention time.Duration
 }
 
 // Store is the memory backend. The zero value is not usable; call New.
@@ -50,7 +54,8 @@ var _ store.Store = (*Store)(nil)
 
 // database holds the records of every tenant, keyed by tenant-qualified keys.
 type database struct {
-	now func() time.Time
+	now       func() time.Time
+	retention time.Duration
 
 	mu       sync.Mutex
 	clients  map[string]store.Client
@@ -62,6 +67,11 @@ type database struct {
 	// gone are dropped by ListGrants and the janitor.
 	index  map[string]map[string]struct{}
 	leases map[string]leaseEntry
+	// feeds are the revocation feeds, by tenant prefix, each keyed by feedMember so
+	// that revoking the same thing again moves its entry rather than adding one.
+	feeds map[string]map[feedMember]time.Time
+	// jtis are revoked JWT IDs, by key(grantID + NUL + jti), until their expiry.
+	jtis map[string]time.Time
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -121,8 +131,14 @@ func New(opts Options) *Store {
 		upstream: map[string]upstreamEntry{},
 		index:    map[string]map[string]struct{}{},
 		leases:   map[string]leaseEntry{},
+		feeds:    map[string]map[feedMember]time.Time{},
+		jtis:     map[string]time.Time{},
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+	}
+	db.retention = opts.RevocationRetention
+	if db.retention <= 0 {
+		db.retention = store.DefaultRevocationRetention
 	}
 	interval := opts.JanitorInterval
 	if interval == 0 {
@@ -527,6 +543,7 @@ func (s *Store) revokeLocked(grantID string, now time.Time) {
 	if g == nil {
 		return
 	}
+	s.recordLocked(feedMember{grantID: grantID}, now)
 	g.revoked = true
 	g.grant = nil
 	clear(g.access)
@@ -614,6 +631,61 @@ func (s *Store) ReleaseLease(_ context.Context, name string) error {
 	return nil
 }
 
+// feedMember names what a feed entry revokes.
+type feedMember struct{ grantID, jti string }
+
+// recordLocked adds a feed entry at now; the caller holds mu.
+func (s *Store) recordLocked(m feedMember, now time.Time) {
+	feed := s.db.feeds[s.prefix]
+	if feed == nil {
+		feed = map[feedMember]time.Time{}
+		s.db.feeds[s.prefix] = feed
+	}
+	feed[m] = now
+}
+
+// Revocations implements store.RevocationFeed.
+func (s *Store) Revocations(_ context.Context, since time.Time) ([]store.Revocation, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	oldest := db.now().Add(-db.retention)
+	var out []store.Revocation
+	for m, at := range db.feeds[s.prefix] {
+		if at.Before(since) || !at.After(oldest) {
+			continue
+		}
+		out = append(out, store.Revocation{GrantID: m.grantID, TokenID: m.jti, At: at})
+	}
+	slices.SortFunc(out, func(a, b store.Revocation) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.GrantID, b.GrantID), cmp.Compare(a.TokenID, b.TokenID))
+	})
+	return out, nil
+}
+
+// RevokeTokenID implements store.RevocationFeed.
+func (s *Store) RevokeTokenID(_ context.Context, grantID, jti string, until time.Time) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	if !live(until, now) {
+		return nil
+	}
+	db.jtis[s.key(grantID+"\x00"+jti)] = until
+	s.recordLocked(feedMember{grantID: grantID, jti: jti}, now)
+	return nil
+}
+
+// TokenIDRevoked implements store.RevocationFeed.
+func (s *Store) TokenIDRevoked(_ context.Context, grantID, jti string) (bool, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	until, ok := db.jtis[s.key(grantID+"\x00"+jti)]
+	return ok && live(until, db.now()), nil
+}
+
 // janitor sweeps every interval until Close.
 func (db *database) janitor(interval time.Duration) {
 	defer close(db.stopped)
@@ -665,6 +737,19 @@ func (db *database) sweep() {
 	for k, l := range db.leases {
 		if !live(l.expiresAt, now) {
 			delete(db.leases, k)
+		}
+	}
+	for k, until := range db.jtis {
+		if !live(until, now) {
+			delete(db.jtis, k)
+		}
+	}
+	oldest := now.Add(-db.retention)
+	for _, feed := range db.feeds {
+		for m, at := range feed {
+			if !at.After(oldest) {
+				delete(feed, m)
+			}
 		}
 	}
 	for k, g := range db.grants {

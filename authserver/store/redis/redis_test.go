@@ -23,9 +23,11 @@ import (
 // same Redis.
 func harness(opts Options) storetest.Harness {
 	return storetest.Harness{
+		RevocationRetention: feedRetention,
 		NewStore: func(t *testing.T, prefix string) store.Store {
 			o := opts
 			o.Prefix = prefix
+			o.RevocationRetention = feedRetention
 			s, err := New(t.Context(), o)
 			if err != nil {
 				t.Fatalf("New: %v", err)
@@ -34,6 +36,10 @@ func harness(opts Options) storetest.Harness {
 		},
 	}
 }
+
+// feedRetention is short so that the retention test, which waits past it on the real
+// clock, stays quick.
+const feedRetention = 2 * time.Second
 
 // The three topologies run in parallel: most of their time is waiting for records
 // to expire.
@@ -223,6 +229,7 @@ func flow(t *testing.T, s *Store) string {
 	}
 	must(s.SaveCode(ctx, "g2", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
 	must(s.RevokeGrant(ctx, "g2"))
+	must(s.RevokeTokenID(ctx, "g1", "jti1", exp))
 	return "g1"
 }
 
@@ -237,11 +244,11 @@ func TestEveryKeyHasATTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// client, index, pending, upstream, lease; g1: code marker, grant, at1, rt1
-	// marker, rt1's successor, at2, rt2, keys set; g2: revocation marker; g1's user,
-	// client and tenant indexes.
-	if len(all) != 17 {
-		t.Errorf("flow wrote %d keys, want 17: %v", len(all), all)
+	// client, index, pending, upstream, lease, revocation feed; g1: code marker,
+	// grant, at1, rt1 marker, rt1's successor, at2, rt2, keys set, jti mark; g2:
+	// revocation marker; g1's user, client and tenant indexes.
+	if len(all) != 19 {
+		t.Errorf("flow wrote %d keys, want 19: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {
@@ -379,7 +386,13 @@ func TestRoundTrips(t *testing.T) {
 			return s.SaveLogin(ctx, store.Login{UserID: "u", Upstream: store.UpstreamToken{Ciphertext: []byte("x")},
 				UpstreamTTL: time.Hour, GrantID: "g2", CodeHash: "code", Code: store.AuthorizationCode{ExpiresAt: exp}})
 		}, 1},
-		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g") }, 1},
+		// The grant's script, then the feed entry: on a Cluster the feed is in
+		// another slot, so no one script can do both.
+		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g") }, 2},
+		{"RevokeGrant of an unknown grant", func() error { return s.RevokeGrant(ctx, "unknown") }, 1},
+		{"RevokeTokenID", func() error { return s.RevokeTokenID(ctx, "g3", "jti", exp) }, 1},
+		{"TokenIDRevoked", func() error { _, err := s.TokenIDRevoked(ctx, "g3", "jti"); return err }, 1},
+		{"Revocations", func() error { _, err := s.Revocations(ctx, time.Time{}); return err }, 1},
 		{"SavePending", func() error {
 			return s.SavePending(ctx, "st", store.PendingAuthorization{ExpiresAt: exp})
 		}, 1},
@@ -596,5 +609,27 @@ func TestAGrantThatCannotBeIndexedIsNotHandedOut(t *testing.T) {
 	}
 	if _, err := s.GetAccessToken(ctx, "g", "a1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the unindexed grant's token: %v, want it revoked", err)
+	}
+}
+
+// TestRevokeTokenIDAfterScriptFlush: the feed entry of a revoked jti, written in the
+// same pipeline as its mark, is written also when Redis has lost the script.
+func TestRevokeTokenIDAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeTokenID(ctx, "g", "jti-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeTokenID after SCRIPT FLUSH: %v", err)
+	}
+	feed, err := s.Revocations(ctx, time.Time{})
+	if err != nil || len(feed) != 1 || feed[0].GrantID != "g" || feed[0].TokenID != "jti-1" {
+		t.Fatalf("Revocations: %+v, %v", feed, err)
+	}
+	if revoked, err := s.TokenIDRevoked(ctx, "g", "jti-1"); err != nil || !revoked {
+		t.Errorf("TokenIDRevoked: %v, %v", revoked, err)
 	}
 }

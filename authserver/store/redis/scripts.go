@@ -53,14 +53,18 @@ end
 -- revoke deletes every live key of a grant and leaves the revocation marker for as
 -- long as the grant's keys set would have lived, which covers every replay marker.
 -- Replay markers are not in the set, so they stay.
+-- It returns whether the grant was known (live or revoked before), which is when the
+-- caller records the revocation in the feed.
 local function revoke(set, marker)
   local ttl = redis.call('PTTL', set)
+  if ttl < 0 and redis.call('EXISTS', marker) == 1 then return true end
   local members = redis.call('SMEMBERS', set)
   for i = 1, #members, 1000 do
     redis.call('DEL', unpack(members, i, math.min(i + 999, #members)))
   end
   redis.call('DEL', set)
   if ttl > 0 then redis.call('SET', marker, '1', 'PX', ttl) end
+  return ttl > 0
 end
 `
 
@@ -187,9 +191,25 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return {'OK'}
 `)
 
-// revokeGrantScript: KEYS set, revoked.
+// revokeGrantScript: KEYS set, revoked. NONE for a grant never seen (or long gone).
 var revokeGrantScript = script(`
-revoke(KEYS[1], KEYS[2])
+if revoke(KEYS[1], KEYS[2]) then return 'OK' end
+return 'NONE'
+`)
+
+// feedAddScript: KEYS feed; ARGV member, retention (ms).
+//
+// The score is Redis's own clock, read in the same step as the ZADD, so scores follow
+// the order entries were added in whatever replica added them: a reader that asks for
+// everything from the latest score it saw misses nothing added after its read. The
+// key's TTL is reset to the retention, so a quiet feed disappears on its own.
+var feedAddScript = script(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - keep))
+redis.call('PEXPIRE', KEYS[1], keep)
 return 'OK'
 `)
 
@@ -224,6 +244,7 @@ var allScripts = []*goredis.Script{
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
 	indexGrantScript,
 	releaseLeaseScript,
+	feedAddScript,
 }
 
 // loadScripts loads every script (on a Cluster, into every master), so the first
