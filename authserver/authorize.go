@@ -300,10 +300,20 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectU
 // in ... responses, including error responses"). RFC 6749 §3.1.2 keeps the redirect
 // URI's own query component.
 func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redirectURI, state string, params url.Values) {
-	u, err := url.Parse(redirectURI)
+	u, err := s.clientRedirectURL(redirectURI, state, params)
 	if err != nil { // validated before; cannot happen
 		s.renderError(w, r, http.StatusBadRequest, "The redirect_uri is invalid.")
 		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u, http.StatusFound)
+}
+
+// clientRedirectURL builds the authorization response URL redirectToClient sends.
+func (s *Server) clientRedirectURL(redirectURI, state string, params url.Values) (string, error) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return "", err
 	}
 	q := u.Query()
 	for k, vs := range params {
@@ -314,6 +324,5 @@ func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redire
 	}
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	return u.String(), nil
 }

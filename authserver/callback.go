@@ -26,8 +26,9 @@ var upstreamErrorsPassedOn = []string{
 
 // handleCallback is where the upstream provider sends the user back. It redeems the
 // upstream state once, checks the browser is the one that started, exchanges the
-// upstream code, keeps the upstream tokens for the user, and answers the MCP client
-// with our own code.
+// upstream code, applies the access rules (who may log in, which restricted scopes
+// they get), keeps the upstream tokens for the user, and answers the MCP client with
+// our own code.
 func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if !s.allowMethods(w, r, http.MethodGet) {
 		return
@@ -57,6 +58,11 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, exchangeError(err))
 		return
 	}
+	scope, ok := s.applyAccessPolicy(w, r, p, tok, id)
+	if !ok {
+		return
+	}
+	p.Scope = scope
 	ourCode, err := s.issueCode(r.Context(), p, tok, id)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issue authorization code", "client_id", p.ClientID, "err", err)
@@ -194,19 +200,30 @@ func (s *Server) sealUpstreamToken(ctx context.Context, userID string, tok *upst
 	return store.UpstreamToken{Ciphertext: sealed, AccessExpiresAt: tok.Expiry, UpdatedAt: s.now()}, nil
 }
 
-// loadUpstreamToken reads and opens the user's upstream token.
+// loadUpstreamToken reads and opens the user's upstream token; errUpstreamRelogin
+// when the upstream refused it for good.
 func (s *Server) loadUpstreamToken(ctx context.Context, userID string) (*upstream.Token, error) {
+	tok, _, err := s.readUpstreamToken(ctx, userID)
+	return tok, err
+}
+
+// readUpstreamToken is loadUpstreamToken with the store record (its UpdatedAt tells
+// one refresh from the next).
+func (s *Server) readUpstreamToken(ctx context.Context, userID string) (*upstream.Token, store.UpstreamToken, error) {
 	rec, err := s.store.GetUpstreamToken(ctx, userID)
 	if err != nil {
-		return nil, err
+		return nil, rec, err
+	}
+	if rec.ReloginRequired {
+		return nil, rec, errUpstreamRelogin
 	}
 	plain, err := s.keys.open(rec.Ciphertext, userID)
 	if err != nil {
-		return nil, err
+		return nil, rec, err
 	}
 	var tok upstream.Token
 	if err := json.Unmarshal(plain, &tok); err != nil {
-		return nil, fmt.Errorf("upstream token: %w", err)
+		return nil, rec, fmt.Errorf("upstream token: %w", err)
 	}
-	return &tok, nil
+	return &tok, rec, nil
 }

@@ -27,6 +27,11 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'oidc' || has(self.issuerURL)",message="issuerURL is required when type is oidc",fieldPath=".issuerURL"
 // +kubebuilder:validation:XValidation:rule="self.type != 'oauth2' || (has(self.authorizationURL) && has(self.tokenURL) && has(self.userInfoURL))",message="authorizationURL, tokenURL and userInfoURL are required when type is oauth2"
 // +kubebuilder:validation:XValidation:rule="(has(self.tokenStore) && self.tokenStore.type == 'redis') || !has(self.server.replicas) || self.server.replicas <= 1",message="server.replicas above 1 needs tokenStore.type redis: the memory store lives in one process",fieldPath=".server.replicas"
+// +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.apiURL)",message="apiURL is only for type github",fieldPath=".apiURL"
+// +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.access) || ((!has(self.access.allow) || (!has(self.access.allow.githubOrganizations) && !has(self.access.allow.githubTeams))) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.githubOrganizations) && !has(m.members.githubTeams))))",message="GitHub organizations and teams can only be checked when type is github",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="self.type in ['google', 'oidc'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.googleHostedDomains)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.googleHostedDomains))))",message="googleHostedDomains (the hd claim) need type google or oidc",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="self.type in ['oidc', 'oauth2'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.groups)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.groups))))",message="groups need type oidc or oauth2: other providers send no groups claim",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="!has(self.access) || !has(self.access.scopeMappings) || self.access.scopeMappings.all(m, m.scopes.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of access.scopeMappings must be in server.scopesSupported",fieldPath=".access.scopeMappings"
 type OAuthProviderSpec struct {
 	// Type of the upstream provider: a preset (github, google, linkedin, slack,
 	// dropbox), any OpenID Connect issuer (oidc), or any OAuth 2.0 server (oauth2).
@@ -66,6 +71,14 @@ type OAuthProviderSpec struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
 	UserInfoURL string `json:"userInfoURL,omitempty"`
 
+	// APIURL is GitHub's REST API, where organization and team memberships are read
+	// (type github; default https://api.github.com; GitHub Enterprise Server:
+	// https://HOST/api/v3).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	APIURL string `json:"apiURL,omitempty"`
+
 	// Scopes requested from the upstream. Empty means the preset's defaults.
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
@@ -83,6 +96,12 @@ type OAuthProviderSpec struct {
 
 	// Server describes the authorization server the operator runs.
 	Server ServerSpec `json:"server"`
+
+	// Access says who may log in (users, e-mail addresses and domains, GitHub
+	// organizations and teams, Google hosted domains, groups) and which scopes
+	// membership grants. Empty: everyone the upstream provider authenticates.
+	// +optional
+	Access *AccessSpec `json:"access,omitempty"`
 
 	// TokenStore is where the server keeps clients, codes and tokens.
 	// +optional
@@ -191,7 +210,65 @@ type ServerSpec struct {
 	// cert-manager issues, for example); rotated certificates are picked up live.
 	// +optional
 	TLS *ServerTLS `json:"tls,omitempty"`
+
+	// AccessTokenFormat is jwt (RFC 9068 tokens that MCP servers and gateways verify
+	// on their own against the server's JWKS) or opaque (random strings verified by
+	// introspection).
+	// +optional
+	// +kubebuilder:default=jwt
+	AccessTokenFormat AccessTokenFormat `json:"accessTokenFormat,omitempty"`
+
+	// SigningKeyAlgorithm of the keys that sign JWT access tokens: ES256 (ECDSA
+	// P-256, cheap to sign) or RS256 (RSA 2048, for verifiers that know no other).
+	// Changing it rotates to a key of the new algorithm.
+	// +optional
+	// +kubebuilder:default=ES256
+	SigningKeyAlgorithm SigningKeyAlgorithm `json:"signingKeyAlgorithm,omitempty"`
+
+	// SigningKeyRotation is how long a signing key signs before the operator adds
+	// its successor, at least 1h. The successor is published one access-token
+	// lifetime before it signs, and the old key stays published until the last
+	// token it signed has expired.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="must be at least 1h"
+	SigningKeyRotation metav1.Duration `json:"signingKeyRotation,omitzero"`
+
+	// RefreshReuseWindow is how long a rotated refresh token, presented again by the
+	// same client, returns the same successor instead of revoking the grant, so that
+	// clients refreshing twice in parallel keep their session. 0s turns it off; at
+	// most 5m.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('5m')",message="must be between 0s and 5m"
+	RefreshReuseWindow *metav1.Duration `json:"refreshReuseWindow,omitempty"`
 }
+
+// AccessTokenFormat is what an access token looks like on the wire.
+// +kubebuilder:validation:Enum=jwt;opaque
+type AccessTokenFormat string
+
+// Access token formats.
+const (
+	AccessTokenJWT    AccessTokenFormat = "jwt"
+	AccessTokenOpaque AccessTokenFormat = "opaque"
+)
+
+// SigningKeyAlgorithm is the JWS algorithm of the signing keys.
+// +kubebuilder:validation:Enum=ES256;RS256
+type SigningKeyAlgorithm string
+
+// Signing key algorithms.
+const (
+	SigningES256 SigningKeyAlgorithm = "ES256"
+	SigningRS256 SigningKeyAlgorithm = "RS256"
+)
+
+// RotateSigningKeyAnnotation on an OAuthProvider asks for a signing key rotation at
+// once: each new value adds a key that signs immediately (the old one stays published
+// until its tokens expire). kubectl annotate oauthprovider X
+// oauth.mcpauth.dev/rotate-signing-key="$(date +%s)" --overwrite
+const RotateSigningKeyAnnotation = "oauth.mcpauth.dev/rotate-signing-key"
 
 // TokenTTLs are lifetimes, as Go durations ("15m", "24h").
 type TokenTTLs struct {
@@ -341,6 +418,34 @@ type OAuthProviderStatus struct {
 	// RegisteredClients is how many MCPClients are registered with this server.
 	// +optional
 	RegisteredClients int32 `json:"registeredClients,omitempty"`
+
+	// SigningKeys describes the keys in the Secret <name>-authserver-signing-keys
+	// that sign JWT access tokens. No key material is ever in status.
+	// +optional
+	SigningKeys *SigningKeysStatus `json:"signingKeys,omitempty"`
+}
+
+// SigningKeysStatus is what the operator last wrote into the signing keys Secret.
+type SigningKeysStatus struct {
+	// ActiveKeyID is the kid of the key that signs now.
+	// +optional
+	ActiveKeyID string `json:"activeKeyID,omitempty"`
+
+	// NextRotation is when the operator adds the next key (which then signs one
+	// access-token lifetime later).
+	// +optional
+	NextRotation metav1.Time `json:"nextRotation,omitzero"`
+
+	// PublishedKeyIDs are the kids in the JWKS: the active key, a successor waiting
+	// to sign, and retired keys whose tokens may not have expired yet.
+	// +optional
+	// +listType=atomic
+	PublishedKeyIDs []string `json:"publishedKeyIDs,omitempty"`
+
+	// LastRotationRequest is the last value of the annotation
+	// oauth.mcpauth.dev/rotate-signing-key that was acted on; each value rotates once.
+	// +optional
+	LastRotationRequest string `json:"lastRotationRequest,omitempty"`
 }
 
 // OAuthProvider runs an OAuth 2.1 authorization server for MCP clients that brokers

@@ -18,6 +18,8 @@ const (
 	PathRegister                    = "/oauth/register"
 	PathIntrospect                  = "/oauth/introspect"
 	PathRevoke                      = "/oauth/revoke"
+	PathJWKS                        = "/oauth/jwks"
+	PathRevocations                 = "/oauth/revocations"
 	PathHealthz                     = "/healthz"
 	PathReadyz                      = "/readyz"
 	PathMetrics                     = "/metrics"
@@ -117,6 +119,10 @@ type Config struct {
 	// ClientsSecret, when set, names a Kubernetes Secret holding more pre-registered
 	// clients that the server watches through the API (see ClientsSecret).
 	ClientsSecret *ClientsSecret `json:"clientsSecret,omitempty"`
+	// Access says who may log in (users, e-mail addresses and domains, GitHub
+	// organizations and teams, Google hosted domains, groups) and which scopes
+	// membership grants. Empty: everyone the upstream authenticates may log in.
+	Access Access `json:"access,omitzero"`
 	// TrustedProxies are the addresses or CIDR networks of the reverse proxies in
 	// front of the server (an ingress, a load balancer). A request from one of them
 	// is attributed to the client address it names in X-Forwarded-For; anyone else's
@@ -171,6 +177,11 @@ type Upstream struct {
 	// UserInfoURL is the endpoint that returns the user's profile as JSON. Required
 	// for oauth2; not allowed for other types.
 	UserInfoURL string `json:"userInfoURL,omitempty"`
+	// APIURL is the base URL of GitHub's REST API, where organization and team
+	// memberships are read (and, unless userInfoURL is set, the user: APIURL/user).
+	// github only; default https://api.github.com. GitHub Enterprise Server:
+	// https://HOST/api/v3.
+	APIURL string `json:"apiURL,omitempty"`
 	// Scopes are requested from the upstream provider. Empty means the provider's
 	// defaults (for example openid, email, profile for oidc).
 	Scopes []string `json:"scopes,omitempty"`

@@ -234,7 +234,7 @@ func doJSONLimit(client *http.Client, req *http.Request, out any, limit int) err
 		return errors.New("answer too large")
 	}
 	if resp.StatusCode != http.StatusOK {
-		return &statusError{code: resp.StatusCode, body: snippet(body)}
+		return &statusError{status: resp.StatusCode, body: snippet(body)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(out); err != nil {
@@ -245,17 +245,17 @@ func doJSONLimit(client *http.Client, req *http.Request, out any, limit int) err
 
 // statusError is an answer other than 200.
 type statusError struct {
-	code int
-	body string
+	status int
+	body   string
 }
 
 func (e *statusError) Error() string {
-	if e.code == http.StatusUnauthorized {
+	if e.status == http.StatusUnauthorized {
 		// Our own credentials were refused: every token will fail until the
 		// configuration is fixed, so say so plainly.
 		return fmt.Sprintf("status 401: the authorization server refused this resource server's client credentials (%s)", e.body)
 	}
-	return fmt.Sprintf("status %d (%s)", e.code, e.body)
+	return fmt.Sprintf("status %d (%s)", e.status, e.body)
 }
 
 // snippet is the start of an error body, for logs.

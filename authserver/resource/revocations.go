@@ -164,7 +164,7 @@ func (f *follower) poll(ctx context.Context) {
 		// A cursor the server refuses (400: it restarted with another format, or
 		// the cursor is corrupt) would fail every poll: start again from every
 		// retained entry, which the contract allows at any time.
-		if se := (*statusError)(nil); errors.As(err, &se) && se.code == http.StatusBadRequest {
+		if se := (*statusError)(nil); errors.As(err, &se) && se.status == http.StatusBadRequest {
 			f.mu.Lock()
 			f.cursor = ""
 			f.mu.Unlock()

@@ -13,6 +13,8 @@ import (
 // rest (extra parameters, quirks) is what makes the preset worth having.
 type preset struct {
 	issuer, authURL, tokenURL, userInfoURL string
+	// apiURL is the provider's REST API, where memberships are read (github).
+	apiURL string
 	// userInfoPOST: the user-info endpoint is an RPC that wants POST (Dropbox).
 	userInfoPOST bool
 	scopes       []string
@@ -56,6 +58,7 @@ var github = preset{
 	authURL:          "https://github.com/login/oauth/authorize",
 	tokenURL:         "https://github.com/login/oauth/access_token",
 	userInfoURL:      "https://api.github.com/user",
+	apiURL:           "https://api.github.com",
 	scopes:           []string{"read:user", "user:email"},
 	authStyle:        oauth2.AuthStyleInParams,
 	mapping:          claimMapping{subject: "id", email: "email", names: []string{"login"}},

@@ -5,7 +5,9 @@
 //
 // New builds a Provider from a Config: a preset (github, google, linkedin, slack,
 // dropbox) or a generic kind (oidc, oauth2). NewAuthParams makes the per-flow PKCE
-// verifier and nonce. Package upstreamtest is a fake IdP for tests.
+// verifier and nonce. The github provider is also a MembershipReader: it reads the
+// user's organizations and teams with their token, for access rules. Package
+// upstreamtest is a fake IdP, and a fake GitHub, for tests.
 package upstream
 
 import (

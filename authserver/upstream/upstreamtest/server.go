@@ -125,6 +125,7 @@ type Server struct {
 	mutateID      func(map[string]any)
 	signWithRogue bool
 	tokenDelay    time.Duration
+	tokenFailure  int
 	codes         map[string]*codeGrant
 	refreshTokens map[string]*grant
 	accessTokens  map[string]*accessGrant
@@ -282,6 +283,15 @@ func (s *Server) SetTokenDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokenDelay = d
+}
+
+// FailTokenRequests makes the token endpoint answer every request with status (a 5xx,
+// say) and error "server_error" while it is not 0, as an upstream outage would. The
+// counters still count the requests.
+func (s *Server) FailTokenRequests(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenFailure = status
 }
 
 // ExpireAccessTokens makes every access token issued so far invalid at /userinfo.
@@ -499,7 +509,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.refreshes.Add(1)
 	}
 	s.mu.Lock()
-	delay := s.tokenDelay
+	delay, failure := s.tokenDelay, s.tokenFailure
 	s.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -507,6 +517,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if failure != 0 {
+		tokenError(w, failure, "server_error", "the fake IdP is failing token requests")
+		return
 	}
 	if status, code, desc := s.authenticateClient(r); code != "" {
 		if status == http.StatusUnauthorized {

@@ -447,3 +447,21 @@ func withScopes(c upstream.Config, scopes ...string) upstream.Config {
 	c.Scopes = scopes
 	return c
 }
+
+func TestFailTokenRequestsAnswersAnOutageUntilTurnedOff(t *testing.T) {
+	srv := upstreamtest.NewServer(t, upstreamtest.Options{})
+	first := postToken(t, srv, codeForm(code(t, srv, authorizeQuery(srv, "v")), "v"), true)
+	refresh := func() tokenResponse {
+		return postToken(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.str("refresh_token")}}, false)
+	}
+	srv.FailTokenRequests(http.StatusServiceUnavailable)
+	wantError(t, refresh(), http.StatusServiceUnavailable, "server_error")
+	srv.FailTokenRequests(0)
+	// The failed request spent nothing: the refresh token still works.
+	if r := refresh(); r.status != http.StatusOK || r.str("access_token") == "" {
+		t.Fatalf("refresh after the outage: %d %v", r.status, r.body)
+	}
+	if srv.Refreshes() != 2 {
+		t.Errorf("Refreshes() = %d, want 2: failed requests count too", srv.Refreshes())
+	}
+}
