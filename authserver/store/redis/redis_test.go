@@ -212,7 +212,7 @@ func flow(t *testing.T, s *Store) string {
 	must(s.SavePending(ctx, "state", store.PendingAuthorization{ExpiresAt: exp}))
 	must(s.PutUpstreamToken(ctx, "u1", store.UpstreamToken{Ciphertext: []byte("x")}, time.Hour))
 	must(s.SaveCode(ctx, "g1", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
-	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", ExpiresAt: exp},
+	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", UserID: "u1", ExpiresAt: exp},
 		store.TokenPair{AccessHash: "at1", Access: tok(), RefreshHash: "rt1", Refresh: tok()}))
 	_, err := s.RotateRefreshToken(ctx, "g1", "rt1",
 		store.TokenPair{AccessHash: "at2", Access: tok(), RefreshHash: "rt2", Refresh: tok()},
@@ -223,6 +223,12 @@ func flow(t *testing.T, s *Store) string {
 	}
 	must(s.SaveCode(ctx, "g2", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
 	must(s.RevokeGrant(ctx, "g2"))
+	must(s.IssueGrant(ctx, store.Grant{ID: "g3", ClientID: "c1", ExpiresAt: exp},
+		store.TokenPair{AccessHash: "at3", Access: store.Token{GrantID: "g3", IssuedAt: now, ExpiresAt: exp}}))
+	ref := store.DeviceRef{GrantID: "g4", DeviceHash: "dev"}
+	must(s.SaveDevice(ctx, ref, "ucode", store.DeviceAuthorization{ClientID: "c1", ExpiresAt: now.Add(time.Minute)}, time.Second))
+	_, err = s.PollDevice(ctx, ref)
+	must(err)
 	return "g1"
 }
 
@@ -239,9 +245,10 @@ func TestEveryKeyHasATTL(t *testing.T) {
 	}
 	// client, index, pending, upstream, lease; g1: code marker, grant, at1, rt1
 	// marker, rt1's successor, at2, rt2, keys set; g2: revocation marker; g1's user,
-	// client and tenant indexes.
-	if len(all) != 17 {
-		t.Errorf("flow wrote %d keys, want 17: %v", len(all), all)
+	// client and tenant indexes; g3 (client_credentials): grant, access token, keys
+	// set, client c1's index; g4 (device): user code, device, polling state.
+	if len(all) != 24 {
+		t.Errorf("flow wrote %d keys, want 24: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {

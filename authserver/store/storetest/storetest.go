@@ -93,7 +93,7 @@ func RunTests(t *testing.T, h Harness) {
 		{"ListGrants leaves out unredeemed codes and revoked or expired grants", testListGrantsLiveOnly},
 		{"ListGrants sees only its own tenant", testListGrantsTenant},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, agentTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
 	}
 }
