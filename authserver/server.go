@@ -32,8 +32,11 @@ const (
 	pathRegister   = "/oauth/register"
 	pathIntrospect = "/oauth/introspect"
 	pathRevoke     = "/oauth/revoke"
-	wellKnownAS    = "/.well-known/oauth-authorization-server"
-	wellKnownOIDC  = "/.well-known/openid-configuration"
+	// pathDeviceAuthorization and pathDevice (the verification page) are RFC 8628's.
+	pathDeviceAuthorization = "/oauth/device_authorization"
+	pathDevice              = "/oauth/device"
+	wellKnownAS             = "/.well-known/oauth-authorization-server"
+	wellKnownOIDC           = "/.well-known/openid-configuration"
 )
 
 // Server is the authorization server. Create it with New; it is safe for concurrent use
@@ -48,6 +51,8 @@ type Server struct {
 	metrics  *metrics
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
+	// deviceGuesses rate-limits user codes tried on the verification page.
+	deviceGuesses *limiter
 	// upstreamWait bounds how long a caller waits for another caller's refresh of the
 	// same upstream token (upstreamWaitMax; tests shorten it).
 	upstreamWait time.Duration
@@ -91,6 +96,7 @@ func New(opts Options) (*Server, error) {
 		cookies:  newCookieNames(iu.Scheme == "https"),
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
+		deviceGuesses: newLimiter(opts.DeviceAuthorization.VerificationRateLimit, opts.Now),
 		upstreamWait:  upstreamWaitMax,
 	}
 	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
@@ -136,6 +142,10 @@ func (s *Server) routes() http.Handler {
 	}
 	route("introspect", s.handleIntrospect, s.prefix+pathIntrospect)
 	route("revoke", s.handleRevoke, s.prefix+pathRevoke)
+	if s.opts.DeviceAuthorization.Enabled {
+		route("device_authorization", s.handleDeviceAuthorization, s.prefix+pathDeviceAuthorization)
+		route("device", s.handleDevice, s.prefix+pathDevice)
+	}
 	if s.opts.AdminToken != "" {
 		// Off means absent, as for registration: no token, no admin API.
 		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)

@@ -105,6 +105,9 @@ type PendingAuthorization struct {
 	// user came from the device verification page rather than an MCP client's
 	// redirect (RedirectURI is empty then).
 	Device *DeviceRef `json:"device,omitempty"`
+	// DeviceExpiresAt is when that device authorization expires: its approval must
+	// not outlive it.
+	DeviceExpiresAt time.Time `json:"device_expires_at,omitzero"`
 	// UpstreamVerifier is the PKCE verifier we sent upstream (kept server-side).
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OIDC nonce sent upstream.
