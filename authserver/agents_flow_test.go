@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -186,5 +187,59 @@ func TestAgentFlowsAcrossTwoServersSharingRedis(t *testing.T) {
 	runAgentFlows(t, fe)
 	if a, b := fe.served[0].Load(), fe.served[1].Load(); a < 5 || b < 5 {
 		t.Fatalf("requests per server: %d and %d", a, b)
+	}
+}
+
+// TestDeviceVerificationPageInChromium drives the verification page in a real
+// browser: the code comes filled in from verification_uri_complete, Continue shows
+// the confirmation, Approve goes through the upstream login and back, and the
+// device's next poll gets its tokens. Its CSP (form-action, frame-ancestors) is
+// enforced here as it is for users.
+func TestDeviceVerificationPageInChromium(t *testing.T) {
+	ctx := newChromium(t)
+	mem := memory.New(memory.Options{Prefix: "chromium-device"})
+	t.Cleanup(func() { _ = mem.Close() })
+	fe := newFlowEnv(t, []store.Store{mem}, true, agentMods(t))
+	meta := fe.discover(t)
+	resp, err := fe.httpClient().PostForm(meta.DeviceAuthorizationEndpoint, url.Values{"client_id": {deviceCLI.ID}, "scope": {"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var da deviceAuthorizationResponse
+	decodeJSON(t, strings.NewReader(readBody(t, resp)), &da)
+
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(da.VerificationURIComplete),
+		chromedp.WaitVisible(chromedp.ID("continue")),
+		chromedp.Click(chromedp.ID("continue")),
+		chromedp.WaitVisible(chromedp.ID("approve")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("user-code")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("client-name")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.ID("done-title"))); err != nil {
+		t.Fatal(err)
+	}
+	if shown != da.UserCode || client != deviceCLI.Name {
+		t.Errorf("confirmation page shows code %q for %q, want %q for %q", shown, client, da.UserCode, deviceCLI.Name)
+	}
+	resp, err = fe.httpClient().PostForm(meta.TokenEndpoint, url.Values{"grant_type": {grantDeviceCode},
+		"device_code": {da.DeviceCode}, "client_id": {deviceCLI.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok tokens
+	body := readBody(t, resp)
+	decodeJSON(t, strings.NewReader(body), &tok)
+	if resp.StatusCode != http.StatusOK || !fe.introspect(t, meta, tok.AccessToken).Active {
+		t.Fatalf("poll after approval in the browser: %d %s", resp.StatusCode, body)
 	}
 }
