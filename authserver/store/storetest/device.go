@@ -187,3 +187,38 @@ func testDeviceTenant(f *fixture) {
 	f.is(err, store.ErrNotFound, "PollDevice in another tenant")
 	f.ok(other.SaveDevice(f.ctx, ref, uc, d, time.Second), "the same user code in another tenant")
 }
+
+// agentConcurrencyTests race the single-use steps of the device flow.
+var agentConcurrencyTests = []struct {
+	name string
+	run  func(f *fixture)
+}{
+	{"Concurrent takes of one user code: exactly one succeeds", testConcurrentTakeUserCode},
+	{"Concurrent saves of one user code: exactly one succeeds", testConcurrentSaveUserCode},
+}
+
+func testConcurrentTakeUserCode(f *fixture) {
+	ref, uc, d := f.device(longTTL)
+	f.ok(f.s.SaveDevice(f.ctx, ref, uc, d, time.Second), "SaveDevice")
+	refs := make([]store.DeviceRef, racers)
+	errs := race(func(i int) (err error) {
+		refs[i], _, err = f.s.TakeUserCode(f.ctx, uc)
+		return err
+	})
+	winner := f.oneWinner(errs, store.ErrNotFound)
+	f.equal(refs[winner], ref, "the winner's device")
+}
+
+func testConcurrentSaveUserCode(f *fixture) {
+	uc := randomHex(32)
+	refs := make([]store.DeviceRef, racers)
+	errs := race(func(i int) error {
+		ref, _, d := f.device(longTTL)
+		refs[i] = ref
+		return f.s.SaveDevice(f.ctx, ref, uc, d, time.Second)
+	})
+	winner := f.oneWinner(errs, store.ErrAlreadyExists)
+	got, _, err := f.s.GetUserCode(f.ctx, uc)
+	f.ok(err, "GetUserCode")
+	f.equal(got, refs[winner], "the user code names the winner's device")
+}

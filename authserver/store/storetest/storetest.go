@@ -113,7 +113,7 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
 		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, agentConcurrencyTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
 	}
 }
