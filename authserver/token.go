@@ -84,6 +84,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		resp, err = s.refresh(r, c, reads)
 	}
 	if err == nil {
+		if grantType == grantDeviceCode {
+			grantType = "device_code" // a label, not a URN
+		}
 		s.metrics.tokenIssued(grantType)
 	}
 	return resp, err

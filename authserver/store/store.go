@@ -34,6 +34,10 @@
 // refresh whose answer it lost) keeps its session; concurrent rotations still rotate
 // once. See RotateRefreshToken.
 //
+// Device authorizations (RFC 8628) live under a grant ID of their own, keyed by the
+// device code's hash, with a user code index beside them; the user's approval is a
+// code saved under the same hash, redeemed as codes are (DeviceAuthorizations).
+//
 // Leases: short exclusive claims by name (AcquireLease), so that one replica among
 // many does a piece of work, such as refreshing a user's upstream token, while the
 // others wait for its result.
