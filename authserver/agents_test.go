@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpauth/mcpauth/authserver/access"
+	"github.com/mcpauth/mcpauth/authserver/config"
+	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
 
 // Clients of agents without a browser.
@@ -386,5 +390,24 @@ func TestUserCodes(t *testing.T) {
 		if _, ok := normalizeUserCode(bad); ok {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestDeviceFlowRefusedByTheAccessRules: a user the access rules refuse sees the
+// refused page (with nowhere to return to: a device has no redirect URI), and the
+// device hears access_denied; nothing is issued.
+func TestDeviceFlowRefusedByTheAccessRules(t *testing.T) {
+	e := newAgentEnv(t, func(o *Options) {
+		o.Access = access.New(config.Access{Allow: config.AccessRules{Users: []string{"someone-else"}}}, upstream.TypeOIDC)
+	})
+	da := e.deviceStart(t, url.Values{})
+	rec := e.browser().deviceApprove(t, da.VerificationURIComplete)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "not allowed to sign in") ||
+		strings.Contains(rec.Body.String(), `id="continue"`) {
+		t.Fatalf("callback of a refused user: %d %s", rec.Code, rec.Body)
+	}
+	wantOAuthError(t, e.devicePoll(da.DeviceCode), 400, "access_denied")
+	if _, err := e.store.GetUpstreamToken(t.Context(), "user-1"); err == nil {
+		t.Error("the refused user's upstream token was stored")
 	}
 }
