@@ -229,6 +229,7 @@ func flow(t *testing.T, s *Store) string {
 	must(s.SaveDevice(ctx, ref, "ucode", store.DeviceAuthorization{ClientID: "c1", ExpiresAt: now.Add(time.Minute)}, time.Second))
 	_, err = s.PollDevice(ctx, ref)
 	must(err)
+	must(s.DenyDevice(ctx, ref))
 	return "g1"
 }
 

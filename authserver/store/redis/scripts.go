@@ -213,10 +213,13 @@ redis.call('PEXPIRE', KEYS[2], px)
 return 'OK'
 `)
 
-// denyDeviceScript: KEYS device, poll.
+// denyDeviceScript: KEYS device, poll. The polling state gets the device's TTL again:
+// HSET would otherwise leave a key without one, had it just expired.
 var denyDeviceScript = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOTFOUND' end
+local px = redis.call('PTTL', KEYS[1])
+if px <= 0 then return 'NOTFOUND' end
 redis.call('HSET', KEYS[2], 'denied', '1')
+redis.call('PEXPIRE', KEYS[2], px)
 return 'OK'
 `)
 
