@@ -166,6 +166,14 @@ func TestUnreachable(t *testing.T) {
 		"RedeemCode":     s.RedeemCode(ctx, "g", "h", store.Grant{}, store.TokenPair{AccessHash: "a"}),
 		"TakePending":    func() error { _, err := s.TakePending(ctx, "h"); return err }(),
 		"CountClients":   func() error { _, err := s.CountClients(ctx); return err }(),
+		"IssueGrant": s.IssueGrant(ctx, store.Grant{ID: "g", ExpiresAt: time.Now().Add(time.Hour)},
+			store.TokenPair{AccessHash: "a", Access: store.Token{ExpiresAt: time.Now().Add(time.Hour)}}),
+		"SaveDevice": s.SaveDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}, "u",
+			store.DeviceAuthorization{ExpiresAt: time.Now().Add(time.Hour)}, time.Second),
+		"GetUserCode":  func() error { _, _, err := s.GetUserCode(ctx, "u"); return err }(),
+		"TakeUserCode": func() error { _, _, err := s.TakeUserCode(ctx, "u"); return err }(),
+		"DenyDevice":   s.DenyDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}),
+		"PollDevice":   func() error { _, err := s.PollDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}); return err }(),
 	}
 	for op, err := range checks {
 		var netErr net.Error
