@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
@@ -19,7 +20,7 @@ import (
 // agentMods registers the agent clients and turns the device flow on, for flowEnv.
 func agentMods(t *testing.T) func(*Options) {
 	return func(o *Options) {
-		reg, err := NewStaticClients(resourceServer, ccClient, deviceCLI, exchanger)
+		reg, err := NewStaticClients(resourceServer, ccClient, deviceCLI, otherCLI, exchanger)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,5 +242,62 @@ func TestDeviceVerificationPageInChromium(t *testing.T) {
 	decodeJSON(t, strings.NewReader(body), &tok)
 	if resp.StatusCode != http.StatusOK || !fe.introspect(t, meta, tok.AccessToken).Active {
 		t.Fatalf("poll after approval in the browser: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestAgentRefusalsOnRedis runs the error paths that touch the store on Redis: an
+// expired device code, a device code polled by another client, a denied device, and
+// a client_credentials request of which no scope is left.
+func TestAgentRefusalsOnRedis(t *testing.T) {
+	stores, _ := startRedisStores(t, 1)
+	fe := newFlowEnv(t, stores, true, agentMods(t), func(o *Options) { o.DeviceAuthorization.CodeTTL = time.Second })
+	meta := fe.discover(t)
+	post := func(endpoint string, form url.Values, basic ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if len(basic) == 2 {
+			req.SetBasicAuth(basic[0], basic[1])
+		}
+		resp, err := fe.httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, readBody(t, resp)
+	}
+	start := func() deviceAuthorizationResponse {
+		t.Helper()
+		_, body := post(meta.DeviceAuthorizationEndpoint, url.Values{"client_id": {deviceCLI.ID}})
+		var da deviceAuthorizationResponse
+		decodeJSON(t, strings.NewReader(body), &da)
+		return da
+	}
+	poll := func(da deviceAuthorizationResponse, client string) string {
+		t.Helper()
+		code, body := post(meta.TokenEndpoint, url.Values{"grant_type": {grantDeviceCode}, "device_code": {da.DeviceCode}, "client_id": {client}})
+		if code != http.StatusBadRequest {
+			t.Fatalf("poll: %d %s, want 400", code, body)
+		}
+		return body
+	}
+
+	expiring := start()
+	other := start()
+	if body := poll(other, otherCLI.ID); !strings.Contains(body, `"invalid_grant"`) {
+		t.Errorf("another client's device code: %s", body)
+	}
+	denied := start()
+	fe.deviceBrowse(t, denied.VerificationURIComplete, "deny")
+	if body := poll(denied, deviceCLI.ID); !strings.Contains(body, `"access_denied"`) {
+		t.Errorf("a denied device: %s", body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if body := poll(expiring, deviceCLI.ID); !strings.Contains(body, `"expired_token"`) {
+		t.Errorf("an expired device code: %s", body)
+	}
+
+	code, body := post(meta.TokenEndpoint, url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, ccClient.ID, ccClient.Secret)
+	if code != http.StatusBadRequest || !strings.Contains(body, `"invalid_scope"`) {
+		t.Errorf("client_credentials with no scope left: %d %s", code, body)
 	}
 }

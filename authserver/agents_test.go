@@ -21,6 +21,8 @@ var (
 		GrantTypes: []string{grantClientCredentials}, Scopes: []string{"read", "write"}}
 	// deviceCLI is a public command-line client (device code with refresh).
 	deviceCLI = StaticClient{ID: "cli", Name: "Example CLI", GrantTypes: []string{grantDeviceCode, grantRefresh}}
+	// otherCLI is another device client, to poll with a device code not its own.
+	otherCLI = StaticClient{ID: "other-cli", GrantTypes: []string{grantDeviceCode}}
 	// exchanger is an MCP server that may exchange tokens bound to agentResource.
 	exchanger = StaticClient{ID: "exchanger", Secret: "exchanger-secret", RedirectURIs: []string{webRedirect},
 		Resources: []string{agentResource}}
@@ -32,8 +34,6 @@ const agentResource = "https://tools.example.com/mcp"
 func newAgentEnv(t *testing.T, mods ...func(*Options)) *env {
 	t.Helper()
 	return newEnv(t, append([]func(*Options){func(o *Options) {
-		otherCLI := deviceCLI
-		otherCLI.ID = "other-cli"
 		reg, err := NewStaticClients(publicClient, resourceServer, ccClient, deviceCLI, otherCLI, exchanger)
 		if err != nil {
 			t.Fatal(err)
