@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/config"
+	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
 
@@ -410,4 +412,72 @@ func TestDeviceFlowRefusedByTheAccessRules(t *testing.T) {
 	if _, err := e.store.GetUpstreamToken(t.Context(), "user-1"); err == nil {
 		t.Error("the refused user's upstream token was stored")
 	}
+}
+
+// testStore records and can fail the agent operations too (helpers_test.go has the
+// rest).
+
+func (s *testStore) IssueGrant(ctx context.Context, g store.Grant, p store.TokenPair) error {
+	if err := s.before("IssueGrant", g, p); err != nil {
+		return err
+	}
+	return s.Store.IssueGrant(ctx, g, p)
+}
+
+func (s *testStore) SaveDevice(ctx context.Context, ref store.DeviceRef, uc string, d store.DeviceAuthorization, iv time.Duration) error {
+	if err := s.before("SaveDevice", ref, uc, d); err != nil {
+		return err
+	}
+	return s.Store.SaveDevice(ctx, ref, uc, d, iv)
+}
+
+func (s *testStore) GetUserCode(ctx context.Context, uc string) (store.DeviceRef, store.DeviceAuthorization, error) {
+	if err := s.before("GetUserCode", uc); err != nil {
+		return store.DeviceRef{}, store.DeviceAuthorization{}, err
+	}
+	return s.Store.GetUserCode(ctx, uc)
+}
+
+func (s *testStore) TakeUserCode(ctx context.Context, uc string) (store.DeviceRef, store.DeviceAuthorization, error) {
+	if err := s.before("TakeUserCode", uc); err != nil {
+		return store.DeviceRef{}, store.DeviceAuthorization{}, err
+	}
+	return s.Store.TakeUserCode(ctx, uc)
+}
+
+func (s *testStore) DenyDevice(ctx context.Context, ref store.DeviceRef) error {
+	if err := s.before("DenyDevice", ref); err != nil {
+		return err
+	}
+	return s.Store.DenyDevice(ctx, ref)
+}
+
+func (s *testStore) PollDevice(ctx context.Context, ref store.DeviceRef) (store.DevicePoll, error) {
+	if err := s.before("PollDevice", ref); err != nil {
+		return store.DevicePoll{}, err
+	}
+	return s.Store.PollDevice(ctx, ref)
+}
+
+// TestAgentGrantsDuringAStoreOutage: a store outage is 503 temporarily_unavailable at
+// every agent endpoint (so the device keeps polling, the agent retries), and an error
+// page on the verification page; never a 500 or an expired_token.
+func TestAgentGrantsDuringAStoreOutage(t *testing.T) {
+	e := newAgentEnv(t)
+	da := e.deviceStart(t, url.Values{})
+	b := e.browser()
+	page := b.get(da.VerificationURIComplete)
+	e.store.down.Store(true)
+	wantOAuthError(t, e.devicePoll(da.DeviceCode), http.StatusServiceUnavailable, "temporarily_unavailable")
+	wantOAuthError(t, e.postForm(pathToken, url.Values{"grant_type": {"client_credentials"}}, ccClient.ID, ccClient.Secret),
+		http.StatusServiceUnavailable, "temporarily_unavailable")
+	wantOAuthError(t, e.postForm(pathDeviceAuthorization, url.Values{"client_id": {deviceCLI.ID}}),
+		http.StatusServiceUnavailable, "temporarily_unavailable")
+	form := consentForm(t, page.Body.String())
+	form.Set("user_code", da.UserCode)
+	if rec := b.postForm(testIssuer+pathDevice, form); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("verification page during an outage: %d, want 503", rec.Code)
+	}
+	e.store.down.Store(false)
+	wantOAuthError(t, e.devicePoll(da.DeviceCode), 400, "authorization_pending")
 }
