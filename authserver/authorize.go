@@ -287,7 +287,13 @@ func asAuthorizeError(err error) *oauthError {
 
 // redirectError sends an error to the client's (validated) redirect URI with state and,
 // per RFC 9207 §2, iss.
+//
+// A login without a redirect URI (a device's, RFC 8628) gets an error page instead.
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state string, oe *oauthError) {
+	if redirectURI == "" {
+		s.renderError(w, r, oe.Status, "The sign-in could not be completed: "+safeDescription(oe.Description)+".")
+		return
+	}
 	q := url.Values{"error": {oe.Code}}
 	if oe.Description != "" {
 		q.Set("error_description", safeDescription(oe.Description))

@@ -38,6 +38,10 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if p.Device != nil {
+		s.deviceCallback(w, r, p)
+		return
+	}
 	if upErr := q.Get("error"); upErr != "" {
 		s.redirectError(w, r, p.RedirectURI, p.State, upstreamError(upErr))
 		return

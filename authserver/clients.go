@@ -25,7 +25,11 @@ const (
 	grantRefresh    = "refresh_token"
 	// grantTokenExchange is RFC 8693 token exchange (§2.1).
 	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
-	responseTypeCode   = "code"
+	// grantClientCredentials is RFC 6749 §4.4: a confidential client acting for itself.
+	grantClientCredentials = "client_credentials"
+	// grantDeviceCode is the RFC 8628 device authorization grant (§3.4).
+	grantDeviceCode  = "urn:ietf:params:oauth:grant-type:device_code"
+	responseTypeCode = "code"
 )
 
 // Application types (OpenID Connect Registration §2, sent by MCP clients in RFC 7591
@@ -53,6 +57,8 @@ type StaticClient struct {
 	// RedirectURIs are compared exactly (loopback http URIs with any port, RFC 8252 §7.3).
 	RedirectURIs []string
 	// GrantTypes the client may use. Default: authorization_code and refresh_token.
+	// client_credentials (RFC 6749 §4.4) needs a confidential client; the device
+	// code grant (RFC 8628) works also for public ones.
 	GrantTypes []string
 	// TokenEndpointAuthMethod: none, client_secret_basic or client_secret_post.
 	// Default: none without a Secret, client_secret_basic with one.
@@ -159,7 +165,13 @@ func (c StaticClient) validate() error {
 		}
 	}
 	for _, g := range c.GrantTypes {
-		if g != grantAuthCode && g != grantRefresh {
+		switch g {
+		case grantAuthCode, grantRefresh, grantDeviceCode:
+		case grantClientCredentials:
+			if !c.hasSecret() {
+				return errors.New("only a confidential client may use client_credentials")
+			}
+		default:
 			return fmt.Errorf("unsupported grant type %q", g)
 		}
 	}

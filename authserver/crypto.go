@@ -27,7 +27,8 @@ const (
 	labelToken        = "token"          // codes, access and refresh tokens (prefix included)
 	labelState        = "upstream-state" // the state we send upstream
 	labelClientSecret = "client-secret"
-	labelBrowser      = "browser" // the flow cookie
+	labelBrowser      = "browser"   // the flow cookie
+	labelUserCode     = "user-code" // RFC 8628 user codes, normalized
 )
 
 // sealVersion prefixes every ciphertext so the format can change later.

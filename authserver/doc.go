@@ -8,8 +8,12 @@
 //	GET  /oauth/authorize  (and POST)              authorization code request, PKCE (RFC 7636)
 //	POST /oauth/consent                            the consent page's Approve/Deny form
 //	GET  /oauth/callback   (Options.CallbackPath)   the upstream provider returns here
-//	POST /oauth/token                              authorization_code and refresh_token grants, and
-//	                                               RFC 8693 token exchange for the upstream token
+//	POST /oauth/token                              authorization_code, refresh_token and
+//	                                               client_credentials grants, the RFC 8628 device
+//	                                               code grant, and RFC 8693 token exchange for the
+//	                                               upstream token
+//	POST /oauth/device_authorization               RFC 8628, only when DeviceAuthorization is on
+//	GET  /oauth/device     (and POST)              its verification page (device.go)
 //	POST /oauth/register                           RFC 7591, only when DynamicRegistration is on;
 //	                                               rate limited per client address (429, Retry-After)
 //	POST /oauth/introspect                         RFC 7662, for MCP servers
@@ -33,6 +37,14 @@
 // error=access_denied; memberships that cannot be read fail the login closed. The
 // restricted scopes a user is not granted are left out of the code's scope.
 //
+// # Agents without a browser
+//
+// client_credentials (clientcredentials.go) issues a confidential client a token for
+// itself: a grant without a user (store.Grants.IssueGrant), so introspection names the
+// client as sub, gives no upstream token, and token exchange refuses it. The device
+// flow (device.go) stores its approval as a code under the device code's hash, so its
+// redemption is a code's: once, a replay revokes.
+//
 // # Refresh and the upstream token
 //
 // Refresh tokens rotate (OAuth 2.1 §4.3.1). With Options.RefreshReuseWindow set, a
@@ -50,7 +62,8 @@
 // # Token format
 //
 // Codes and tokens are "<prefix><grantID>_<random>": the prefix names the kind
-// ("mcp_ac_" authorization code, "mcp_at_" access token, "mcp_rt_" refresh token), the
+// ("mcp_ac_" authorization code, "mcp_at_" access token, "mcp_rt_" refresh token,
+// "mcp_dc_" device code), the
 // grant ID is 32 lower-case hex characters (it carries no secret: it lets the store find
 // the grant's keys, one Redis hash tag per grant) and the random part is 32 bytes from
 // crypto/rand, base64url without padding. The store only ever sees the HMAC of the whole

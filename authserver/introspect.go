@@ -113,14 +113,20 @@ func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*I
 	if !active {
 		return &IntrospectionResponse{Active: false}, nil
 	}
+	// A client_credentials token has no user: its subject is the client itself
+	// (RFC 9068 §2.2 says the same of JWT access tokens).
+	subject := rec.UserID
+	if subject == "" {
+		subject = rec.ClientID
+	}
 	resp := &IntrospectionResponse{
-		Active: true, Scope: rec.Scope, ClientID: rec.ClientID, Subject: rec.UserID,
+		Active: true, Scope: rec.Scope, ClientID: rec.ClientID, Subject: subject,
 		Audience: rec.Resource, ExpiresAt: rec.ExpiresAt.Unix(), IssuedAt: rec.IssuedAt.Unix(),
 		Issuer: s.issuer,
 	}
 	if kind == prefixAccess {
 		resp.TokenType = "Bearer"
-		if caller.IntrospectUpstream && s.addUpstreamToken(ctx, resp, rec.UserID, rec.GrantID) {
+		if caller.IntrospectUpstream && rec.UserID != "" && s.addUpstreamToken(ctx, resp, rec.UserID, rec.GrantID) {
 			// The upstream refused the user for good and the grant is revoked: the
 			// MCP server answers invalid_token and its client logs in again.
 			return &IntrospectionResponse{Active: false}, nil

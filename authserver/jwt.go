@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -296,8 +297,11 @@ func (s *Server) mintJWT(rec store.Token, now time.Time) (tok, jti string, err e
 		// issuer says "this server", which no MCP server will accept as itself.
 		aud = audience{s.issuer}
 	}
+	// RFC 9068 §2.2: sub is the resource owner, or the client itself when the token
+	// was issued to a client acting on its own behalf (client_credentials).
+	subject := cmp.Or(rec.UserID, rec.ClientID)
 	c := &accessClaims{
-		Issuer: s.issuer, Subject: rec.UserID, Audience: aud, ClientID: rec.ClientID, Scope: rec.Scope,
+		Issuer: s.issuer, Subject: subject, Audience: aud, ClientID: rec.ClientID, Scope: rec.Scope,
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: rec.ExpiresAt.Unix(), JTI: jti, GrantID: rec.GrantID,
 	}
 	tok, err = s.signing.sign(c, now)

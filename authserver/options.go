@@ -100,6 +100,10 @@ type Options struct {
 	// it gets 429 with Retry-After. Default DefaultRegistrationRateLimit; a negative
 	// Burst turns it off.
 	RegistrationRateLimit RateLimit
+	// DeviceAuthorization configures the device authorization grant (RFC 8628) for
+	// command-line clients on machines without a browser; off by default.
+	DeviceAuthorization DeviceAuthorizationOptions
+
 	// TrustedProxies are the networks of reverse proxies (an ingress, a load
 	// balancer) in front of the server. A request from one of them is attributed to
 	// the address it names in X-Forwarded-For; from anywhere else that header is
@@ -165,6 +169,33 @@ func FeedRetention(accessTokenTTL time.Duration) time.Duration {
 	return accessTokenTTL + time.Minute
 }
 
+// DeviceAuthorizationOptions configure the device authorization grant (RFC 8628).
+type DeviceAuthorizationOptions struct {
+	// Enabled serves the device authorization endpoint and the verification page,
+	// and lets clients whose grant types include the device code grant use it.
+	Enabled bool
+	// CodeTTL is how long a device code and its user code live. Default 10 minutes.
+	CodeTTL time.Duration
+	// Interval is how long a device waits between two polls of the token endpoint
+	// (RFC 8628 §3.2); faster polling is answered slow_down. Default 5 seconds.
+	Interval time.Duration
+	// VerificationRateLimit bounds the user codes one address may try on the
+	// verification page (RFC 8628 §5.1: guessing a code takes many tries). Default
+	// DefaultDeviceVerificationRateLimit.
+	VerificationRateLimit RateLimit
+}
+
+// Device authorization defaults.
+const (
+	DefaultDeviceCodeTTL  = 10 * time.Minute
+	DefaultDeviceInterval = 5 * time.Second
+)
+
+// DefaultDeviceVerificationRateLimit lets an address try 10 user codes at once, then
+// one every 6 seconds: ample for people mistyping, and with 20^8 possible codes it
+// makes guessing a live one hopeless.
+var DefaultDeviceVerificationRateLimit = RateLimit{Burst: 10, Every: 6 * time.Second}
+
 // withDefaults returns o with every unset optional field filled in.
 func (o Options) withDefaults() Options {
 	setDur := func(d *time.Duration, def time.Duration) {
@@ -179,6 +210,11 @@ func (o Options) withDefaults() Options {
 	setDur(&o.ExternalTokenTTL, DefaultExternalTokenTTL)
 	setDur(&o.PendingTTL, DefaultPendingTTL)
 	setDur(&o.ConsentTTL, DefaultConsentTTL)
+	setDur(&o.DeviceAuthorization.CodeTTL, DefaultDeviceCodeTTL)
+	setDur(&o.DeviceAuthorization.Interval, DefaultDeviceInterval)
+	if o.DeviceAuthorization.VerificationRateLimit == (RateLimit{}) {
+		o.DeviceAuthorization.VerificationRateLimit = DefaultDeviceVerificationRateLimit
+	}
 	if o.DisplayName == "" {
 		o.DisplayName = "mcpauth"
 	}
@@ -236,7 +272,7 @@ func (o Options) validate() error {
 	if o.AdminToken != "" && len(o.AdminToken) < MinAdminTokenLen {
 		errs = append(errs, fmt.Errorf("AdminToken: %d characters, need at least %d", len(o.AdminToken), MinAdminTokenLen))
 	}
-	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke, pathJWKS, pathRevocations}, o.CallbackPath) {
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, pathDeviceAuthorization, pathDevice, adminapi.PathGrants, adminapi.PathRevoke, pathJWKS, pathRevocations}, o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
 	}
 	if o.RefreshReuseWindow < 0 || o.RefreshReuseWindow > MaxRefreshReuseWindow {

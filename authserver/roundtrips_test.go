@@ -145,3 +145,49 @@ func testRedisRoundTrips(t *testing.T, format config.AccessTokenFormat) {
 		step("revoke (access token: client, token, delete)", 3)
 	}
 }
+
+// TestRedisRoundTripsOfAgentGrants: client_credentials is one round trip (the grant's
+// script and its index writes, pipelined); every device poll two, the approval's read
+// then the poll or the redemption script; introspection of either token one.
+func TestRedisRoundTripsOfAgentGrants(t *testing.T) {
+	srv := redisserver.Start(t)
+	ctx := t.Context()
+	rs, err := redisstore.New(ctx, redisstore.Options{Addrs: []string{srv.Addr}, Prefix: "trips"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.Close() })
+	if _, err := rs.Client().Pipelined(ctx, func(p goredis.Pipeliner) error { return p.Ping(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
+	trips := &redisTrips{}
+	rs.Client().AddHook(trips)
+	e := newAgentEnv(t, func(o *Options) { o.Store, o.Now = rs, time.Now })
+	step := func(name string, want int) {
+		t.Helper()
+		if got := trips.take(); got != want {
+			t.Errorf("%s: %d round trips, want %d", name, got, want)
+		}
+	}
+	rec := e.postForm(pathToken, url.Values{"grant_type": {"client_credentials"}}, ccClient.ID, ccClient.Secret)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("client_credentials: %d %s", rec.Code, rec.Body)
+	}
+	step("token (client_credentials)", 1)
+	rec = e.postForm(pathIntrospect, url.Values{"token": {jsonField(t, rec, "access_token")}}, resourceServer.ID, resourceServer.Secret)
+	if rec.Code != http.StatusOK || jsonField(t, rec, "sub") != ccClient.ID {
+		t.Fatalf("introspect: %d %s", rec.Code, rec.Body)
+	}
+	step("introspect (client_credentials)", 1)
+
+	da := e.deviceStart(t, url.Values{})
+	trips.take()
+	wantOAuthError(t, e.devicePoll(da.DeviceCode), 400, "authorization_pending")
+	step("token (device_code, pending)", 2)
+	e.browser().deviceApprove(t, da.VerificationURIComplete)
+	trips.take()
+	if rec := e.devicePoll(da.DeviceCode); rec.Code != http.StatusOK {
+		t.Fatalf("device poll after approval: %d %s", rec.Code, rec.Body)
+	}
+	step("token (device_code, approved)", 2)
+}

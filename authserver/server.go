@@ -26,16 +26,19 @@ const (
 
 // Endpoint paths, relative to the issuer's path.
 const (
-	pathAuthorize   = "/oauth/authorize"
-	pathConsent     = "/oauth/consent"
-	pathToken       = "/oauth/token"
-	pathRegister    = "/oauth/register"
-	pathIntrospect  = "/oauth/introspect"
-	pathRevoke      = "/oauth/revoke"
-	pathJWKS        = "/oauth/jwks"
-	pathRevocations = "/oauth/revocations"
-	wellKnownAS     = "/.well-known/oauth-authorization-server"
-	wellKnownOIDC   = "/.well-known/openid-configuration"
+	pathAuthorize  = "/oauth/authorize"
+	pathConsent    = "/oauth/consent"
+	pathToken      = "/oauth/token"
+	pathRegister   = "/oauth/register"
+	pathIntrospect = "/oauth/introspect"
+	pathRevoke     = "/oauth/revoke"
+	// pathDeviceAuthorization and pathDevice (the verification page) are RFC 8628's.
+	pathDeviceAuthorization = "/oauth/device_authorization"
+	pathDevice              = "/oauth/device"
+	pathJWKS                = "/oauth/jwks"
+	pathRevocations         = "/oauth/revocations"
+	wellKnownAS             = "/.well-known/oauth-authorization-server"
+	wellKnownOIDC           = "/.well-known/openid-configuration"
 )
 
 // Server is the authorization server. Create it with New; it is safe for concurrent use
@@ -55,6 +58,8 @@ type Server struct {
 	jwt      bool // issue JWT access tokens
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
+	// deviceGuesses rate-limits user codes tried on the verification page.
+	deviceGuesses *limiter
 	// upstreamWait bounds how long a caller waits for another caller's refresh of the
 	// same upstream token (upstreamWaitMax; tests shorten it).
 	upstreamWait time.Duration
@@ -98,6 +103,7 @@ func New(opts Options) (*Server, error) {
 		cookies:  newCookieNames(iu.Scheme == "https"),
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
+		deviceGuesses: newLimiter(opts.DeviceAuthorization.VerificationRateLimit, opts.Now),
 		upstreamWait:  upstreamWaitMax,
 
 		signing: opts.SigningKeys,
@@ -151,6 +157,10 @@ func (s *Server) routes() http.Handler {
 	}
 	route("introspect", s.handleIntrospect, s.prefix+pathIntrospect)
 	route("revoke", s.handleRevoke, s.prefix+pathRevoke)
+	if s.opts.DeviceAuthorization.Enabled {
+		route("device_authorization", s.handleDeviceAuthorization, s.prefix+pathDeviceAuthorization)
+		route("device", s.handleDevice, s.prefix+pathDevice)
+	}
 	if s.opts.AdminToken != "" {
 		// Off means absent, as for registration: no token, no admin API.
 		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)

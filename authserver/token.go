@@ -61,20 +61,32 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	switch grantType {
 	case "":
 		return nil, errInvalidRequest("grant_type is required")
-	case grantAuthCode, grantRefresh:
+	case grantAuthCode, grantRefresh, grantClientCredentials:
+	case grantDeviceCode:
+		if !s.opts.DeviceAuthorization.Enabled {
+			return nil, newError(400, errCodeUnsupportedGrantType, "the device authorization grant is not enabled on this server")
+		}
 	default:
-		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code, refresh_token or "+grantTokenExchange)
+		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code, refresh_token, client_credentials or "+grantTokenExchange)
 	}
 	if !c.allowsGrant(grantType) {
 		return nil, newError(400, errCodeUnauthorizedClient, "the client may not use this grant type")
 	}
 	var resp *tokenResponse
-	if grantType == grantAuthCode {
+	switch grantType {
+	case grantAuthCode:
 		resp, err = s.exchangeCode(r, c, reads)
-	} else {
+	case grantClientCredentials:
+		resp, err = s.clientCredentials(r, c)
+	case grantDeviceCode:
+		resp, err = s.redeemDeviceCode(r, c, reads)
+	default:
 		resp, err = s.refresh(r, c, reads)
 	}
 	if err == nil {
+		if grantType == grantDeviceCode {
+			grantType = "device_code" // a label, not a URN
+		}
 		s.metrics.tokenIssued(grantType)
 	}
 	return resp, err
@@ -111,6 +123,12 @@ func (s *Server) readTokenRequest(r *http.Request) *tokenReads {
 		rt := form.Get("refresh_token")
 		if t.keys.GrantID, _ = parseToken(prefixRefresh, rt); t.keys.GrantID != "" {
 			t.keys.RefreshHash = s.keys.hash(labelToken, rt)
+		}
+	case grantDeviceCode:
+		// The approval of a device code is a code under its hash (deviceApproval).
+		dc := form.Get("device_code")
+		if t.keys.GrantID, _ = parseToken(prefixDevice, dc); t.keys.GrantID != "" {
+			t.keys.CodeHash = s.keys.hash(labelToken, dc)
 		}
 	}
 	if t.keys.GrantID == "" {

@@ -257,7 +257,14 @@ var _ = Describe("The CRDs", func() {
 		},
 		Entry("no redirect URIs", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.RedirectURIs = nil
-		}, refusal{"spec.redirectURIs", "Required value"}),
+		}, refusal{"spec.redirectURIs", "redirectURIs are required with the authorization_code grant"}),
+		Entry("client_credentials on a public client", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		}, refusal{"spec.grantTypes", "client_credentials needs a confidential client"}),
+		Entry("a device CLI with refresh only", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
+		}, refusal{"spec.grantTypes", "refresh_token alone obtains no first token"}),
 		Entry("a javascript: redirect URI", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.RedirectURIs = []string{"javascript:alert(1)"}
 		}, refusal{"spec.redirectURIs", "each redirect URI must be https"}),
@@ -275,7 +282,7 @@ var _ = Describe("The CRDs", func() {
 		}, refusal{"spec.tokenEndpointAuthMethod", "Unsupported value"}),
 		Entry("refresh without authorization_code", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
-		}, refusal{"spec.grantTypes", "must include authorization_code"}),
+		}, refusal{"spec.grantTypes", "must include authorization_code, client_credentials or"}),
 		Entry("an unknown grant type", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{"password"}
 		}, refusal{"spec.grantTypes[0]", "Unsupported value"}),
@@ -310,6 +317,24 @@ var _ = Describe("The CRDs", func() {
 		c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
 		c.Spec.Resources = []string{"https://mcp.example.com/mcp", "http://127.0.0.1:3000/mcp"}
 		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
+
+	It("accept agents without redirect URIs: a client_credentials client and a device CLI", func() {
+		ns := newNamespace()
+		agent := validClient(ns)
+		agent.Name = "agent"
+		agent.Spec.RedirectURIs = nil
+		agent.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		agent.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		Expect(k8sClient.Create(ctx, agent)).To(Succeed())
+		cli := validClient(ns)
+		cli.Name = "cli"
+		cli.Spec.RedirectURIs = nil
+		cli.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantDeviceCode, oauthv1alpha1.GrantRefreshToken}
+		Expect(k8sClient.Create(ctx, cli)).To(Succeed())
+		p := validProvider(ns)
+		p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 	})
 
 	It("accept a private-use scheme redirect URI for native apps (RFC 8252 §7.1)", func() {

@@ -123,6 +123,29 @@ func TestRegistryEntry(t *testing.T) {
 		_, err := registryEntry(cfg, c, creds(c, ""))
 		NewWithT(t).Expect(err).To(MatchError(ContainSubstring(`spec.scopes[0]: "admin" is not in scopesSupported`)))
 	})
+	t.Run("a client_credentials agent needs no redirect URI", func(t *testing.T) {
+		g := NewWithT(t)
+		c := mcpClient(oauthv1alpha1.AuthMethodClientSecretBasic)
+		c.Spec.RedirectURIs = nil
+		c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		e, err := registryEntry(cfg, c, creds(c, "s3cret"))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(e.GrantTypes).To(Equal([]string{config.GrantClientCredentials}))
+	})
+	t.Run("the device grant is refused while the provider's device flow is off", func(t *testing.T) {
+		g := NewWithT(t)
+		c := mcpClient(oauthv1alpha1.AuthMethodNone)
+		c.Spec.RedirectURIs = nil
+		c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantDeviceCode, oauthv1alpha1.GrantRefreshToken}
+		_, err := registryEntry(cfg, c, creds(c, ""))
+		g.Expect(err).To(MatchError(ContainSubstring("spec.server.deviceFlow.enabled")))
+		p := provider()
+		p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
+		on, err := renderConfig(p)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = registryEntry(on, c, creds(c, ""))
+		g.Expect(err).NotTo(HaveOccurred())
+	})
 }
 
 func TestCredentials(t *testing.T) {

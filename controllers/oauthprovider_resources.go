@@ -62,6 +62,9 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	if spec.Server.DynamicClientRegistration != nil {
 		c.DynamicRegistration.Enabled = *spec.Server.DynamicClientRegistration
 	}
+	if spec.Server.DeviceFlow != nil {
+		c.DeviceAuthorization.Enabled = spec.Server.DeviceFlow.Enabled
+	}
 	c.Upstream = config.Upstream{
 		Type:             config.UpstreamType(spec.Type),
 		ClientID:         spec.ClientID,

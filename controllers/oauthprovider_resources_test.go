@@ -94,6 +94,7 @@ func TestRenderConfigForAPresetIsWhatTheServerReads(t *testing.T) {
 	g.Expect(c.ListenAddress).To(Equal(":8080"))
 	g.Expect(c.TLS).To(Equal(config.TLS{}))
 	g.Expect(c.DynamicRegistration.Enabled).To(BeTrue())
+	g.Expect(c.DeviceAuthorization.Enabled).To(BeFalse(), "the device flow is off unless asked for")
 }
 
 func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
@@ -107,6 +108,7 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 10 * time.Minute}
 	p.Spec.Server.AccessTokenFormat = oauthv1alpha1.AccessTokenOpaque
 	p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
+	p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
 	p.Spec.Scopes = []string{"read:user"}
 	p.Spec.UserIDField = "login"
 	c := parseRendered(t, p)
@@ -119,6 +121,7 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	g.Expect(c.Tokens.AccessTokenTTL.Duration()).To(Equal(10 * time.Minute))
 	g.Expect(c.Tokens.AccessTokenFormat).To(Equal(config.AccessTokenOpaque))
 	g.Expect(c.Tokens.RefreshReuseWindow.Duration()).To(BeZero(), "0s turns the window off; it is not unset")
+	g.Expect(c.DeviceAuthorization.Enabled).To(BeTrue())
 	g.Expect(c.Upstream.Scopes).To(Equal([]string{"read:user"}))
 	g.Expect(c.Upstream.UserIDField).To(Equal("login"))
 }

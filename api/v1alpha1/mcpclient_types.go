@@ -16,20 +16,29 @@ const (
 )
 
 // GrantType is an OAuth grant a client may use.
-// +kubebuilder:validation:Enum=authorization_code;refresh_token
+// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials;"urn:ietf:params:oauth:grant-type:device_code"
 type GrantType string
 
 // Grant types.
 const (
 	GrantAuthorizationCode GrantType = "authorization_code"
 	GrantRefreshToken      GrantType = "refresh_token"
+	// GrantClientCredentials (RFC 6749 §4.4): a confidential client acting for
+	// itself, with no user and no upstream token (an agent, a batch job).
+	GrantClientCredentials GrantType = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628), for command-line
+	// clients on machines without a browser; the OAuthProvider must have
+	// spec.server.deviceFlow.enabled.
+	GrantDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // MCPClientSpec pre-registers an MCP client with one OAuthProvider's server.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.introspectUpstream) || !self.introspectUpstream || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod != 'none')",message="introspectUpstream needs a confidential client (tokenEndpointAuthMethod client_secret_basic or client_secret_post)",fieldPath=".introspectUpstream"
 // +kubebuilder:validation:XValidation:rule="!has(self.resources) || size(self.resources) == 0 || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod != 'none')",message="resources need a confidential client (tokenEndpointAuthMethod client_secret_basic or client_secret_post): only an authenticated MCP server may exchange tokens",fieldPath=".resources"
-// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || 'authorization_code' in self.grantTypes",message="grantTypes must include authorization_code: it is the only way to obtain a first token",fieldPath=".grantTypes"
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || self.grantTypes.exists(g, g != 'refresh_token')",message="grantTypes must include authorization_code, client_credentials or urn:ietf:params:oauth:grant-type:device_code: refresh_token alone obtains no first token",fieldPath=".grantTypes"
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !('client_credentials' in self.grantTypes) || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod != 'none')",message="client_credentials needs a confidential client (tokenEndpointAuthMethod client_secret_basic or client_secret_post)",fieldPath=".grantTypes"
+// +kubebuilder:validation:XValidation:rule="(has(self.redirectURIs) && size(self.redirectURIs) > 0) || (has(self.grantTypes) && !('authorization_code' in self.grantTypes))",message="redirectURIs are required with the authorization_code grant",fieldPath=".redirectURIs"
 type MCPClientSpec struct {
 	// ProviderRef names the OAuthProvider, in this namespace, whose server the client
 	// logs in through.
@@ -42,13 +51,15 @@ type MCPClientSpec struct {
 
 	// RedirectURIs the client may use, compared exactly (loopback http URIs match
 	// any port, RFC 8252 §7.3): https, http on a loopback host, or a private-use
-	// scheme such as com.example.app:/callback. No fragments or wildcards.
-	// +kubebuilder:validation:MinItems=1
+	// scheme such as com.example.app:/callback. No fragments or wildcards. Required
+	// with the authorization_code grant; agents using only client_credentials or the
+	// device flow have none.
+	// +optional
 	// +kubebuilder:validation:MaxItems=20
 	// +kubebuilder:validation:items:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.all(u, !u.contains('#') && !u.contains('*') && isURL(u) && (url(u).getScheme() == 'https' || (url(u).getScheme() == 'http' && url(u).getHostname() in ['localhost', '127.0.0.1', '::1']) || u.matches('^[a-z][a-z0-9+-]*(\\\\.[a-z0-9+-]+)+:/')))",message="each redirect URI must be https, http on a loopback host, or a private-use scheme (com.example.app:/cb), without fragment or wildcard"
 	// +listType=set
-	RedirectURIs []string `json:"redirectURIs"`
+	RedirectURIs []string `json:"redirectURIs,omitempty"`
 
 	// TokenEndpointAuthMethod: none for public clients (desktop apps, IDEs), or a
 	// client secret (the operator generates one into the credentials Secret).
@@ -64,10 +75,14 @@ type MCPClientSpec struct {
 	// +listType=set
 	Scopes []string `json:"scopes,omitempty"`
 
-	// GrantTypes the client may use.
+	// GrantTypes the client may use: authorization_code and refresh_token (the
+	// default), client_credentials (a confidential client acting for itself: its
+	// tokens name no user, sub is its client ID, no refresh token) and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628, command-line clients
+	// without a browser; public clients allowed). See docs/agents.md.
 	// +optional
 	// +kubebuilder:default={authorization_code,refresh_token}
-	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:MaxItems=4
 	// +listType=set
 	GrantTypes []GrantType `json:"grantTypes,omitempty"`
 

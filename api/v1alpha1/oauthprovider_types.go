@@ -126,6 +126,16 @@ type ScopeUpstreamScopes struct {
 	UpstreamScopes []string `json:"upstreamScopes"`
 }
 
+// DeviceFlowSpec configures the device authorization grant (RFC 8628).
+type DeviceFlowSpec struct {
+	// Enabled serves /oauth/device_authorization and the verification page
+	// /oauth/device, and advertises them in the metadata. MCPClients whose grantTypes
+	// include urn:ietf:params:oauth:grant-type:device_code may then use it.
+	// +optional
+	// +kubebuilder:default=false
+	Enabled bool `json:"enabled"`
+}
+
 // ServerSpec is the authorization server we run for the upstream provider.
 // +kubebuilder:validation:XValidation:rule="!has(self.upstreamScopes) || self.upstreamScopes.all(u, u.scope in (has(self.scopesSupported) ? self.scopesSupported : ['mcp']))",message="each upstreamScopes[].scope must be one of scopesSupported",fieldPath=".upstreamScopes"
 type ServerSpec struct {
@@ -195,6 +205,11 @@ type ServerSpec struct {
 	// +optional
 	// +kubebuilder:default=true
 	DynamicClientRegistration *bool `json:"dynamicClientRegistration,omitempty"`
+
+	// DeviceFlow turns on the device authorization grant (RFC 8628) for command-line
+	// MCPClients on machines without a browser. Off by default.
+	// +optional
+	DeviceFlow *DeviceFlowSpec `json:"deviceFlow,omitempty"`
 
 	// TokenTTLs are the lifetimes of what the server issues.
 	// +optional

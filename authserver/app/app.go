@@ -138,14 +138,19 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		AllowPKCEPlain:        cfg.AllowPKCEPlain,
 		DynamicRegistration:   cfg.DynamicRegistration.Enabled,
 		RegistrationRateLimit: registrationRateLimit(cfg.DynamicRegistration.RateLimit),
-		TrustedProxies:        cfg.TrustedProxyPrefixes(),
-		Store:                 a.store,
-		Upstream:              prov,
-		MasterKey:             secrets.EncryptionKey,
-		Clients:               a.clients.registry,
-		AdminToken:            secrets.AdminToken,
-		Logger:                o.Logger,
-		OmitMetricsEndpoint:   cfg.MetricsAddress != "",
+		DeviceAuthorization: authserver.DeviceAuthorizationOptions{
+			Enabled:  cfg.DeviceAuthorization.Enabled,
+			CodeTTL:  cfg.DeviceAuthorization.CodeTTL.Duration(),
+			Interval: cfg.DeviceAuthorization.Interval.Duration(),
+		},
+		TrustedProxies:      cfg.TrustedProxyPrefixes(),
+		Store:               a.store,
+		Upstream:            prov,
+		MasterKey:           secrets.EncryptionKey,
+		Clients:             a.clients.registry,
+		AdminToken:          secrets.AdminToken,
+		Logger:              o.Logger,
+		OmitMetricsEndpoint: cfg.MetricsAddress != "",
 	}
 	if !cfg.Access.IsZero() {
 		srvOpts.Access = access.New(cfg.Access, upstream.Type(cfg.Upstream.Type))

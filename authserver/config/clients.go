@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -24,6 +25,11 @@ const (
 const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
+	// GrantClientCredentials (RFC 6749 §4.4) is for confidential clients acting for
+	// themselves.
+	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628).
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // secretHashPrefix starts a SecretHash; the algorithm is named so it can change.
@@ -48,12 +54,17 @@ type Client struct {
 	SecretFile string `json:"secretFile,omitempty"`
 	// RedirectURIs are compared exactly with the redirect_uri of authorization
 	// requests. Each is https, http on a loopback host, or a private-use scheme
-	// (RFC 8252 §7.1, such as com.example.app:/cb); no fragment. At least one.
+	// (RFC 8252 §7.1, such as com.example.app:/cb); no fragment. At least one when
+	// grantTypes include authorization_code.
 	RedirectURIs []string `json:"redirectURIs"`
 	// TokenEndpointAuthMethod is none (public client, the default without a secret),
 	// client_secret_basic (the default with a secret) or client_secret_post.
 	TokenEndpointAuthMethod string `json:"tokenEndpointAuthMethod,omitempty"`
-	// GrantTypes are authorization_code and optionally refresh_token. Default both.
+	// GrantTypes are authorization_code, refresh_token, client_credentials (a
+	// confidential client acting for itself) and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628). At least one that
+	// obtains a first token (any but refresh_token). Default authorization_code and
+	// refresh_token.
 	GrantTypes []string `json:"grantTypes,omitempty"`
 	// Scopes limits the scopes the client may obtain; each must be in
 	// scopesSupported. Empty means all of scopesSupported.
@@ -267,8 +278,8 @@ func (cl *Client) validate(v *validator, prefix string) {
 		v.addf(prefix+".secretHash", "%s", errSecretHashFormat)
 	}
 
-	if len(cl.RedirectURIs) == 0 {
-		v.addf(prefix+".redirectURIs", "at least one is required")
+	if len(cl.RedirectURIs) == 0 && (len(cl.GrantTypes) == 0 || slices.Contains(cl.GrantTypes, GrantAuthorizationCode)) {
+		v.addf(prefix+".redirectURIs", "at least one is required with authorization_code")
 	}
 	seen := map[string]bool{}
 	for i, r := range cl.RedirectURIs {
@@ -285,15 +296,17 @@ func (cl *Client) validate(v *validator, prefix string) {
 	for i, g := range cl.GrantTypes {
 		f := fmt.Sprintf("%s.grantTypes[%d]", prefix, i)
 		switch {
-		case g != GrantAuthorizationCode && g != GrantRefreshToken:
-			v.addf(f, "%q is not one of authorization_code, refresh_token", g)
+		case g != GrantAuthorizationCode && g != GrantRefreshToken && g != GrantClientCredentials && g != GrantDeviceCode:
+			v.addf(f, "%q is not one of authorization_code, refresh_token, client_credentials, %s", g, GrantDeviceCode)
 		case grants[g]:
 			v.addf(f, "duplicate %q", g)
+		case g == GrantClientCredentials && !hasSecret:
+			v.addf(f, "client_credentials needs a confidential client (secretHash or secretFile)")
 		}
 		grants[g] = true
 	}
-	if len(cl.GrantTypes) > 0 && !grants[GrantAuthorizationCode] {
-		v.addf(prefix+".grantTypes", "must include authorization_code")
+	if len(cl.GrantTypes) > 0 && !grants[GrantAuthorizationCode] && !grants[GrantClientCredentials] && !grants[GrantDeviceCode] {
+		v.addf(prefix+".grantTypes", "must include authorization_code, client_credentials or %s: refresh_token alone obtains no first token", GrantDeviceCode)
 	}
 	for i, s := range cl.Scopes {
 		if !validScope(s) {

@@ -82,7 +82,11 @@ func TestParseClientsNamesEveryInvalidField(t *testing.T) {
 		{"secretHash lowercase", "- clientID: a\n  secretHash: " + strings.ToUpper(HashClientSecret("x")) + "\n" + ok, []string{"clients[0].secretHash: must be"}},
 		{"grant type known", "- clientID: a\n  grantTypes: [authorization_code, implicit]\n" + ok, []string{`clients[0].grantTypes[1]: "implicit" is not one of`}},
 		{"grant type unique", "- clientID: a\n  grantTypes: [authorization_code, authorization_code]\n" + ok, []string{`clients[0].grantTypes[1]: duplicate`}},
-		{"grant types include authorization_code", "- clientID: a\n  grantTypes: [refresh_token]\n" + ok, []string{"clients[0].grantTypes: must include authorization_code"}},
+		{"grant types obtain a first token", "- clientID: a\n  grantTypes: [refresh_token]\n" + ok, []string{"clients[0].grantTypes: must include authorization_code, client_credentials or"}},
+		{"client_credentials needs a secret", "- clientID: a\n  grantTypes: [client_credentials]\n", []string{"clients[0].grantTypes[0]: client_credentials needs a confidential client"}},
+		{"client_credentials without redirect URIs", "- clientID: a\n  secretFile: /s\n  grantTypes: [client_credentials]\n", nil},
+		{"device code for a public client without redirect URIs", "- clientID: a\n  grantTypes: [urn:ietf:params:oauth:grant-type:device_code, refresh_token]\n", nil},
+		{"redirect URIs still needed with authorization_code", "- clientID: a\n  grantTypes: [authorization_code, client_credentials]\n  secretFile: /s\n", []string{"clients[0].redirectURIs: at least one is required with authorization_code"}},
 		{"scopes are scope tokens", "- clientID: a\n  scopes: ['a\\b']\n" + ok, []string{`clients[0].scopes[0]: "a\\b" is not a valid scope`}},
 		{"unknown field", "- clientID: a\n  redirect_uris: [x]\n" + ok, []string{"clients[0].redirect_uris: unknown field"}},
 	}

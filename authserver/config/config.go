@@ -100,6 +100,9 @@ type Config struct {
 	Tokens Tokens `json:"tokens"`
 	// DynamicRegistration controls RFC 7591 client registration.
 	DynamicRegistration DynamicRegistration `json:"dynamicRegistration"`
+	// DeviceAuthorization controls the device authorization grant (RFC 8628) for
+	// command-line clients on machines without a browser. Off by default.
+	DeviceAuthorization DeviceAuthorization `json:"deviceAuthorization,omitzero"`
 	// ClientIDMetadataDocuments controls clients identified by an https URL whose
 	// document the server fetches (draft-ietf-oauth-client-id-metadata-document).
 	ClientIDMetadataDocuments ClientIDMetadataDocuments `json:"clientIDMetadataDocuments"`
@@ -233,6 +236,27 @@ type DynamicRegistration struct {
 	RateLimit RateLimit `json:"rateLimit"`
 }
 
+// DeviceAuthorization controls the device authorization grant (RFC 8628).
+type DeviceAuthorization struct {
+	// Enabled serves POST /oauth/device_authorization and the verification page
+	// /oauth/device, and advertises both in the metadata. Clients whose grantTypes
+	// include urn:ietf:params:oauth:grant-type:device_code may then use it. Default
+	// false.
+	Enabled bool `json:"enabled"`
+	// CodeTTL is how long a device code and its user code stay valid. Default 10m;
+	// between 1m and 1h.
+	CodeTTL Duration `json:"codeTTL,omitempty"`
+	// Interval is the polling interval the device is told to keep; a faster poll
+	// gets slow_down. Default 5s; whole seconds between 1s and 60s.
+	Interval Duration `json:"interval,omitempty"`
+}
+
+// Defaults of DeviceAuthorization.
+const (
+	DefaultDeviceCodeTTL  = 10 * time.Minute
+	DefaultDeviceInterval = 5 * time.Second
+)
+
 // Defaults of DynamicRegistration.RateLimit: 30 registrations at once per client
 // address, then one every 2 s.
 const (
@@ -364,7 +388,10 @@ func Default() *Config {
 			Burst: DefaultRegistrationBurst, Every: Duration(DefaultRegistrationEvery),
 		}},
 		ClientIDMetadataDocuments: ClientIDMetadataDocuments{Enabled: true},
-		Store:                     Store{Type: StoreMemory},
+		DeviceAuthorization: DeviceAuthorization{
+			CodeTTL: Duration(DefaultDeviceCodeTTL), Interval: Duration(DefaultDeviceInterval),
+		},
+		Store: Store{Type: StoreMemory},
 	}
 }
 

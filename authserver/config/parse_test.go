@@ -64,7 +64,8 @@ func TestParseExampleFile(t *testing.T) {
 		t.Fatalf("the documented example does not load: %v", err)
 	}
 	if c.Upstream.Type != UpstreamOIDC || c.Store.Redis == nil || c.Store.Redis.KeyPrefix != "tenant-a" ||
-		len(c.Clients) != 3 || c.Clients[1].TokenEndpointAuthMethod != AuthMethodClientSecretBasic ||
+		len(c.Clients) != 5 || c.Clients[1].TokenEndpointAuthMethod != AuthMethodClientSecretBasic ||
+		c.Clients[3].GrantTypes[0] != GrantClientCredentials || !c.DeviceAuthorization.Enabled ||
 		len(c.Clients[2].Resources) != 1 || c.Secrets.AdminTokenFile != "/etc/mcpauth/admin/admin-token" ||
 		c.Tokens.ClientRegistrationTTL.Duration() != 8760*time.Hour ||
 		len(c.Access.ScopeMappings) != 1 || c.Access.Allow.Groups[0] != "mcp-users" {

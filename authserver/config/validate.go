@@ -470,6 +470,12 @@ func (c *Config) validateAbuseLimits(v *validator) {
 	if d := rl.Every.Duration(); rl.Burst > 0 && (d < 10*time.Millisecond || d > time.Hour) {
 		v.addf("dynamicRegistration.rateLimit.every", "%s is outside [10ms, 1h]", rl.Every)
 	}
+	if d := c.DeviceAuthorization.CodeTTL.Duration(); d < time.Minute || d > time.Hour {
+		v.addf("deviceAuthorization.codeTTL", "%s is outside [1m, 1h]", c.DeviceAuthorization.CodeTTL)
+	}
+	if d := c.DeviceAuthorization.Interval.Duration(); d < time.Second || d > time.Minute || d%time.Second != 0 {
+		v.addf("deviceAuthorization.interval", "%s is not a whole number of seconds in [1s, 60s]", c.DeviceAuthorization.Interval)
+	}
 	for i, s := range c.TrustedProxies {
 		if _, err := parseProxy(s); err != nil {
 			v.addf(fmt.Sprintf("trustedProxies[%d]", i), "%q is not an IP address or CIDR network", s)

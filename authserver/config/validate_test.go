@@ -66,6 +66,11 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		mutate func(c *Config)
 		want   []string // prefixes of each expected problem; none means valid
 	}{
+		// deviceAuthorization
+		{"device code TTL too short", func(c *Config) { c.DeviceAuthorization.CodeTTL = Duration(30 * time.Second) }, []string{"deviceAuthorization.codeTTL: 30s is outside [1m, 1h]"}},
+		{"device interval not whole seconds", func(c *Config) { c.DeviceAuthorization.Interval = Duration(1500 * time.Millisecond) }, []string{"deviceAuthorization.interval: 1.5s is not a whole number"}},
+		{"device interval too long", func(c *Config) { c.DeviceAuthorization.Interval = Duration(2 * time.Minute) }, []string{"deviceAuthorization.interval: 2m is not a whole number"}},
+		{"device flow on with defaults", func(c *Config) { c.DeviceAuthorization.Enabled = true }, nil},
 		// issuer
 		{"issuer is required", func(c *Config) { c.Issuer = "" }, []string{"issuer: required"}},
 		{"issuer must be http(s)", func(c *Config) { c.Issuer = "ftp://auth.example.com" }, []string{"issuer: must be an https URL"}},

@@ -34,6 +34,10 @@
 // refresh whose answer it lost) keeps its session; concurrent rotations still rotate
 // once. See RotateRefreshToken.
 //
+// Device authorizations (RFC 8628) live under a grant ID of their own, keyed by the
+// device code's hash, with a user code index beside them; the user's approval is a
+// code saved under the same hash, redeemed as codes are (DeviceAuthorizations).
+//
 // Leases: short exclusive claims by name (AcquireLease), so that one replica among
 // many does a piece of work, such as refreshing a user's upstream token, while the
 // others wait for its result.
@@ -101,6 +105,13 @@ type PendingAuthorization struct {
 	CodeChallenge       string   `json:"code_challenge"`
 	CodeChallengeMethod string   `json:"code_challenge_method"`
 	Resource            []string `json:"resource,omitempty"` // RFC 8707
+	// Device names the RFC 8628 device authorization this login approves, when the
+	// user came from the device verification page rather than an MCP client's
+	// redirect (RedirectURI is empty then).
+	Device *DeviceRef `json:"device,omitempty"`
+	// DeviceExpiresAt is when that device authorization expires: its approval must
+	// not outlive it.
+	DeviceExpiresAt time.Time `json:"device_expires_at,omitzero"`
 	// UpstreamVerifier is the PKCE verifier we sent upstream (kept server-side).
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OIDC nonce sent upstream.
@@ -227,6 +238,76 @@ type RevocationFeed interface {
 	TokenIDRevoked(ctx context.Context, grantID, jti string) (bool, error)
 }
 
+// DeviceAuthorization is an RFC 8628 device authorization request waiting for its
+// user: what the device asked for. The device code's hash keys it under a grant ID of
+// its own, which the device code embeds, as codes do.
+type DeviceAuthorization struct {
+	ClientID  string    `json:"client_id"`
+	Scope     string    `json:"scope,omitempty"`
+	Resource  []string  `json:"resource,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// DeviceRef names a device authorization: its grant and the hash of its device code.
+type DeviceRef struct {
+	GrantID    string `json:"grant_id"`
+	DeviceHash string `json:"device_hash"`
+}
+
+// DevicePollStatus is what a poll of a device authorization found.
+type DevicePollStatus int
+
+// Poll answers (RFC 8628 §3.5).
+const (
+	// DevicePending: the user has not decided yet.
+	DevicePending DevicePollStatus = iota
+	// DeviceSlowDown: pending, and the device polled faster than its interval, which
+	// the store has now lengthened by DeviceSlowDownStep.
+	DeviceSlowDown
+	// DeviceApproved: the user approved; the approval is the code stored under the
+	// device code's hash (SaveCode), which the caller redeems.
+	DeviceApproved
+	// DeviceDenied: the user (or the access rules) refused.
+	DeviceDenied
+)
+
+// DeviceSlowDownStep is how much each slow_down lengthens a device's polling interval
+// (RFC 8628 §3.5: "the interval MUST be increased by 5 seconds for this and all
+// subsequent requests").
+const DeviceSlowDownStep = 5 * time.Second
+
+// DevicePoll is a poll's answer: the status and the interval the device must now keep.
+type DevicePoll struct {
+	Status   DevicePollStatus
+	Interval time.Duration
+	Device   DeviceAuthorization
+}
+
+// DeviceAuthorizations keeps RFC 8628 device authorizations. The user's approval is an
+// AuthorizationCode saved under the device's grant ID and device code hash (SaveCode,
+// SaveLogin), so redemption, replay detection and revocation are those of codes.
+type DeviceAuthorizations interface {
+	// SaveDevice stores d under ref with the polling interval, and indexes it by
+	// userCodeHash until d.ExpiresAt. ErrAlreadyExists if a live device authorization
+	// already holds that user code (nothing is stored then).
+	SaveDevice(ctx context.Context, ref DeviceRef, userCodeHash string, d DeviceAuthorization, interval time.Duration) error
+	// GetUserCode finds the live device authorization a user code names, without
+	// spending the user code; ErrNotFound if none (unknown, expired or taken).
+	GetUserCode(ctx context.Context, userCodeHash string) (DeviceRef, DeviceAuthorization, error)
+	// TakeUserCode is GetUserCode that spends the user code in the same atomic step,
+	// so one browser alone goes on to approve or deny.
+	TakeUserCode(ctx context.Context, userCodeHash string) (DeviceRef, DeviceAuthorization, error)
+	// DenyDevice records the user's refusal; idempotent; ErrNotFound if the device
+	// authorization is gone.
+	DenyDevice(ctx context.Context, ref DeviceRef) error
+	// PollDevice is one poll by the device, atomic: ErrNotFound for an unknown or
+	// expired device authorization; otherwise the status, with the poll's time kept
+	// so the next poll can be told it came too soon (DeviceSlowDown). A device that
+	// polls after its approval was redeemed gets DeviceApproved: the code's
+	// redemption answers ErrCodeReused then.
+	PollDevice(ctx context.Context, ref DeviceRef) (DevicePoll, error)
+}
+
 // Clients keeps registered clients.
 type Clients interface {
 	CreateClient(ctx context.Context, c Client) error // ErrAlreadyExists
@@ -315,6 +396,11 @@ type Grants interface {
 	RevokeGrant(ctx context.Context, grantID string) error
 	// RevokeAccessToken deletes one access token; idempotent.
 	RevokeAccessToken(ctx context.Context, grantID, tokenHash string) error
+	// IssueGrant stores a new grant with its first tokens without a code (the
+	// client_credentials grant), indexed as RedeemCode indexes (not by user when
+	// UserID is empty). ErrAlreadyExists if anything is stored under g.ID already;
+	// ErrGrantRevoked if it was revoked.
+	IssueGrant(ctx context.Context, g Grant, tokens TokenPair) error
 }
 
 // GrantFilter selects grants for ListGrants. Empty fields match everything: the zero
@@ -370,6 +456,7 @@ type Store interface {
 	PendingAuthorizations
 	Grants
 	GrantIndex
+	DeviceAuthorizations
 	UpstreamTokens
 	Leases
 	RevocationFeed

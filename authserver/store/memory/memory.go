@@ -72,6 +72,10 @@ type database struct {
 	feeds map[string]map[feedMember]time.Time
 	// jtis are revoked JWT IDs, by key(grantID + NUL + jti), until their expiry.
 	jtis map[string]time.Time
+	// devices are RFC 8628 device authorizations by tenant, grant and device code
+	// hash; userCodes index them by tenant and user code hash.
+	devices   map[string]*deviceEntry
+	userCodes map[string]userCodeEntry
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -106,6 +110,20 @@ type refreshEntry struct {
 	succ    *store.Successor // nil: no window, or it passed, or the grant was revoked
 }
 
+// deviceEntry is a device authorization with its polling state.
+type deviceEntry struct {
+	d        store.DeviceAuthorization
+	interval time.Duration
+	lastPoll time.Time
+	denied   bool
+}
+
+// userCodeEntry points a user code at its device authorization.
+type userCodeEntry struct {
+	ref       store.DeviceRef
+	expiresAt time.Time
+}
+
 // leaseEntry is a held lease: who holds it and until when.
 type leaseEntry struct {
 	holder    string
@@ -124,17 +142,19 @@ func New(opts Options) *Store {
 		now = time.Now
 	}
 	db := &database{
-		now:      now,
-		clients:  map[string]store.Client{},
-		pending:  map[string]store.PendingAuthorization{},
-		grants:   map[string]*grantState{},
-		upstream: map[string]upstreamEntry{},
-		index:    map[string]map[string]struct{}{},
-		leases:   map[string]leaseEntry{},
-		feeds:    map[string]map[feedMember]time.Time{},
-		jtis:     map[string]time.Time{},
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
+		now:       now,
+		clients:   map[string]store.Client{},
+		pending:   map[string]store.PendingAuthorization{},
+		grants:    map[string]*grantState{},
+		upstream:  map[string]upstreamEntry{},
+		index:     map[string]map[string]struct{}{},
+		leases:    map[string]leaseEntry{},
+		devices:   map[string]*deviceEntry{},
+		userCodes: map[string]userCodeEntry{},
+		feeds:     map[string]map[feedMember]time.Time{},
+		jtis:      map[string]time.Time{},
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
 	}
 	db.retention = opts.RevocationRetention
 	if db.retention <= 0 {
@@ -355,6 +375,30 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 		return store.ErrCodeReused
 	}
 	e.redeemed = true
+	s.storeGrantLocked(grantID, gr, tokens, now)
+	return nil
+}
+
+// IssueGrant implements store.Grants.
+func (s *Store) IssueGrant(_ context.Context, gr store.Grant, tokens store.TokenPair) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	if g := s.grantLocked(gr.ID, now); g != nil {
+		if g.revoked {
+			return store.ErrGrantRevoked
+		}
+		return store.ErrAlreadyExists
+	}
+	s.storeGrantLocked(gr.ID, gr, tokens, now)
+	return nil
+}
+
+// storeGrantLocked writes a grant with its first tokens and indexes it; the caller
+// holds mu.
+func (s *Store) storeGrantLocked(grantID string, gr store.Grant, tokens store.TokenPair, now time.Time) {
+	db := s.db
 	gr.Resource = slices.Clone(gr.Resource)
 	g := s.grantForWriteLocked(grantID, now, gr.ExpiresAt)
 	g.grant = &gr
@@ -367,14 +411,17 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 		}
 		set[grantID] = struct{}{}
 	}
-	return nil
 }
 
 // indexKeys are the index entries a grant of user and client is listed under: the
 // user's, the client's and the tenant's. NUL cannot occur in an ID from a request or
 // an upstream identity, so the three kinds never collide.
 func (s *Store) indexKeys(userID, clientID string) []string {
-	return []string{s.key("user\x00" + userID), s.key("client\x00" + clientID), s.key("tenant")}
+	keys := []string{s.key("client\x00" + clientID), s.key("tenant")}
+	if userID != "" {
+		keys = append(keys, s.key("user\x00"+userID))
+	}
+	return keys
 }
 
 // ListGrants implements store.GrantIndex.
@@ -750,6 +797,16 @@ func (db *database) sweep() {
 			if !at.After(oldest) {
 				delete(feed, m)
 			}
+		}
+	}
+	for k, d := range db.devices {
+		if !live(d.d.ExpiresAt, now) {
+			delete(db.devices, k)
+		}
+	}
+	for k, u := range db.userCodes {
+		if !live(u.expiresAt, now) {
+			delete(db.userCodes, k)
 		}
 	}
 	for k, g := range db.grants {

@@ -17,6 +17,9 @@
 //	<prefix>:{g:<id>}:succ:<hash>     hash {client, sealed}: a rotation's successor, for the grace window only
 //	<prefix>:{g:<id>}:keys            set of the grant's live keys, which revocation deletes
 //	<prefix>:{g:<id>}:revoked         revocation marker
+//	<prefix>:{g:<id>}:dev:<hash>      RFC 8628 device authorization (JSON)
+//	<prefix>:{g:<id>}:devpoll:<hash>  hash {interval, last, denied}: its polling state
+//	<prefix>:ucode:<hash>             user code, pointing at its device authorization
 //	<prefix>:grants                   sorted set of the tenant's grant IDs by expiry
 //	<prefix>:grants:user:<userID>     the same, of one user
 //	<prefix>:grants:client:<clientID> the same, of one client
@@ -280,6 +283,12 @@ func (g grantKeys) refresh(h string) string {
 	return g.base + ":rt:" + h
 }
 func (g grantKeys) successor(h string) string { return g.base + ":succ:" + h }
+func (g grantKeys) device(h string) string    { return g.base + ":dev:" + h }
+func (g grantKeys) devicePoll(h string) string {
+	return g.base + ":devpoll:" + h
+}
+
+func (k keys) userCode(h string) string { return k.prefix + ":ucode:" + h }
 
 // checkGrantID refuses IDs that would end the hash tag early and split a grant's keys
 // over several slots.

@@ -172,6 +172,14 @@ func TestUnreachable(t *testing.T) {
 		"RedeemCode":     s.RedeemCode(ctx, "g", "h", store.Grant{}, store.TokenPair{AccessHash: "a"}),
 		"TakePending":    func() error { _, err := s.TakePending(ctx, "h"); return err }(),
 		"CountClients":   func() error { _, err := s.CountClients(ctx); return err }(),
+		"IssueGrant": s.IssueGrant(ctx, store.Grant{ID: "g", ExpiresAt: time.Now().Add(time.Hour)},
+			store.TokenPair{AccessHash: "a", Access: store.Token{ExpiresAt: time.Now().Add(time.Hour)}}),
+		"SaveDevice": s.SaveDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}, "u",
+			store.DeviceAuthorization{ExpiresAt: time.Now().Add(time.Hour)}, time.Second),
+		"GetUserCode":  func() error { _, _, err := s.GetUserCode(ctx, "u"); return err }(),
+		"TakeUserCode": func() error { _, _, err := s.TakeUserCode(ctx, "u"); return err }(),
+		"DenyDevice":   s.DenyDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}),
+		"PollDevice":   func() error { _, err := s.PollDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}); return err }(),
 	}
 	for op, err := range checks {
 		var netErr net.Error
@@ -218,7 +226,7 @@ func flow(t *testing.T, s *Store) string {
 	must(s.SavePending(ctx, "state", store.PendingAuthorization{ExpiresAt: exp}))
 	must(s.PutUpstreamToken(ctx, "u1", store.UpstreamToken{Ciphertext: []byte("x")}, time.Hour))
 	must(s.SaveCode(ctx, "g1", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
-	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", ExpiresAt: exp},
+	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", UserID: "u1", ExpiresAt: exp},
 		store.TokenPair{AccessHash: "at1", Access: tok(), RefreshHash: "rt1", Refresh: tok()}))
 	_, err := s.RotateRefreshToken(ctx, "g1", "rt1",
 		store.TokenPair{AccessHash: "at2", Access: tok(), RefreshHash: "rt2", Refresh: tok()},
@@ -230,6 +238,13 @@ func flow(t *testing.T, s *Store) string {
 	must(s.SaveCode(ctx, "g2", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
 	must(s.RevokeGrant(ctx, "g2"))
 	must(s.RevokeTokenID(ctx, "g1", "jti1", exp))
+	must(s.IssueGrant(ctx, store.Grant{ID: "g3", ClientID: "c1", ExpiresAt: exp},
+		store.TokenPair{AccessHash: "at3", Access: store.Token{GrantID: "g3", IssuedAt: now, ExpiresAt: exp}}))
+	ref := store.DeviceRef{GrantID: "g4", DeviceHash: "dev"}
+	must(s.SaveDevice(ctx, ref, "ucode", store.DeviceAuthorization{ClientID: "c1", ExpiresAt: now.Add(time.Minute)}, time.Second))
+	_, err = s.PollDevice(ctx, ref)
+	must(err)
+	must(s.DenyDevice(ctx, ref))
 	return "g1"
 }
 
@@ -246,9 +261,11 @@ func TestEveryKeyHasATTL(t *testing.T) {
 	}
 	// client, index, pending, upstream, lease, revocation feed; g1: code marker,
 	// grant, at1, rt1 marker, rt1's successor, at2, rt2, keys set, jti mark; g2:
-	// revocation marker; g1's user, client and tenant indexes.
-	if len(all) != 19 {
-		t.Errorf("flow wrote %d keys, want 19: %v", len(all), all)
+	// revocation marker; g1's user, client and tenant indexes; g3
+	// (client_credentials): grant, access token, keys set, client c1's index; g4
+	// (device): user code, device, polling state.
+	if len(all) != 26 {
+		t.Errorf("flow wrote %d keys, want 26: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {

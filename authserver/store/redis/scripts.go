@@ -191,6 +191,67 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return {'OK'}
 `)
 
+// issueGrantScript: KEYS set, revoked, grant, access[, refresh];
+// ARGV grant, px, access, px[, refresh, px].
+//
+// A grant issued without a code (client_credentials): written only under a fresh ID.
+var issueGrantScript = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'REVOKED' end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'EXISTS' end
+if KEYS[5] then
+  put(KEYS[1], KEYS[3], ARGV[1], ARGV[2], KEYS[4], ARGV[3], ARGV[4], KEYS[5], ARGV[5], ARGV[6])
+else
+  put(KEYS[1], KEYS[3], ARGV[1], ARGV[2], KEYS[4], ARGV[3], ARGV[4])
+end
+return 'OK'
+`)
+
+// saveDeviceScript: KEYS device, poll; ARGV record, px, interval (ms).
+var saveDeviceScript = script(`
+local px = tonumber(ARGV[2])
+if px <= 0 then return 'OK' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'interval', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], px)
+return 'OK'
+`)
+
+// denyDeviceScript: KEYS device, poll. The polling state gets the device's TTL again:
+// HSET would otherwise leave a key without one, had it just expired.
+var denyDeviceScript = script(`
+local px = redis.call('PTTL', KEYS[1])
+if px <= 0 then return 'NOTFOUND' end
+redis.call('HSET', KEYS[2], 'denied', '1')
+redis.call('PEXPIRE', KEYS[2], px)
+return 'OK'
+`)
+
+// pollDeviceScript: KEYS device, poll, code; ARGV now (unix ms), slow-down step (ms).
+//
+// Answers {status, record, interval ms}. The approval is the code under the device
+// code's hash (live, or its replay marker once redeemed).
+var pollDeviceScript = script(`
+local rec = redis.call('GET', KEYS[1])
+if not rec then return {'NOTFOUND'} end
+local st = redis.call('HMGET', KEYS[2], 'interval', 'last', 'denied')
+local interval = tonumber(st[1]) or 0
+local now = tonumber(ARGV[1])
+local status = 'PENDING'
+if st[3] then
+  status = 'DENIED'
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  status = 'APPROVED'
+elseif st[2] and now - tonumber(st[2]) < interval then
+  interval = interval + tonumber(ARGV[2])
+  status = 'SLOW_DOWN'
+end
+redis.call('HSET', KEYS[2], 'interval', interval, 'last', now)
+local px = redis.call('PTTL', KEYS[1])
+if px > 0 then redis.call('PEXPIRE', KEYS[2], px) end
+return {status, rec, tostring(interval)}
+`)
+
 // revokeGrantScript: KEYS set, revoked. NONE for a grant never seen (or long gone).
 var revokeGrantScript = script(`
 if revoke(KEYS[1], KEYS[2]) then return 'OK' end
@@ -242,6 +303,7 @@ return 'OK'
 var allScripts = []*goredis.Script{
 	createClientScript, updateClientScript, deleteClientScript,
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
+	issueGrantScript, saveDeviceScript, denyDeviceScript, pollDeviceScript,
 	indexGrantScript,
 	releaseLeaseScript,
 	feedAddScript,

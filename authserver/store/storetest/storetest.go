@@ -102,7 +102,7 @@ func RunTests(t *testing.T, h Harness) {
 		{"Feed entries are kept for the retention, then dropped", testFeedRetention},
 		{"Stores with different prefixes have separate feeds", testFeedTenants},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, agentTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
 	}
 }
@@ -122,7 +122,7 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
 		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, agentConcurrencyTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
 	}
 }
