@@ -52,11 +52,12 @@ var _ store.Store = (*Store)(nil)
 type database struct {
 	now func() time.Time
 
-	mu       sync.Mutex
-	clients  map[string]store.Client
-	pending  map[string]store.PendingAuthorization
-	grants   map[string]*grantState
-	upstream map[string]upstreamEntry
+	mu        sync.Mutex
+	clients   map[string]store.Client
+	approvals map[string]store.ClientApproval
+	pending   map[string]store.PendingAuthorization
+	grants    map[string]*grantState
+	upstream  map[string]upstreamEntry
 	// index holds the grant IDs of each user, each client and each tenant (see
 	// indexKeys), as the Redis backend's index sets do. Entries of grants that are
 	// gone are dropped by ListGrants and the janitor.
@@ -114,15 +115,16 @@ func New(opts Options) *Store {
 		now = time.Now
 	}
 	db := &database{
-		now:      now,
-		clients:  map[string]store.Client{},
-		pending:  map[string]store.PendingAuthorization{},
-		grants:   map[string]*grantState{},
-		upstream: map[string]upstreamEntry{},
-		index:    map[string]map[string]struct{}{},
-		leases:   map[string]leaseEntry{},
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
+		now:       now,
+		clients:   map[string]store.Client{},
+		approvals: map[string]store.ClientApproval{},
+		pending:   map[string]store.PendingAuthorization{},
+		grants:    map[string]*grantState{},
+		upstream:  map[string]upstreamEntry{},
+		index:     map[string]map[string]struct{}{},
+		leases:    map[string]leaseEntry{},
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
 	}
 	interval := opts.JanitorInterval
 	if interval == 0 {
@@ -221,6 +223,63 @@ func (s *Store) CountClients(context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// RequestApproval implements store.ClientApprovals.
+func (s *Store) RequestApproval(_ context.Context, a store.ClientApproval) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(a.ClientID)
+	if old, ok := db.approvals[k]; ok && live(old.ExpiresAt, db.now()) {
+		return cloneApproval(old), nil
+	}
+	db.approvals[k] = cloneApproval(a)
+	return cloneApproval(a), nil
+}
+
+// GetApproval implements store.ClientApprovals.
+func (s *Store) GetApproval(_ context.Context, clientID string) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	a, ok := db.approvals[s.key(clientID)]
+	if !ok || !live(a.ExpiresAt, db.now()) {
+		return store.ClientApproval{}, store.ErrNotFound
+	}
+	return cloneApproval(a), nil
+}
+
+// SetApproval implements store.ClientApprovals.
+func (s *Store) SetApproval(_ context.Context, a store.ClientApproval) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	s.db.approvals[s.key(a.ClientID)] = cloneApproval(a)
+	return nil
+}
+
+// ListApprovals implements store.ClientApprovals.
+func (s *Store) ListApprovals(_ context.Context, state store.ApprovalState) ([]store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now, prefix := db.now(), s.key("")
+	out := []store.ClientApproval{}
+	for k, a := range db.approvals {
+		if strings.HasPrefix(k, prefix) && live(a.ExpiresAt, now) && (state == "" || a.State == state) {
+			out = append(out, cloneApproval(a))
+		}
+	}
+	store.SortApprovals(out)
+	return out, nil
+}
+
+// DeleteApproval implements store.ClientApprovals.
+func (s *Store) DeleteApproval(_ context.Context, clientID string) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	delete(s.db.approvals, s.key(clientID))
+	return nil
 }
 
 // SavePending implements store.PendingAuthorizations.
@@ -640,6 +699,11 @@ func (db *database) sweep() {
 			delete(db.clients, k)
 		}
 	}
+	for k, a := range db.approvals {
+		if !live(a.ExpiresAt, now) {
+			delete(db.approvals, k)
+		}
+	}
 	for k, p := range db.pending {
 		if !live(p.ExpiresAt, now) {
 			delete(db.pending, k)
@@ -701,6 +765,11 @@ func cloneClient(c store.Client) store.Client {
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.ResponseTypes = slices.Clone(c.ResponseTypes)
 	return c
+}
+
+func cloneApproval(a store.ClientApproval) store.ClientApproval {
+	a.RedirectURIs = slices.Clone(a.RedirectURIs)
+	return a
 }
 
 func cloneToken(t store.Token) store.Token {

@@ -92,6 +92,10 @@ func RunTests(t *testing.T, h Harness) {
 		{"ListGrants finds grants by user, by client, by both and of the whole tenant", testListGrants},
 		{"ListGrants leaves out unredeemed codes and revoked or expired grants", testListGrantsLiveOnly},
 		{"ListGrants sees only its own tenant", testListGrantsTenant},
+		{"RequestApproval stores a client's first request and returns it to later ones", testApprovalRequestOnce},
+		{"SetApproval records a decision that later requests do not undo; DeleteApproval is idempotent", testApprovalDecide},
+		{"ListApprovals filters by state, oldest request first, and sees only its own tenant", testApprovalList},
+		{"Approvals expire at their ExpiresAt", testApprovalExpiry},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
@@ -112,6 +116,7 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent acquisitions of one lease, by one store value and by several: exactly one succeeds", testConcurrentLease},
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
 		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
+		{"Concurrent approval requests of one client: one record is stored and every caller gets it", testConcurrentApprovalRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
