@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
@@ -46,6 +48,8 @@ type Server struct {
 	store    store.Store // instrumented: counts backend errors
 	upstream upstream.Provider
 	metrics  *metrics
+	// clientRefusals counts what the client policy stopped (clientpolicy.go).
+	clientRefusals *prometheus.CounterVec
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
 	// upstreamWait bounds how long a caller waits for another caller's refresh of the
@@ -94,6 +98,10 @@ func New(opts Options) (*Server, error) {
 		upstreamWait:  upstreamWaitMax,
 	}
 	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
+	s.clientRefusals = newClientRefusals()
+	if err := opts.Registerer.Register(s.clientRefusals); err != nil {
+		return nil, fmt.Errorf("authserver metrics: %w", err)
+	}
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
 	}
@@ -140,6 +148,7 @@ func (s *Server) routes() http.Handler {
 		// Off means absent, as for registration: no token, no admin API.
 		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)
 		route("admin_revoke", s.admin(s.handleAdminRevoke), s.prefix+adminapi.PathRevoke)
+		route("admin_approvals", s.admin(s.handleAdminApprovals), s.prefix+adminapi.PathApprovals)
 	}
 	route("healthz", s.handleHealthz, "/healthz")
 	route("readyz", s.handleReadyz, "/readyz")

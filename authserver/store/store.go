@@ -198,17 +198,17 @@ type Clients interface {
 	CountClients(ctx context.Context) (int, error)
 }
 
-// ApprovalState is an administrator's decision about a client in approval mode.
-type ApprovalState string
+// ApprovalStatus is an administrator's decision about a client in approval mode.
+type ApprovalStatus string
 
-// Approval states.
+// Approval statuses.
 const (
 	// ApprovalPending: the client tried to log in and waits for an administrator.
-	ApprovalPending ApprovalState = "pending"
+	ApprovalPending ApprovalStatus = "pending"
 	// ApprovalApproved: the client may complete logins.
-	ApprovalApproved ApprovalState = "approved"
+	ApprovalApproved ApprovalStatus = "approved"
 	// ApprovalDenied: the client may not; its logins end at an error page.
-	ApprovalDenied ApprovalState = "denied"
+	ApprovalDenied ApprovalStatus = "denied"
 )
 
 // ClientApproval is the approval-mode record of one dynamic or metadata-document
@@ -216,7 +216,7 @@ const (
 // clients have no registration to hold it.
 type ClientApproval struct {
 	ClientID string        `json:"client_id"`
-	State    ApprovalState `json:"state"`
+	Status ApprovalStatus `json:"status"`
 	// Kind is where the client comes from ("dynamic", "metadata-document"), and Name
 	// and RedirectURIs what it said about itself: what an administrator decides on.
 	Kind         string   `json:"kind,omitempty"`
@@ -241,9 +241,9 @@ type ClientApprovals interface {
 	GetApproval(ctx context.Context, clientID string) (ClientApproval, error)
 	// SetApproval stores a, replacing any record of the client (a decision).
 	SetApproval(ctx context.Context, a ClientApproval) error
-	// ListApprovals returns the live records in state (every state when empty),
+	// ListApprovals returns the live records with status (every status when empty),
 	// oldest RequestedAt first, then by client ID.
-	ListApprovals(ctx context.Context, state ApprovalState) ([]ClientApproval, error)
+	ListApprovals(ctx context.Context, status ApprovalStatus) ([]ClientApproval, error)
 	// DeleteApproval removes the client's record; idempotent.
 	DeleteApproval(ctx context.Context, clientID string) error
 }

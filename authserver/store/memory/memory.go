@@ -259,14 +259,14 @@ func (s *Store) SetApproval(_ context.Context, a store.ClientApproval) error {
 }
 
 // ListApprovals implements store.ClientApprovals.
-func (s *Store) ListApprovals(_ context.Context, state store.ApprovalState) ([]store.ClientApproval, error) {
+func (s *Store) ListApprovals(_ context.Context, status store.ApprovalStatus) ([]store.ClientApproval, error) {
 	db := s.db
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	now, prefix := db.now(), s.key("")
 	out := []store.ClientApproval{}
 	for k, a := range db.approvals {
-		if strings.HasPrefix(k, prefix) && live(a.ExpiresAt, now) && (state == "" || a.State == state) {
+		if strings.HasPrefix(k, prefix) && live(a.ExpiresAt, now) && (status == "" || a.Status == status) {
 			out = append(out, cloneApproval(a))
 		}
 	}

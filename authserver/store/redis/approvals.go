@@ -52,7 +52,7 @@ func (s *Store) SetApproval(ctx context.Context, a store.ClientApproval) error {
 }
 
 // ListApprovals reads the live index entries and their records.
-func (s *Store) ListApprovals(ctx context.Context, state store.ApprovalState) ([]store.ClientApproval, error) {
+func (s *Store) ListApprovals(ctx context.Context, status store.ApprovalStatus) ([]store.ClientApproval, error) {
 	const op = "list approvals"
 	ids, err := s.rdb.ZRangeByScore(ctx, s.k.approvals(), &goredis.ZRangeBy{Min: "(" + ms(time.Now()), Max: "+inf"}).Result()
 	if err != nil {
@@ -76,7 +76,7 @@ func (s *Store) ListApprovals(ctx context.Context, state store.ApprovalState) ([
 			continue // deleted or expired since the index was read
 		}
 		var a store.ClientApproval
-		if err := decode(raw, &a); err != nil || !live(a.ExpiresAt) || (state != "" && a.State != state) {
+		if err := decode(raw, &a); err != nil || !live(a.ExpiresAt) || (status != "" && a.Status != status) {
 			continue
 		}
 		out = append(out, a)

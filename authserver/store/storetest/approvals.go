@@ -8,10 +8,10 @@ import (
 
 // The approval-mode records (store.ClientApprovals).
 
-func (f *fixture) approval(id string, state store.ApprovalState, requested time.Time, ttl time.Duration) store.ClientApproval {
+func (f *fixture) approval(id string, state store.ApprovalStatus, requested time.Time, ttl time.Duration) store.ClientApproval {
 	return store.ClientApproval{
 		ClientID:     id,
-		State:        state,
+		Status:        state,
 		Kind:         "metadata-document",
 		Name:         "Client " + id,
 		RedirectURIs: []string{"http://127.0.0.1/cb"},
@@ -47,7 +47,7 @@ func testApprovalDecide(f *fixture) {
 	_, err := f.s.RequestApproval(f.ctx, pending)
 	f.ok(err, "RequestApproval")
 	approved := pending
-	approved.State, approved.DecidedAt, approved.DecidedBy = store.ApprovalApproved, f.now(), "admin API"
+	approved.Status, approved.DecidedAt, approved.DecidedBy = store.ApprovalApproved, f.now(), "admin API"
 	f.ok(f.s.SetApproval(f.ctx, approved), "SetApproval")
 	got, err := f.s.GetApproval(f.ctx, id)
 	f.ok(err, "GetApproval")
