@@ -215,8 +215,8 @@ const (
 // client, keyed by client ID. It lives apart from Client because metadata-document
 // clients have no registration to hold it.
 type ClientApproval struct {
-	ClientID string        `json:"client_id"`
-	Status ApprovalStatus `json:"status"`
+	ClientID string         `json:"client_id"`
+	Status   ApprovalStatus `json:"status"`
 	// Kind is where the client comes from ("dynamic", "metadata-document"), and Name
 	// and RedirectURIs what it said about itself: what an administrator decides on.
 	Kind         string   `json:"kind,omitempty"`

@@ -11,7 +11,7 @@ import (
 func (f *fixture) approval(id string, state store.ApprovalStatus, requested time.Time, ttl time.Duration) store.ClientApproval {
 	return store.ClientApproval{
 		ClientID:     id,
-		Status:        state,
+		Status:       state,
 		Kind:         "metadata-document",
 		Name:         "Client " + id,
 		RedirectURIs: []string{"http://127.0.0.1/cb"},
