@@ -15,7 +15,7 @@
 //	POST /oauth/introspect                         RFC 7662, for MCP servers
 //	POST /oauth/revoke                             RFC 7009
 //	GET  /admin/grants, POST /admin/revoke         the admin API (package adminapi), only with
-//	                                               Options.AdminToken
+//	GET  /admin/approvals, POST /admin/approvals   Options.AdminToken
 //	GET  /healthz, /readyz, /metrics               probes and Prometheus (always at the root)
 //
 // All flow state lives in the store.Store, so any replica can serve any step. Nothing
@@ -30,6 +30,18 @@
 // with a link that takes the browser on to the client's redirect URI with
 // error=access_denied; memberships that cannot be read fail the login closed. The
 // restricted scopes a user is not granted are left out of the code's scope.
+//
+// # Which client may ask
+//
+// Options.ClientPolicy (package clientpolicy) refuses metadata-document clients on
+// hosts it does not list before their document is fetched (an error page at the
+// authorization endpoint, invalid_client at the token endpoint), restricts the
+// redirect URIs that registrations and documents may name, narrows each kind of
+// client's scope to its bound, and, in approval mode, holds new dynamic and
+// metadata-document clients at a waiting page that reloads itself until an
+// administrator approves them (the admin API, or the registry: ApprovalRegistry).
+// Approval is checked when a login starts and again at the callback, so no code is
+// issued to a client that is not approved; denying a client revokes its grants.
 //
 // # Refresh and the upstream token
 //
