@@ -160,6 +160,13 @@ func (s *Server) approval(ctx context.Context, c *client) (store.ClientApproval,
 		return rec, true, nil
 	}
 	if ok, err := s.registryApproves(ctx, c.ID); err != nil || ok {
+		if ok && rec.Status == store.ApprovalPending {
+			// The registry decided: the request leaves the pending list, and comes back
+			// if the registry's approval is withdrawn and the client asks again.
+			if err := s.store.DeleteApproval(ctx, c.ID); err != nil {
+				s.log.WarnContext(ctx, "drop a pending approval the registry answered", "client_id", c.ID, "err", err)
+			}
+		}
 		return rec, ok, err
 	}
 	now := s.now()

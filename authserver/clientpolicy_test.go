@@ -318,6 +318,9 @@ func TestRegistryApprovalApprovesAClient(t *testing.T) {
 	p := newPKCE()
 	code := e.code(approvalDoc, webRedirect, p, nil)
 	e.exchange(approvalDoc, webRedirect, code, p)
+	if got := e.approvals("pending"); len(got) != 0 {
+		t.Errorf("still pending once the registry approved it: %+v", got)
+	}
 
 	// An administrator's denial in the store stands over the registry.
 	e.decide(approvalDoc, adminapi.DecisionDeny)
