@@ -38,7 +38,6 @@ type ApprovalRegistry interface {
 // authorization endpoint shows Page, the token endpoint answers invalid_client with
 // Description.
 type clientRefusedError struct {
-	reason      string // metric label
 	Page        string
 	Description string
 }
@@ -84,7 +83,7 @@ func (s *Server) checkMetadataDomain(id string) error {
 		return nil
 	}
 	s.clientRefused(refusedMetadataDomain)
-	return &clientRefusedError{reason: refusedMetadataDomain,
+	return &clientRefusedError{
 		Page:        fmt.Sprintf("This server does not accept applications whose client ID is on %s. Ask its administrator to allow the domain.", hostOf(id)),
 		Description: "client_id metadata documents from this domain are not accepted"}
 }
@@ -97,7 +96,7 @@ func (s *Server) checkMetadataRedirects(uris []string) error {
 		return nil
 	}
 	s.clientRefused(refusedRedirectURI)
-	return &clientRefusedError{reason: refusedRedirectURI,
+	return &clientRefusedError{
 		Page:        fmt.Sprintf("The application's metadata document lists the redirect URI %s, which this server does not allow.", bad),
 		Description: "the client's metadata document lists a redirect URI this server does not allow"}
 }
@@ -230,12 +229,13 @@ func (s *Server) callbackApproval(w http.ResponseWriter, r *http.Request, client
 
 // approvalPage is the data of templates/approval.html.
 type approvalPage struct {
-	ServerName  string
-	Title       string
-	ClientName  string
-	ClientID    string
-	Denied      bool
-	AutoRefresh bool
+	ServerName     string
+	Title          string
+	ClientName     string
+	ClientID       string
+	Denied         bool
+	AutoRefresh    bool
+	RefreshSeconds int
 }
 
 // approvalRefreshSeconds is how often the waiting page reloads itself. The reload
@@ -246,7 +246,8 @@ const approvalRefreshSeconds = 15
 // renderApproval shows the waiting page (403: the login cannot go on yet) or, for a
 // denied client, the refusal.
 func (s *Server) renderApproval(w http.ResponseWriter, r *http.Request, name string, a store.ClientApproval, refresh bool) {
-	page := approvalPage{ServerName: s.opts.DisplayName, ClientName: name, ClientID: a.ClientID}
+	page := approvalPage{ServerName: s.opts.DisplayName, ClientName: name, ClientID: a.ClientID,
+		RefreshSeconds: approvalRefreshSeconds}
 	if a.Status == store.ApprovalDenied {
 		page.Title, page.Denied = "Application not allowed", true
 	} else {

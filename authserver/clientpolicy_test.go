@@ -85,6 +85,9 @@ func TestMetadataDocumentFromAnUnlistedDomainIsRefused(t *testing.T) {
 	if !strings.Contains(body, "not accepted") {
 		t.Errorf("invalid_client without the reason: %s", body)
 	}
+	if m := e.get("/metrics").Body.String(); !strings.Contains(m, `mcpauth_clients_refused_total{reason="metadata_document_domain"} 2`) {
+		t.Errorf("the refusals are not counted:\n%s", grepLines(m, "mcpauth_clients_refused_total"))
+	}
 	// A listed domain logs in.
 	p := newPKCE()
 	code := e.code(listed, webRedirect, p, nil)
