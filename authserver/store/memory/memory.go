@@ -52,17 +52,18 @@ var _ store.Store = (*Store)(nil)
 type database struct {
 	now func() time.Time
 
-	mu        sync.Mutex
-	clients   map[string]store.Client
-	approvals map[string]store.ClientApproval
-	pending   map[string]store.PendingAuthorization
-	grants    map[string]*grantState
-	upstream  map[string]upstreamEntry
+	mu       sync.Mutex
+	clients  map[string]store.Client
+	pending  map[string]store.PendingAuthorization
+	grants   map[string]*grantState
+	upstream map[string]upstreamEntry
 	// index holds the grant IDs of each user, each client and each tenant (see
 	// indexKeys), as the Redis backend's index sets do. Entries of grants that are
 	// gone are dropped by ListGrants and the janitor.
 	index  map[string]map[string]struct{}
 	leases map[string]leaseEntry
+	// approvals are the approval-mode records (store.ClientApprovals).
+	approvals map[string]store.ClientApproval
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -115,17 +116,17 @@ func New(opts Options) *Store {
 		now = time.Now
 	}
 	db := &database{
-		now:       now,
-		clients:   map[string]store.Client{},
-		approvals: map[string]store.ClientApproval{},
-		pending:   map[string]store.PendingAuthorization{},
-		grants:    map[string]*grantState{},
-		upstream:  map[string]upstreamEntry{},
-		index:     map[string]map[string]struct{}{},
-		leases:    map[string]leaseEntry{},
-		stop:      make(chan struct{}),
-		stopped:   make(chan struct{}),
+		now:      now,
+		clients:  map[string]store.Client{},
+		pending:  map[string]store.PendingAuthorization{},
+		grants:   map[string]*grantState{},
+		upstream: map[string]upstreamEntry{},
+		index:    map[string]map[string]struct{}{},
+		leases:   map[string]leaseEntry{},
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
+	db.approvals = map[string]store.ClientApproval{}
 	interval := opts.JanitorInterval
 	if interval == 0 {
 		interval = DefaultJanitorInterval
