@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
 
 func TestDomainPatternsRefused(t *testing.T) {
 	for _, s := range []string{"", "*.com", "a.*.example.com", "https://example.com", "example.com/x", "example.com:443", "*example.com", "ex ample.com", "-a.com"} {
@@ -133,4 +137,32 @@ clientPolicy:
 	if !p.RequireApproval || p.MetadataDocumentDomains[0] != "*.example.com" || p.RedirectURIPatterns[0] != "http://127.0.0.1/*" || p.MaxScopes.Dynamic[0] != "mcp" {
 		t.Errorf("parsed %+v", p)
 	}
+}
+
+// FuzzRedirectPattern: whatever the pattern and the URI, matching never panics, and a
+// web pattern never matches a URI whose parsed scheme or host it does not allow.
+func FuzzRedirectPattern(f *testing.F) {
+	for _, s := range [][2]string{
+		{"https://*.example.com/*", "https://evil.test/.example.com/"},
+		{"https://*.example.com/*", "https://a.example.com@evil.test/"},
+		{"http://127.0.0.1/*", "http://127.0.0.1.evil.test/"},
+		{"https://app.example.com/cb", "https://app.example.com/cb"},
+		{"cursor://*", "cursor://x/cb"},
+		{"https://[::1]/*", "https://[::1]:8/x"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, uri string) {
+		p, err := ParseRedirectPattern(pattern)
+		if err != nil || !p.Match(uri) || !p.web {
+			return
+		}
+		u, err := url.Parse(uri)
+		if err != nil {
+			t.Fatalf("%q matched %q, which does not parse", pattern, uri)
+		}
+		if !strings.EqualFold(u.Scheme, p.scheme) || !p.host.Match(strings.ToLower(u.Hostname())) || u.User != nil {
+			t.Fatalf("%q matched %q: scheme %q host %q user %v", pattern, uri, u.Scheme, u.Hostname(), u.User)
+		}
+	})
 }
