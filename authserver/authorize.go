@@ -103,6 +103,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, v.RedirectURI, v.State, newError(http.StatusBadRequest, "login_required", "this server cannot authorize without user interaction"))
 		return
 	}
+	if !s.approvalGate(w, r, v) {
+		return
+	}
 	if s.needsConsent(r, v) {
 		s.renderConsent(w, r, v)
 		return
@@ -138,7 +141,11 @@ func (s *Server) checkClientAndRedirect(w http.ResponseWriter, r *http.Request, 
 		return nil, false
 	}
 	c, err := s.resolveClient(r.Context(), req.ClientID)
+	var refused *clientRefusedError
 	switch {
+	case errors.As(err, &refused):
+		s.renderError(w, r, http.StatusForbidden, refused.Page)
+		return nil, false
 	case errors.Is(err, errUnknownClient):
 		s.renderError(w, r, http.StatusBadRequest, "The application is not registered with this server.")
 		return nil, false

@@ -38,6 +38,9 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.callbackApproval(w, r, p.ClientID) {
+		return
+	}
 	if p.Device != nil {
 		s.deviceCallback(w, r, p)
 		return

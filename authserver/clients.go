@@ -90,6 +90,9 @@ type ClientRegistry interface {
 type StaticClients struct {
 	mu      sync.RWMutex
 	clients map[string]StaticClient
+	// approved are dynamic and metadata-document client IDs approved in the registry
+	// (see ApprovalRegistry).
+	approved map[string]bool
 }
 
 // NewStaticClients returns a registry holding clients, after validating them.
@@ -317,6 +320,9 @@ func (s *Server) resolveMetadataClient(ctx context.Context, id string) (*client,
 	if s.opts.CIMD == nil {
 		return nil, errUnknownClient
 	}
+	if err := s.checkMetadataDomain(id); err != nil {
+		return nil, err
+	}
 	doc, err := s.opts.CIMD.Fetch(ctx, id)
 	if err != nil {
 		s.log.InfoContext(ctx, "client metadata document refused", "client_id", id, "err", err)
@@ -328,6 +334,9 @@ func (s *Server) resolveMetadataClient(ctx context.Context, id string) (*client,
 	// A metadata document cannot carry a secret, so these clients are public.
 	if m := doc.TokenEndpointAuthMethod; m != "" && m != AuthMethodNone {
 		return nil, errUnknownClient
+	}
+	if err := s.checkMetadataRedirects(doc.RedirectURIs); err != nil {
+		return nil, err
 	}
 	grants := doc.GrantTypes
 	if len(grants) == 0 {

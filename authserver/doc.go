@@ -22,6 +22,7 @@
 //	                                               Options.AdminToken
 //	GET  /oauth/jwks                               RFC 7517, the keys that verify JWT access tokens
 //	GET  /oauth/revocations                        the revocation feed, for MCP servers that verify JWTs
+//	GET  /admin/approvals, POST /admin/approvals   Options.AdminToken
 //	GET  /healthz, /readyz, /metrics               probes and Prometheus (always at the root)
 //
 // All flow state lives in the store.Store, so any replica can serve any step. Nothing
@@ -44,6 +45,18 @@
 // client as sub, gives no upstream token, and token exchange refuses it. The device
 // flow (device.go) stores its approval as a code under the device code's hash, so its
 // redemption is a code's: once, a replay revokes.
+//
+// # Which client may ask
+//
+// Options.ClientPolicy (package clientpolicy) refuses metadata-document clients on
+// hosts it does not list before their document is fetched (an error page at the
+// authorization endpoint, invalid_client at the token endpoint), restricts the
+// redirect URIs that registrations and documents may name, narrows each kind of
+// client's scope to its bound, and, in approval mode, holds new dynamic and
+// metadata-document clients at a waiting page that reloads itself until an
+// administrator approves them (the admin API, or the registry: ApprovalRegistry).
+// Approval is checked when a login starts and again at the callback, so no code is
+// issued to a client that is not approved; denying a client revokes its grants.
 //
 // # Refresh and the upstream token
 //

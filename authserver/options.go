@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/adminapi"
+	"github.com/mcpauth/mcpauth/authserver/clientpolicy"
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
@@ -138,6 +139,11 @@ type Options struct {
 	// upstream.MembershipReader, GitHub organization and team rules are checked with
 	// the user's upstream token.
 	Access *access.Policy
+	// ClientPolicy says which clients may ask (package clientpolicy): metadata-document
+	// domains, redirect URI patterns for dynamic and metadata-document clients, the
+	// most scope of each kind of client, and approval of new clients. nil allows
+	// every client the other options allow.
+	ClientPolicy *clientpolicy.Policy
 	// AdminToken is the bearer token of the admin API (adminapi: list and revoke
 	// grants), at least MinAdminTokenLen characters. Empty turns the API off: its
 	// paths answer 404.
@@ -272,7 +278,7 @@ func (o Options) validate() error {
 	if o.AdminToken != "" && len(o.AdminToken) < MinAdminTokenLen {
 		errs = append(errs, fmt.Errorf("AdminToken: %d characters, need at least %d", len(o.AdminToken), MinAdminTokenLen))
 	}
-	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, pathDeviceAuthorization, pathDevice, adminapi.PathGrants, adminapi.PathRevoke, pathJWKS, pathRevocations}, o.CallbackPath) {
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, pathDeviceAuthorization, pathDevice, adminapi.PathGrants, adminapi.PathRevoke, adminapi.PathApprovals, pathJWKS, pathRevocations}, o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
 	}
 	if o.RefreshReuseWindow < 0 || o.RefreshReuseWindow > MaxRefreshReuseWindow {

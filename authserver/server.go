@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
@@ -56,6 +58,8 @@ type Server struct {
 	signing  *SigningKeys
 	verified verifiedJWTs
 	jwt      bool // issue JWT access tokens
+	// clientRefusals counts what the client policy stopped (clientpolicy.go).
+	clientRefusals *prometheus.CounterVec
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
 	// deviceGuesses rate-limits user codes tried on the verification page.
@@ -115,6 +119,10 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
+	s.clientRefusals = newClientRefusals()
+	if err := opts.Registerer.Register(s.clientRefusals); err != nil {
+		return nil, fmt.Errorf("authserver metrics: %w", err)
+	}
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
 	}
@@ -165,6 +173,7 @@ func (s *Server) routes() http.Handler {
 		// Off means absent, as for registration: no token, no admin API.
 		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)
 		route("admin_revoke", s.admin(s.handleAdminRevoke), s.prefix+adminapi.PathRevoke)
+		route("admin_approvals", s.admin(s.handleAdminApprovals), s.prefix+adminapi.PathApprovals)
 	}
 	route("jwks", s.handleJWKS, s.prefix+pathJWKS)
 	route("revocations", s.handleRevocations, s.prefix+pathRevocations)

@@ -235,6 +235,18 @@ var _ = Describe("The CRDs", func() {
 			p.Spec.Type = oauthv1alpha1.ProviderGoogle
 			p.Spec.APIURL = "https://api.example.com"
 		}, refusal{"spec.apiURL", "apiURL is only for type github"}),
+		Entry("a metadata-document domain with a scheme", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"https://example.com"}}
+		}, refusal{"spec.clientPolicy.metadataDocumentDomains[0]", "should match"}),
+		Entry("a metadata-document wildcard in the middle", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"a.*.example.com"}}
+		}, refusal{"spec.clientPolicy.metadataDocumentDomains[0]", "should match"}),
+		Entry("a max scope the server does not support", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MaxScopes: oauthv1alpha1.MaxScopesSpec{Dynamic: []string{"tools:admin"}}}
+		}, refusal{"spec.clientPolicy.maxScopes", "every scope of clientPolicy.maxScopes must be in server.scopesSupported"}),
+		Entry("an empty redirect URI pattern", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{RedirectURIPatterns: []string{""}}
+		}, refusal{"spec.clientPolicy.redirectURIPatterns[0]", "should be at least 1 chars long"}),
 		Entry("redis settings on the memory store", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreMemory,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis:6379"}}}
@@ -265,6 +277,23 @@ var _ = Describe("The CRDs", func() {
 			c.Spec.RedirectURIs = nil
 			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
 		}, refusal{"spec.grantTypes", "refresh_token alone obtains no first token"}),
+		Entry("approveClientID beside redirect URIs", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.ApproveClientID = "https://tools.example.org/client.json"
+		}, refusal{"spec", "not both"}),
+		Entry("approveClientID with scopes", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp_client_abc"
+			c.Spec.Scopes = []string{"mcp"}
+		}, refusal{"spec.approveClientID", "approveClientID only approves a client that registered itself"}),
+		Entry("approveClientID with a client secret", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp_client_abc"
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		}, refusal{"spec.approveClientID", "approveClientID only approves"}),
+		Entry("approveClientID with a space", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp client"
+		}, refusal{"spec.approveClientID", "should match"}),
 		Entry("a javascript: redirect URI", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.RedirectURIs = []string{"javascript:alert(1)"}
 		}, refusal{"spec.redirectURIs", "each redirect URI must be https"}),
@@ -334,6 +363,25 @@ var _ = Describe("The CRDs", func() {
 		Expect(k8sClient.Create(ctx, cli)).To(Succeed())
 		p := validProvider(ns)
 		p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
+
+	It("accept an MCPClient that only approves an existing client", func() {
+		c := validClient(newNamespace())
+		c.Spec.RedirectURIs = nil
+		c.Spec.ApproveClientID = "https://tools.example.org/client.json"
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
+
+	It("accept a client policy with scopes the server supports", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+		p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{
+			MetadataDocumentDomains: []string{"*.example.com", "claude.ai"},
+			RedirectURIPatterns:     []string{"http://127.0.0.1/*"},
+			MaxScopes:               oauthv1alpha1.MaxScopesSpec{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+			RequireApproval:         true,
+		}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 	})
 

@@ -51,6 +51,18 @@ func TestClientConditions(t *testing.T) {
 			ready:      want{metav1.ConditionTrue, oauthv1alpha1.ReasonReady, "mcp_x can log in"},
 		},
 		{
+			name:       "an approval not yet in the registry",
+			obs:        clientObservation{providerName: "github", providerFound: true, providerReady: readyProvider, clientID: "https://t.example/c.json", approval: true},
+			registered: want{metav1.ConditionFalse, oauthv1alpha1.ReasonApprovalPending, "approval of client https://t.example/c.json"},
+			ready:      want{metav1.ConditionFalse, oauthv1alpha1.ReasonApprovalPending, ""},
+		},
+		{
+			name:       "an approval listed with a Ready server",
+			obs:        clientObservation{providerName: "github", providerFound: true, providerReady: readyProvider, registered: true, clientID: "https://t.example/c.json", approval: true},
+			registered: want{metav1.ConditionTrue, oauthv1alpha1.ReasonApproved, "lists client https://t.example/c.json as approved"},
+			ready:      want{metav1.ConditionTrue, oauthv1alpha1.ReasonReady, ""},
+		},
+		{
 			name: "a scope the server does not offer",
 			obs: clientObservation{providerName: "github", providerFound: true, providerReady: readyProvider,
 				problem: &blocker{oauthv1alpha1.ReasonInvalidSpec, `spec.scopes[0]: "admin" is not in scopesSupported`}},

@@ -87,6 +87,18 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	if spec.Access != nil {
 		c.Access = renderAccess(*spec.Access)
 	}
+	if cp := spec.ClientPolicy; cp != nil {
+		c.ClientPolicy = config.ClientPolicy{
+			MetadataDocumentDomains: slices.Clone(cp.MetadataDocumentDomains),
+			RedirectURIPatterns:     slices.Clone(cp.RedirectURIPatterns),
+			MaxScopes: config.MaxScopes{
+				PreRegistered:    slices.Clone(cp.MaxScopes.PreRegistered),
+				Dynamic:          slices.Clone(cp.MaxScopes.Dynamic),
+				MetadataDocument: slices.Clone(cp.MaxScopes.MetadataDocument),
+			},
+			RequireApproval: cp.RequireApproval,
+		}
+	}
 	c.Store = renderStore(p)
 	if spec.Server.TLS != nil {
 		c.TLS = config.TLS{CertFile: tlsDir + "/" + corev1.TLSCertKey, KeyFile: tlsDir + "/" + corev1.TLSPrivateKeyKey}
@@ -202,6 +214,7 @@ var specPaths = []struct{ config, spec string }{
 	{"upstream.userIDField", "spec.userIDField"},
 	{"upstream.apiURL", "spec.apiURL"},
 	{"access", "spec.access"},
+	{"clientPolicy", "spec.clientPolicy"},
 	{"upstream.type", "spec.type"},
 	{"tokens.authorizationCodeTTL", "spec.server.tokenTTLs.authorizationCode"},
 	{"tokens.accessTokenTTL", "spec.server.tokenTTLs.accessToken"},

@@ -164,6 +164,25 @@ func TestRenderConfigCarriesTheAccessRules(t *testing.T) {
 	g.Expect(parseRendered(t, provider()).Access.IsZero()).To(BeTrue(), "no access spec: everyone, as before")
 }
 
+func TestRenderConfigCarriesTheClientPolicy(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+	p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{
+		MetadataDocumentDomains: []string{"*.example.com"},
+		RedirectURIPatterns:     []string{"http://127.0.0.1/*", "cursor://*"},
+		MaxScopes:               oauthv1alpha1.MaxScopesSpec{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+		RequireApproval:         true,
+	}
+	g.Expect(parseRendered(t, p).ClientPolicy).To(Equal(config.ClientPolicy{
+		MetadataDocumentDomains: []string{"*.example.com"},
+		RedirectURIPatterns:     []string{"http://127.0.0.1/*", "cursor://*"},
+		MaxScopes:               config.MaxScopes{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+		RequireApproval:         true,
+	}))
+	g.Expect(parseRendered(t, provider()).ClientPolicy.IsZero()).To(BeTrue(), "no client policy: every client, as before")
+}
+
 func TestRenderConfigForRedisAndTLS(t *testing.T) {
 	g := NewWithT(t)
 	c := parseRendered(t, withRedis(provider()))
@@ -210,6 +229,12 @@ func TestRenderConfigRefusesWhatTheServerRefuses(t *testing.T) {
 		{"a refresh reuse window of ten minutes (an object CEL never saw)", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: 10 * time.Minute}
 		}, "spec.server.refreshReuseWindow: 10m is outside [0s, 5m]"},
+		{"a redirect URI pattern with a star in the path (CEL does not parse patterns)", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{RedirectURIPatterns: []string{"https://example.com/*/cb"}}
+		}, `spec.clientPolicy.redirectURIPatterns[0]: redirect URI pattern "https://example.com/*/cb": '*' may only end the pattern`},
+		{"a single-label wildcard domain", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"*.com"}}
+		}, `spec.clientPolicy.metadataDocumentDomains[0]: domain pattern "*.com": a wildcard needs at least two labels`},
 		{"an unknown token format", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.AccessTokenFormat = "paseto"
 		}, `spec.server.accessTokenFormat: "paseto" is not one of jwt, opaque`},

@@ -32,6 +32,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type in ['google', 'oidc'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.googleHostedDomains)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.googleHostedDomains))))",message="googleHostedDomains (the hd claim) need type google or oidc",fieldPath=".access"
 // +kubebuilder:validation:XValidation:rule="self.type in ['oidc', 'oauth2'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.groups)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.groups))))",message="groups need type oidc or oauth2: other providers send no groups claim",fieldPath=".access"
 // +kubebuilder:validation:XValidation:rule="!has(self.access) || !has(self.access.scopeMappings) || self.access.scopeMappings.all(m, m.scopes.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of access.scopeMappings must be in server.scopesSupported",fieldPath=".access.scopeMappings"
+// +kubebuilder:validation:XValidation:rule="!has(self.clientPolicy) || !has(self.clientPolicy.maxScopes) || [has(self.clientPolicy.maxScopes.preRegistered) ? self.clientPolicy.maxScopes.preRegistered : [], has(self.clientPolicy.maxScopes.dynamic) ? self.clientPolicy.maxScopes.dynamic : [], has(self.clientPolicy.maxScopes.metadataDocument) ? self.clientPolicy.maxScopes.metadataDocument : []].all(l, l.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of clientPolicy.maxScopes must be in server.scopesSupported",fieldPath=".clientPolicy.maxScopes"
 type OAuthProviderSpec struct {
 	// Type of the upstream provider: a preset (github, google, linkedin, slack,
 	// dropbox), any OpenID Connect issuer (oidc), or any OAuth 2.0 server (oauth2).
@@ -102,6 +103,12 @@ type OAuthProviderSpec struct {
 	// membership grants. Empty: everyone the upstream provider authenticates.
 	// +optional
 	Access *AccessSpec `json:"access,omitempty"`
+
+	// ClientPolicy says which clients may ask: metadata-document domains, redirect
+	// URI patterns, the most scope of each kind of client, and approval of new
+	// clients (docs/client-policy.md). Empty: every client the server allows.
+	// +optional
+	ClientPolicy *ClientPolicySpec `json:"clientPolicy,omitempty"`
 
 	// TokenStore is where the server keeps clients, codes and tokens.
 	// +optional

@@ -28,6 +28,7 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/certreload"
 	"github.com/mcpauth/mcpauth/authserver/cimd"
+	"github.com/mcpauth/mcpauth/authserver/clientpolicy"
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/kubeclients"
 	"github.com/mcpauth/mcpauth/authserver/store"
@@ -154,6 +155,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	}
 	if !cfg.Access.IsZero() {
 		srvOpts.Access = access.New(cfg.Access, upstream.Type(cfg.Upstream.Type))
+	}
+	if srvOpts.ClientPolicy, err = clientpolicy.New(cfg.ClientPolicy); err != nil {
+		_ = a.store.Close()
+		return nil, err
 	}
 	if cfg.ClientIDMetadataDocuments.Enabled {
 		srvOpts.CIMD = cimdAdapter{cimd.New(cimd.Options{

@@ -88,25 +88,85 @@ type Client struct {
 type ClientsFile struct {
 	// Clients are the pre-registered clients.
 	Clients []Client `json:"clients"`
+	// Approvals are dynamic and metadata-document clients approved for approval mode
+	// (clientPolicy.requireApproval): the operator lists those of MCPClients with
+	// spec.approveClientID.
+	Approvals []Approval `json:"approvals,omitempty"`
+}
+
+// Approval approves one dynamic or metadata-document client in the registry.
+type Approval struct {
+	// ClientID is the client approved: a dynamic registration's client_id or a
+	// metadata document's URL. Required.
+	ClientID string `json:"clientID"`
+	// ApprovedBy says who approved it, for the logs ("MCPClient team-a/claude").
+	ApprovedBy string `json:"approvedBy,omitempty"`
 }
 
 // ParseClients decodes a clients file strictly, fills defaults and validates each
 // client on its own (paths read "clients[0].redirectURIs[1]"). Checks against a
 // server's configuration are (*Config).ValidateClients. An empty file has no clients.
 func ParseClients(data []byte) ([]Client, error) {
+	f, err := ParseClientsFile(data)
+	if err != nil {
+		return nil, err
+	}
+	return f.Clients, nil
+}
+
+// ParseClientsFile is ParseClients returning the whole file, approvals included.
+func ParseClientsFile(data []byte) (ClientsFile, error) {
 	var f ClientsFile
 	if err := decodeStrict(data, &f); err != nil {
-		return nil, err
+		return ClientsFile{}, err
 	}
 	for i := range f.Clients {
 		f.Clients[i].normalize()
 	}
 	v := &validator{}
 	validateClientList(v, f.Clients)
+	validateApprovals(v, f)
 	if err := errors.Join(v.errs...); err != nil {
-		return nil, err
+		return ClientsFile{}, err
 	}
-	return f.Clients, nil
+	return f, nil
+}
+
+// maxApprovalClientID bounds an approved client ID: a metadata document URL is at
+// most what the server fetches.
+const maxApprovalClientID = 2000
+
+func validateApprovals(v *validator, f ClientsFile) {
+	static := map[string]bool{}
+	for _, c := range f.Clients {
+		static[c.ClientID] = true
+	}
+	seen := map[string]bool{}
+	for i, a := range f.Approvals {
+		p := fmt.Sprintf("approvals[%d].clientID", i)
+		switch id := a.ClientID; {
+		case id == "":
+			v.addf(p, "required")
+		case len(id) > maxApprovalClientID || !printableASCII(id):
+			v.addf(p, "must be printable ASCII without spaces, at most %d bytes", maxApprovalClientID)
+		case static[id]:
+			v.addf(p, "%q is a pre-registered client: it needs no approval", id)
+		case seen[id]:
+			v.addf(p, "duplicate %q", id)
+		}
+		seen[a.ClientID] = true
+		if len(a.ApprovedBy) > 400 || strings.ContainsFunc(a.ApprovedBy, unicode.IsControl) {
+			v.addf(fmt.Sprintf("approvals[%d].approvedBy", i), "longer than 400 bytes or has control characters")
+		}
+	}
+}
+
+// MarshalClientsFile encodes f in the format ParseClientsFile reads.
+func MarshalClientsFile(f ClientsFile) ([]byte, error) {
+	if f.Clients == nil {
+		f.Clients = []Client{}
+	}
+	return yaml.Marshal(f)
 }
 
 // LoadClients reads and parses the clients file at path.

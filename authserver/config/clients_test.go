@@ -196,3 +196,42 @@ func TestLoadClientsErrors(t *testing.T) {
 		t.Errorf("invalid file: %v", err)
 	}
 }
+
+func TestClientsFileApprovals(t *testing.T) {
+	f, err := ParseClientsFile([]byte(`clients:
+  - clientID: vscode
+    redirectURIs: ["http://127.0.0.1/cb"]
+approvals:
+  - clientID: https://tools.example.org/client.json
+    approvedBy: MCPClient team-a/tools
+  - clientID: mcp_client_abc
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Clients) != 1 || len(f.Approvals) != 2 || f.Approvals[0].ApprovedBy != "MCPClient team-a/tools" {
+		t.Fatalf("parsed %+v", f)
+	}
+	data, err := MarshalClientsFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := ParseClientsFile(data); err != nil || len(again.Approvals) != 2 {
+		t.Fatalf("round trip: %+v %v", again, err)
+	}
+	_, err = ParseClientsFile([]byte(`clients:
+  - clientID: vscode
+    redirectURIs: ["http://127.0.0.1/cb"]
+approvals:
+  - clientID: ""
+  - clientID: vscode
+  - clientID: a b
+  - clientID: x
+  - clientID: x
+`))
+	assertProblems(t, err,
+		`approvals[0].clientID: required`,
+		`approvals[1].clientID: "vscode" is a pre-registered client: it needs no approval`,
+		`approvals[2].clientID: must be printable ASCII`,
+		`approvals[4].clientID: duplicate "x"`)
+}

@@ -126,6 +126,10 @@ type Config struct {
 	// organizations and teams, Google hosted domains, groups) and which scopes
 	// membership grants. Empty: everyone the upstream authenticates may log in.
 	Access Access `json:"access,omitzero"`
+	// ClientPolicy says which clients may ask: metadata-document domains, redirect
+	// URI patterns, the most scope of each kind of client, and approval of new
+	// clients. Empty: every client the other sections allow.
+	ClientPolicy ClientPolicy `json:"clientPolicy,omitzero"`
 	// TrustedProxies are the addresses or CIDR networks of the reverse proxies in
 	// front of the server (an ingress, a load balancer). A request from one of them
 	// is attributed to the client address it names in X-Forwarded-For; anyone else's

@@ -92,6 +92,7 @@ func (c *Config) Validate() error {
 	c.validateClientsSecret(v)
 	c.validateAbuseLimits(v)
 	c.validateAccess(v)
+	c.validateClientPolicy(v)
 	return errors.Join(v.errs...)
 }
 

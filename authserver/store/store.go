@@ -321,6 +321,66 @@ type Clients interface {
 	CountClients(ctx context.Context) (int, error)
 }
 
+// ApprovalStatus is an administrator's decision about a client in approval mode.
+type ApprovalStatus string
+
+// Approval statuses.
+const (
+	// ApprovalPending: the client tried to log in and waits for an administrator.
+	ApprovalPending ApprovalStatus = "pending"
+	// ApprovalApproved: the client may complete logins.
+	ApprovalApproved ApprovalStatus = "approved"
+	// ApprovalDenied: the client may not; its logins end at an error page.
+	ApprovalDenied ApprovalStatus = "denied"
+)
+
+// ClientApproval is the approval-mode record of one dynamic or metadata-document
+// client, keyed by client ID. It lives apart from Client because metadata-document
+// clients have no registration to hold it.
+type ClientApproval struct {
+	ClientID string         `json:"client_id"`
+	Status   ApprovalStatus `json:"status"`
+	// Kind is where the client comes from ("dynamic", "metadata-document"), and Name
+	// and RedirectURIs what it said about itself: what an administrator decides on.
+	Kind         string   `json:"kind,omitempty"`
+	Name         string   `json:"name,omitempty"`
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// RequestedAt is the client's first login attempt; DecidedAt and DecidedBy say
+	// when and by whom (the admin API, an MCPClient) it was approved or denied.
+	RequestedAt time.Time `json:"requested_at"`
+	DecidedAt   time.Time `json:"decided_at,omitzero"`
+	DecidedBy   string    `json:"decided_by,omitempty"`
+	// ExpiresAt ends the record; a pending request is kept shorter than a decision.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ClientApprovals keeps approval-mode decisions.
+type ClientApprovals interface {
+	// RequestApproval stores a (normally pending) unless a live record for a.ClientID
+	// exists, and returns the record stored now: the existing one or a. Of concurrent
+	// requests for one client, one stores its record and all return it.
+	RequestApproval(ctx context.Context, a ClientApproval) (ClientApproval, error)
+	// GetApproval returns the client's record; ErrNotFound if there is none.
+	GetApproval(ctx context.Context, clientID string) (ClientApproval, error)
+	// SetApproval stores a, replacing any record of the client (a decision).
+	SetApproval(ctx context.Context, a ClientApproval) error
+	// ListApprovals returns the live records with status (every status when empty),
+	// oldest RequestedAt first, then by client ID.
+	ListApprovals(ctx context.Context, status ApprovalStatus) ([]ClientApproval, error)
+	// DeleteApproval removes the client's record; idempotent.
+	DeleteApproval(ctx context.Context, clientID string) error
+}
+
+// SortApprovals orders approvals as ListApprovals returns them.
+func SortApprovals(as []ClientApproval) {
+	slices.SortFunc(as, func(a, b ClientApproval) int {
+		if c := a.RequestedAt.Compare(b.RequestedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ClientID, b.ClientID)
+	})
+}
+
 // PendingAuthorizations keeps authorization requests waiting for the upstream.
 type PendingAuthorizations interface {
 	// SavePending stores p, replacing any record under stateHash.
@@ -453,6 +513,7 @@ type Leases interface {
 // concurrent use and prefix every key with their tenant.
 type Store interface {
 	Clients
+	ClientApprovals
 	PendingAuthorizations
 	Grants
 	GrantIndex

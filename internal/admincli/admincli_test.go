@@ -46,6 +46,12 @@ type server struct {
 // startServer runs the server with store ("memory", or a Redis address).
 func startServer(t *testing.T, redisAddr string) *server {
 	t.Helper()
+	return startServerWith(t, redisAddr, "")
+}
+
+// startServerWith is startServer with more configuration appended.
+func startServerWith(t *testing.T, redisAddr, extra string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -74,7 +80,7 @@ func startServer(t *testing.T, redisAddr string) *server {
 		"clients:\n" +
 		"  - {clientID: desktop, trusted: true, redirectURIs: ['" + clientRedirect + "']}\n" +
 		"  - {clientID: ide, trusted: true, redirectURIs: ['" + clientRedirect + "']}\n" +
-		"  - {clientID: mcp-server, secretHash: '" + config.HashClientSecret(mcpSecret) + "', redirectURIs: ['" + clientRedirect + "']}\n"
+		"  - {clientID: mcp-server, secretHash: '" + config.HashClientSecret(mcpSecret) + "', redirectURIs: ['" + clientRedirect + "']}\n" + extra
 	getenv := func(k string) string {
 		if k == config.EnvUpstreamClientSecret {
 			return idp.ClientSecret

@@ -76,6 +76,8 @@ type database struct {
 	// hash; userCodes index them by tenant and user code hash.
 	devices   map[string]*deviceEntry
 	userCodes map[string]userCodeEntry
+	// approvals are the approval-mode records (store.ClientApprovals).
+	approvals map[string]store.ClientApproval
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -160,6 +162,7 @@ func New(opts Options) *Store {
 	if db.retention <= 0 {
 		db.retention = store.DefaultRevocationRetention
 	}
+	db.approvals = map[string]store.ClientApproval{}
 	interval := opts.JanitorInterval
 	if interval == 0 {
 		interval = DefaultJanitorInterval
@@ -257,6 +260,63 @@ func (s *Store) CountClients(context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// RequestApproval implements store.ClientApprovals.
+func (s *Store) RequestApproval(_ context.Context, a store.ClientApproval) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(a.ClientID)
+	if old, ok := db.approvals[k]; ok && live(old.ExpiresAt, db.now()) {
+		return cloneApproval(old), nil
+	}
+	db.approvals[k] = cloneApproval(a)
+	return cloneApproval(a), nil
+}
+
+// GetApproval implements store.ClientApprovals.
+func (s *Store) GetApproval(_ context.Context, clientID string) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	a, ok := db.approvals[s.key(clientID)]
+	if !ok || !live(a.ExpiresAt, db.now()) {
+		return store.ClientApproval{}, store.ErrNotFound
+	}
+	return cloneApproval(a), nil
+}
+
+// SetApproval implements store.ClientApprovals.
+func (s *Store) SetApproval(_ context.Context, a store.ClientApproval) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	s.db.approvals[s.key(a.ClientID)] = cloneApproval(a)
+	return nil
+}
+
+// ListApprovals implements store.ClientApprovals.
+func (s *Store) ListApprovals(_ context.Context, status store.ApprovalStatus) ([]store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now, prefix := db.now(), s.key("")
+	out := []store.ClientApproval{}
+	for k, a := range db.approvals {
+		if strings.HasPrefix(k, prefix) && live(a.ExpiresAt, now) && (status == "" || a.Status == status) {
+			out = append(out, cloneApproval(a))
+		}
+	}
+	store.SortApprovals(out)
+	return out, nil
+}
+
+// DeleteApproval implements store.ClientApprovals.
+func (s *Store) DeleteApproval(_ context.Context, clientID string) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	delete(s.db.approvals, s.key(clientID))
+	return nil
 }
 
 // SavePending implements store.PendingAuthorizations.
@@ -759,6 +819,11 @@ func (db *database) sweep() {
 			delete(db.clients, k)
 		}
 	}
+	for k, a := range db.approvals {
+		if !live(a.ExpiresAt, now) {
+			delete(db.approvals, k)
+		}
+	}
 	for k, p := range db.pending {
 		if !live(p.ExpiresAt, now) {
 			delete(db.pending, k)
@@ -843,6 +908,11 @@ func cloneClient(c store.Client) store.Client {
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.ResponseTypes = slices.Clone(c.ResponseTypes)
 	return c
+}
+
+func cloneApproval(a store.ClientApproval) store.ClientApproval {
+	a.RedirectURIs = slices.Clone(a.RedirectURIs)
+	return a
 }
 
 func cloneToken(t store.Token) store.Token {

@@ -257,6 +257,10 @@ type keys struct{ prefix string }
 
 func (k keys) client(id string) string { return k.prefix + ":{" + k.prefix + "}:client:" + id }
 func (k keys) clients() string         { return k.prefix + ":{" + k.prefix + "}:clients" }
+func (k keys) approval(id string) string {
+	return k.prefix + ":{" + k.prefix + "}:approval:" + id
+}
+func (k keys) approvals() string       { return k.prefix + ":{" + k.prefix + "}:approvals" }
 func (k keys) pending(h string) string { return k.prefix + ":pending:" + h }
 func (k keys) feed() string            { return k.prefix + ":revocations" }
 func (k keys) upstream(u string) string {

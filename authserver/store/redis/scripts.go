@@ -106,6 +106,36 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 'OK'
 `)
 
+// requestApprovalScript: KEYS approval, index; ARGV record, px, id, expiry (unix ms),
+// now (unix ms). Answers the record stored now: the live one there, or ARGV record.
+var requestApprovalScript = script(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  extend(KEYS[2], px)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return ARGV[1]
+`)
+
+// setApprovalScript: as requestApprovalScript, replacing any record; answers OK.
+var setApprovalScript = script(`
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  extend(KEYS[2], px)
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return 'OK'
+`)
+
 // saveCodeScript: KEYS code, set, revoked; ARGV record, px.
 var saveCodeScript = script(`
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
@@ -302,6 +332,7 @@ return 'OK'
 
 var allScripts = []*goredis.Script{
 	createClientScript, updateClientScript, deleteClientScript,
+	requestApprovalScript, setApprovalScript,
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
 	issueGrantScript, saveDeviceScript, denyDeviceScript, pollDeviceScript,
 	indexGrantScript,

@@ -101,6 +101,10 @@ func RunTests(t *testing.T, h Harness) {
 		{"Revocations returns the entries at or after since, oldest first", testFeedSince},
 		{"Feed entries are kept for the retention, then dropped", testFeedRetention},
 		{"Stores with different prefixes have separate feeds", testFeedTenants},
+		{"RequestApproval stores a client's first request and returns it to later ones", testApprovalRequestOnce},
+		{"SetApproval records a decision that later requests do not undo; DeleteApproval is idempotent", testApprovalDecide},
+		{"ListApprovals filters by state, oldest request first, and sees only its own tenant", testApprovalList},
+		{"Approvals expire at their ExpiresAt", testApprovalExpiry},
 	}
 	for _, tc := range append(tests, agentTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
@@ -121,6 +125,7 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent acquisitions of one lease, by one store value and by several: exactly one succeeds", testConcurrentLease},
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
 		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
+		{"Concurrent approval requests of one client: one record is stored and every caller gets it", testConcurrentApprovalRequest},
 	}
 	for _, tc := range append(tests, agentConcurrencyTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
