@@ -58,10 +58,10 @@ test: install-deps lint ## Install what the tests need, then run every test (env
 # FUZZTIME is how long `make fuzz` runs each target; their seed corpora
 # (authserver/testdata/fuzz) run in every `make test`.
 FUZZTIME ?= 30s
-FUZZ_TARGETS ?= FuzzValidateRedirectURI FuzzMatchRedirectURI FuzzRegistration FuzzTokenRequest FuzzPKCE
+FUZZ_TARGETS ?= FuzzValidateRedirectURI FuzzMatchRedirectURI FuzzRegistration FuzzTokenRequest FuzzPKCE FuzzVerifyJWT
 
 .PHONY: fuzz
-fuzz: ## Fuzz the redirect URI validator, registration JSON, token form and PKCE, FUZZTIME (30s) each.
+fuzz: ## Fuzz the redirect URI validator, registration JSON, token form, PKCE and JWT verification, FUZZTIME (30s) each.
 	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t for $(FUZZTIME)"; $(GO) test ./authserver -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME); done
 
 .PHONY: envtest

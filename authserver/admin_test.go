@@ -112,7 +112,7 @@ func TestAdminListsAUsersGrants(t *testing.T) {
 	if g := got[0]; g.UserID != "alice" || g.Scope != "read" || g.AuthTime.IsZero() || g.ExpiresAt.IsZero() {
 		t.Errorf("grant %+v lacks fields", g)
 	}
-	if wantID, _ := parseToken(prefixAccess, a.AccessToken); got[0].ID != wantID {
+	if wantID := accessGrantID(t, a.AccessToken); got[0].ID != wantID {
 		t.Errorf("grant ID %s, want %s (the one in her token)", got[0].ID, wantID)
 	}
 	if n := len(e.adminGrants("?client=" + trustedClient.ID)); n != 2 {

@@ -103,6 +103,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, v.RedirectURI, v.State, newError(http.StatusBadRequest, "login_required", "this server cannot authorize without user interaction"))
 		return
 	}
+	if !s.approvalGate(w, r, v) {
+		return
+	}
 	if s.needsConsent(r, v) {
 		s.renderConsent(w, r, v)
 		return
@@ -138,7 +141,11 @@ func (s *Server) checkClientAndRedirect(w http.ResponseWriter, r *http.Request, 
 		return nil, false
 	}
 	c, err := s.resolveClient(r.Context(), req.ClientID)
+	var refused *clientRefusedError
 	switch {
+	case errors.As(err, &refused):
+		s.renderError(w, r, http.StatusForbidden, refused.Page)
+		return nil, false
 	case errors.Is(err, errUnknownClient):
 		s.renderError(w, r, http.StatusBadRequest, "The application is not registered with this server.")
 		return nil, false
@@ -249,6 +256,8 @@ func (s *Server) needsConsent(r *http.Request, v *validatedAuthz) bool {
 func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *validatedAuthz) {
 	state := randomString(secretBytes)
 	params := upstream.NewAuthParams() // PKCE verifier and OIDC nonce, kept server-side
+	var stepUpUser string
+	params.Scopes, stepUpUser = s.upstreamScopesFor(r, v.scopes)
 	binding := s.flowCookie(w, r)
 	p := store.PendingAuthorization{
 		ClientID:            v.client.ID,
@@ -260,6 +269,8 @@ func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *valida
 		Resource:            v.resources,
 		UpstreamVerifier:    params.Verifier,
 		Nonce:               params.Nonce,
+		UpstreamScope:       joinScope(params.Scopes),
+		StepUpUser:          stepUpUser,
 		BrowserBinding:      s.keys.hash(labelBrowser, binding),
 		ExpiresAt:           s.now().Add(s.opts.PendingTTL),
 	}
@@ -283,7 +294,13 @@ func asAuthorizeError(err error) *oauthError {
 
 // redirectError sends an error to the client's (validated) redirect URI with state and,
 // per RFC 9207 §2, iss.
+//
+// A login without a redirect URI (a device's, RFC 8628) gets an error page instead.
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state string, oe *oauthError) {
+	if redirectURI == "" {
+		s.renderError(w, r, oe.Status, "The sign-in could not be completed: "+safeDescription(oe.Description)+".")
+		return
+	}
 	q := url.Values{"error": {oe.Code}}
 	if oe.Description != "" {
 		q.Set("error_description", safeDescription(oe.Description))

@@ -38,6 +38,13 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.callbackApproval(w, r, p.ClientID) {
+		return
+	}
+	if p.Device != nil {
+		s.deviceCallback(w, r, p)
+		return
+	}
 	if upErr := q.Get("error"); upErr != "" {
 		s.redirectError(w, r, p.RedirectURI, p.State, upstreamError(upErr))
 		return
@@ -69,6 +76,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, asAuthorizeError(err))
 		return
 	}
+	s.setUserHint(w, id.Subject)
 	s.redirectToClient(w, r, p.RedirectURI, p.State, url.Values{"code": {ourCode}})
 }
 
@@ -121,7 +129,21 @@ func exchangeError(err error) *oauthError {
 // issueCode keeps the user's upstream tokens and stores our authorization code, bound
 // to everything the token request must match (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 8707).
 // Both writes go to the store together (store.SaveLogin: one round trip on Redis).
+//
+// The upstream token keeps the upstream scopes it covers, and the code only those of
+// the requested scopes whose upstream scopes it covers (stepup.go).
 func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, tok *upstream.Token, id *upstream.Identity) (string, error) {
+	if tok != nil {
+		withScope := *tok
+		granted := s.grantedUpstreamScopes(ctx, p, tok, id.Subject)
+		withScope.Scope = joinScope(granted)
+		tok = &withScope
+		if covered := s.coveredScopes(splitScope(p.Scope), granted); len(covered) < len(splitScope(p.Scope)) {
+			s.log.InfoContext(ctx, "the upstream token lacks upstream scopes of requested scopes; they are not granted",
+				"client_id", p.ClientID, "requested", p.Scope, "granted", joinScope(covered), "upstream_scope", withScope.Scope)
+			p.Scope = joinScope(covered)
+		}
+	}
 	up, err := s.sealUpstreamToken(ctx, id.Subject, tok)
 	if err != nil {
 		return "", err

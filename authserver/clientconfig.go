@@ -2,14 +2,18 @@ package authserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/mcpauth/mcpauth/authserver/clientpolicy"
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
 
@@ -176,6 +180,9 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 		secret = prefixSecret + randomString(secretBytes)
 		next.SecretHash = s.keys.hash(labelClientSecret, secret)
 	}
+	if err := s.reapproveUpdate(r.Context(), c, next); err != nil {
+		return nil, err
+	}
 	if err := s.store.UpdateClient(r.Context(), next); errors.Is(err, store.ErrNotFound) {
 		return nil, &registrationAuthError{status: http.StatusUnauthorized, desc: "the registration access token is invalid or its client is gone"}
 	} else if err != nil {
@@ -185,6 +192,38 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 	resp := s.registrationResponse(next, rat)
 	resp.ClientSecret = secret
 	return resp, nil
+}
+
+// reapproveUpdate keeps approval mode's promise across an update: an administrator
+// approved the name and redirect URIs they were shown, so an update that changes
+// either puts an approved client back on the pending list (with what it now says),
+// and refreshes what a pending one shows. A denial stands. It runs before the update
+// is stored, so a failure here leaves the registration as it was.
+func (s *Server) reapproveUpdate(ctx context.Context, prev, next store.Client) error {
+	if !s.opts.ClientPolicy.NeedsApproval(clientpolicy.Dynamic) ||
+		(prev.Name == next.Name && slices.Equal(prev.RedirectURIs, next.RedirectURIs)) {
+		return nil
+	}
+	rec, err := s.store.GetApproval(ctx, prev.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil // never asked: the first login asks, with what the client says then
+	case err != nil:
+		return fmt.Errorf("get approval: %w", err)
+	case rec.Status == store.ApprovalDenied:
+		return nil
+	}
+	now := s.now()
+	rec.Name, rec.RedirectURIs = next.Name, slices.Clone(next.RedirectURIs)
+	if rec.Status == store.ApprovalApproved {
+		rec.Status, rec.RequestedAt, rec.DecidedAt, rec.DecidedBy = store.ApprovalPending, now, time.Time{}, ""
+		rec.ExpiresAt = now.Add(DefaultPendingApprovalTTL)
+		s.log.InfoContext(ctx, "approved client changed its registration (RFC 7592): pending again", "client_id", prev.ID)
+	}
+	if err := s.store.SetApproval(ctx, rec); err != nil {
+		return fmt.Errorf("set approval: %w", err)
+	}
+	return nil
 }
 
 // readUpdate decodes an update request, refusing the fields a client must not send.
@@ -217,9 +256,10 @@ func readUpdate(w http.ResponseWriter, r *http.Request) (*updateRequest, error) 
 	return &req, nil
 }
 
-// deleteRegistration revokes every grant of the client, then deletes it (RFC 7592
-// §2.3: the server "SHOULD invalidate all associated access tokens"). Should the
-// revocation fail, nothing is deleted and the client can retry.
+// deleteRegistration revokes every grant of the client, then deletes it and its
+// approval-mode record, if any (RFC 7592 §2.3: the server "SHOULD invalidate all
+// associated access tokens"). Should the revocation fail, nothing is deleted and the
+// client can retry.
 func (s *Server) deleteRegistration(r *http.Request, c store.Client) error {
 	ctx := r.Context()
 	revoked, _, err := s.revokeGrants(ctx, store.GrantFilter{ClientID: c.ID})
@@ -228,6 +268,10 @@ func (s *Server) deleteRegistration(r *http.Request, c store.Client) error {
 	}
 	if err := s.store.DeleteClient(ctx, c.ID); err != nil {
 		return err
+	}
+	// Its approval-mode record would only linger on the lists: its ID is never reused.
+	if err := s.store.DeleteApproval(ctx, c.ID); err != nil {
+		s.log.WarnContext(ctx, "drop the approval record of a deleted registration", "client_id", c.ID, "err", err)
 	}
 	s.log.InfoContext(ctx, "registration deleted (RFC 7592)", "client", c.ID, "grants_revoked", revoked)
 	return nil

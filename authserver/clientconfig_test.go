@@ -470,3 +470,51 @@ func TestTheTwentyFirstRegistrationFromOneAddressIsRefusedByDefault(t *testing.T
 		t.Errorf("Retry-After %q, want 2592000", ra)
 	}
 }
+
+// TestAnUpdateOfAnApprovedClientNeedsApprovalAgain: in approval mode an administrator
+// approves the name and redirect URIs they saw, so an RFC 7592 update that changes
+// them puts the client back on the pending list, showing what it now says; a denial
+// is not lifted by an update.
+func TestAnUpdateOfAnApprovedClientNeedsApprovalAgain(t *testing.T) {
+	e := approvalEnv(t)
+	m := e.registerManaged(`{"client_name":"Dyn Tool","redirect_uris":["` + webRedirect + `"],"token_endpoint_auth_method":"none"}`)
+	auth := bearer(m.RegistrationAccessToken)
+	if res, _ := e.decide(m.ClientID, adminapi.DecisionApprove); res.StatusCode != http.StatusOK {
+		t.Fatalf("approve: %d", res.StatusCode)
+	}
+	update := func(name, uri string) {
+		t.Helper()
+		rec := e.config(http.MethodPut, m.RegistrationClientURI, auth, `{"client_id":"`+m.ClientID+`","client_name":"`+name+
+			`","redirect_uris":["`+uri+`"],"token_endpoint_auth_method":"none"}`)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("update: %d %s", rec.Code, rec.Body.String())
+		}
+	}
+	// The same name and URIs: still approved.
+	update("Dyn Tool", webRedirect)
+	if got := e.approvals("approved"); len(got) != 1 || got[0].ClientID != m.ClientID {
+		t.Fatalf("approved after an update that changed nothing approved: %+v", got)
+	}
+	update("Dyn Tool", "https://elsewhere.example.com/cb")
+	pending := e.approvals("pending")
+	if len(pending) != 1 || pending[0].ClientID != m.ClientID || strings.Join(pending[0].RedirectURIs, ",") != "https://elsewhere.example.com/cb" {
+		t.Fatalf("pending after the redirect URI changed: %+v", pending)
+	}
+	rec := e.browser().get(authorizeURL(authzQuery(m.ClientID, "https://elsewhere.example.com/cb", newPKCE())))
+	wantPage(t, rec, http.StatusForbidden, "Waiting for approval")
+
+	if res, _ := e.decide(m.ClientID, adminapi.DecisionDeny); res.StatusCode != http.StatusOK {
+		t.Fatalf("deny: %d", res.StatusCode)
+	}
+	update("Renamed", webRedirect)
+	if got := e.approvals("denied"); len(got) != 1 || got[0].ClientID != m.ClientID {
+		t.Errorf("an update lifted a denial: %+v", e.approvals(""))
+	}
+	// Deleting the registration takes its record off the lists.
+	if rec := e.config(http.MethodDelete, m.RegistrationClientURI, auth, ""); rec.Code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body.String())
+	}
+	if got := e.approvals(""); len(got) != 0 {
+		t.Errorf("approvals of a deleted registration: %+v", got)
+	}
+}

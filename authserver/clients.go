@@ -25,7 +25,11 @@ const (
 	grantRefresh    = "refresh_token"
 	// grantTokenExchange is RFC 8693 token exchange (§2.1).
 	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
-	responseTypeCode   = "code"
+	// grantClientCredentials is RFC 6749 §4.4: a confidential client acting for itself.
+	grantClientCredentials = "client_credentials"
+	// grantDeviceCode is the RFC 8628 device authorization grant (§3.4).
+	grantDeviceCode  = "urn:ietf:params:oauth:grant-type:device_code"
+	responseTypeCode = "code"
 )
 
 // Application types (OpenID Connect Registration §2, sent by MCP clients in RFC 7591
@@ -53,6 +57,8 @@ type StaticClient struct {
 	// RedirectURIs are compared exactly (loopback http URIs with any port, RFC 8252 §7.3).
 	RedirectURIs []string
 	// GrantTypes the client may use. Default: authorization_code and refresh_token.
+	// client_credentials (RFC 6749 §4.4) needs a confidential client; the device
+	// code grant (RFC 8628) works also for public ones.
 	GrantTypes []string
 	// TokenEndpointAuthMethod: none, client_secret_basic or client_secret_post.
 	// Default: none without a Secret, client_secret_basic with one.
@@ -84,6 +90,9 @@ type ClientRegistry interface {
 type StaticClients struct {
 	mu      sync.RWMutex
 	clients map[string]StaticClient
+	// approved are dynamic and metadata-document client IDs approved in the registry
+	// (see ApprovalRegistry).
+	approved map[string]bool
 }
 
 // NewStaticClients returns a registry holding clients, after validating them.
@@ -167,7 +176,13 @@ func (c StaticClient) validate() error {
 		}
 	}
 	for _, g := range c.GrantTypes {
-		if g != grantAuthCode && g != grantRefresh {
+		switch g {
+		case grantAuthCode, grantRefresh, grantDeviceCode:
+		case grantClientCredentials:
+			if !c.hasSecret() {
+				return errors.New("only a confidential client may use client_credentials")
+			}
+		default:
 			return fmt.Errorf("unsupported grant type %q", g)
 		}
 	}
@@ -316,6 +331,9 @@ func (s *Server) resolveMetadataClient(ctx context.Context, id string) (*client,
 	if s.opts.CIMD == nil {
 		return nil, errUnknownClient
 	}
+	if err := s.checkMetadataDomain(id); err != nil {
+		return nil, err
+	}
 	doc, err := s.opts.CIMD.Fetch(ctx, id)
 	if err != nil {
 		s.log.InfoContext(ctx, "client metadata document refused", "client_id", id, "err", err)
@@ -327,6 +345,9 @@ func (s *Server) resolveMetadataClient(ctx context.Context, id string) (*client,
 	// A metadata document cannot carry a secret, so these clients are public.
 	if m := doc.TokenEndpointAuthMethod; m != "" && m != AuthMethodNone {
 		return nil, errUnknownClient
+	}
+	if err := s.checkMetadataRedirects(doc.RedirectURIs); err != nil {
+		return nil, err
 	}
 	grants := doc.GrantTypes
 	if len(grants) == 0 {
@@ -380,9 +401,14 @@ func fromStored(c store.Client) *client {
 			method = AuthMethodNone
 		}
 	}
+	// The scope a client registered itself with is kept and echoed (RFC 7591), but is
+	// no ceiling: whoever registered can register again with more, so it protects
+	// nothing, and MCP clients register with the scope of their first challenge (the
+	// TypeScript SDK does), which would make every later step-up an invalid_scope.
+	// An administrator's limit is MCPClient/static scopes.
 	return &client{
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: grants,
-		AuthMethod: method, Scopes: splitScope(c.Scope), Trusted: c.Trusted,
+		AuthMethod: method, Trusted: c.Trusted,
 		Source: sourceDynamic, secretHash: c.SecretHash, stored: &c,
 	}
 }

@@ -27,9 +27,10 @@ const (
 	labelToken        = "token"          // codes, access and refresh tokens (prefix included)
 	labelState        = "upstream-state" // the state we send upstream
 	labelClientSecret = "client-secret"
+	labelBrowser      = "browser"   // the flow cookie
+	labelUserCode     = "user-code" // RFC 8628 user codes, normalized
 	// labelRegistrationToken: RFC 7592 registration access tokens.
 	labelRegistrationToken = "registration-token"
-	labelBrowser           = "browser" // the flow cookie
 )
 
 // sealVersion prefixes every ciphertext so the format can change later.

@@ -127,6 +127,10 @@ func (s *Server) exchange(r *http.Request, ex *exchangeLog) (*tokenResponse, err
 		return nil, errInvalidGrant("subject_token is not an active access token")
 	}
 	ex.userID, ex.grantID = rec.UserID, rec.GrantID
+	if rec.UserID == "" {
+		// client_credentials: the client acts for itself; no user, no upstream token.
+		return nil, errInvalidGrant("subject_token was issued to a client acting for itself (client_credentials): it has no user's upstream token")
+	}
 	// RFC 8707 §2: the token is bound to its resources; only a server serving one of
 	// them is the token's audience.
 	if !slices.ContainsFunc(rec.Resource, func(res string) bool { return slices.Contains(c.Resources, res) }) {

@@ -194,7 +194,7 @@ func TestTokenExchangeOnRedis(t *testing.T) {
 		t.Errorf("answer %+v, want the upstream access token", a)
 	}
 	// Revoked on Redis, the token no longer exchanges.
-	grantID, _ := parseToken(prefixAccess, tok.AccessToken)
+	grantID := accessGrantID(t, tok.AccessToken)
 	if err := rs.RevokeGrant(t.Context(), grantID); err != nil {
 		t.Fatal(err)
 	}

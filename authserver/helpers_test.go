@@ -81,9 +81,13 @@ type fakeUpstream struct {
 	refreshTok  upstream.Token
 	refreshes   int
 	lastParams  upstream.AuthParams
+	// scopes are the provider's default scopes (upstream.Scoper).
+	scopes []string
 	// refreshGate, when set, holds every Refresh (after counting it) until closed.
 	refreshGate chan struct{}
 }
+
+func (f *fakeUpstream) Scopes() []string { return f.scopes }
 
 const goodUpstreamCode = "good-code"
 
@@ -110,7 +114,7 @@ func (f *fakeUpstream) Exchange(_ context.Context, code string, p upstream.AuthP
 	if f.exchangeErr != nil {
 		return nil, nil, f.exchangeErr
 	}
-	if code != goodUpstreamCode || p != f.lastParams {
+	if code != goodUpstreamCode || p.Verifier != f.lastParams.Verifier || p.Nonce != f.lastParams.Nonce {
 		return nil, nil, upstream.ErrExchange
 	}
 	tok := f.token
@@ -347,6 +351,27 @@ func (s *testStore) ReleaseLease(ctx context.Context, name string) error {
 		return err
 	}
 	return s.Store.ReleaseLease(ctx, name)
+}
+
+func (s *testStore) Revocations(ctx context.Context, since time.Time) ([]store.Revocation, error) {
+	if err := s.before("Revocations", since); err != nil {
+		return nil, err
+	}
+	return s.Store.Revocations(ctx, since)
+}
+
+func (s *testStore) RevokeTokenID(ctx context.Context, g, jti string, until time.Time) error {
+	if err := s.before("RevokeTokenID", g, jti, until); err != nil {
+		return err
+	}
+	return s.Store.RevokeTokenID(ctx, g, jti, until)
+}
+
+func (s *testStore) TokenIDRevoked(ctx context.Context, g, jti string) (bool, error) {
+	if err := s.before("TokenIDRevoked", g, jti); err != nil {
+		return false, err
+	}
+	return s.Store.TokenIDRevoked(ctx, g, jti)
 }
 
 func (s *testStore) Ping(ctx context.Context) error {
@@ -630,4 +655,29 @@ func httpRecorder(h http.Handler, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, testIssuer+path, nil))
 	return rec
+}
+
+// accessGrantID returns the grant ID an access token names, in either format: the
+// opaque token carries it in clear, a JWT in its gid claim (read here without
+// verifying, as a test that already trusts the token may).
+func accessGrantID(t *testing.T, tok string) string {
+	t.Helper()
+	if id, ok := parseToken(prefixAccess, tok); ok {
+		return id
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("access token %.12s... is neither opaque nor a JWT", tok)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		GrantID string `json:"gid"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.GrantID == "" {
+		t.Fatalf("JWT payload %s has no gid (%v)", payload, err)
+	}
+	return claims.GrantID
 }

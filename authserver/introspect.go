@@ -113,14 +113,20 @@ func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*I
 	if !active {
 		return &IntrospectionResponse{Active: false}, nil
 	}
+	// A client_credentials token has no user: its subject is the client itself
+	// (RFC 9068 §2.2 says the same of JWT access tokens).
+	subject := rec.UserID
+	if subject == "" {
+		subject = rec.ClientID
+	}
 	resp := &IntrospectionResponse{
-		Active: true, Scope: rec.Scope, ClientID: rec.ClientID, Subject: rec.UserID,
+		Active: true, Scope: rec.Scope, ClientID: rec.ClientID, Subject: subject,
 		Audience: rec.Resource, ExpiresAt: rec.ExpiresAt.Unix(), IssuedAt: rec.IssuedAt.Unix(),
 		Issuer: s.issuer,
 	}
 	if kind == prefixAccess {
 		resp.TokenType = "Bearer"
-		if caller.IntrospectUpstream && s.addUpstreamToken(ctx, resp, rec.UserID, rec.GrantID) {
+		if caller.IntrospectUpstream && rec.UserID != "" && s.addUpstreamToken(ctx, resp, rec.UserID, rec.GrantID) {
 			// The upstream refused the user for good and the grant is revoked: the
 			// MCP server answers invalid_token and its client logs in again.
 			return &IntrospectionResponse{Active: false}, nil
@@ -133,9 +139,20 @@ func (s *Server) introspect(ctx context.Context, caller *client, tok string) (*I
 // false for anything we cannot vouch for (unknown, expired, revoked, rotated, not
 // ours); err is set only when the store failed, so the caller can answer 503 rather
 // than call a live token dead. Introspection and token exchange both decide with it.
+//
+// A JWT access token is checked as any verifier would (signature by a published key,
+// typ, iss, exp) and then in the store under its grant and jti, so that a revoked one
+// is inactive: still one store read.
 func (s *Server) lookupToken(ctx context.Context, tok string) (rec store.Token, kind string, active bool, err error) {
 	kind = tokenKind(tok)
 	switch kind {
+	case "":
+		claims, ok := s.verifyJWT(tok)
+		if !ok {
+			return store.Token{}, kind, false, nil
+		}
+		kind = prefixAccess
+		rec, err = s.store.GetAccessToken(ctx, claims.GrantID, s.keys.hash(labelJTI, claims.JTI))
 	case prefixAccess:
 		grantID, _ := parseToken(prefixAccess, tok)
 		rec, err = s.store.GetAccessToken(ctx, grantID, s.keys.hash(labelToken, tok))
@@ -283,6 +300,12 @@ func (s *Server) refreshUpstream(ctx context.Context, userID, grantID string, se
 	s.metrics.upstreamRefreshes.WithLabelValues("ok").Inc()
 	if next.RefreshToken == "" {
 		next.RefreshToken = tok.RefreshToken
+	}
+	// RFC 6749 §5.1: a response without scope has the scope asked for, and a refresh
+	// asks for the original grant's (§6). The stored token must keep saying what it
+	// covers (stepup.go).
+	if next.Scope == "" {
+		next.Scope = tok.Scope
 	}
 	if err := s.saveUpstreamToken(ctx, userID, next); err != nil {
 		return nil, err

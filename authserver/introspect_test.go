@@ -265,7 +265,7 @@ func TestAnUpstreamRefreshIsStoredEvenWhenItsCallerHasGone(t *testing.T) {
 	e := newEnv(t)
 	e.up.token.Expiry = e.clock.Now().Add(time.Minute)
 	tok := e.issue()
-	grantID, _ := parseToken(prefixAccess, tok.AccessToken)
+	grantID := accessGrantID(t, tok.AccessToken)
 	e.clock.Advance(2 * time.Minute)
 	gate := make(chan struct{})
 	e.up.mu.Lock()

@@ -82,6 +82,14 @@ func (s *Server) refuseLogin(w http.ResponseWriter, r *http.Request, p store.Pen
 	s.metrics.loginRefused(reason)
 	s.log.WarnContext(r.Context(), "login refused by the access rules", "client_id", p.ClientID,
 		"user", id.Subject, "reason", reason)
+	if p.RedirectURI == "" { // a device's login (RFC 8628): nowhere to return to
+		s.renderPage(w, r, http.StatusForbidden, "refused.html", pageCSP, refusedPage{
+			ServerName: s.opts.DisplayName, Title: "Your account is not allowed to sign in to " + s.opts.DisplayName,
+			UpstreamName: s.opts.UpstreamDisplayName, Account: accountName(id), Reason: message,
+			ClientName: p.ClientID,
+		})
+		return
+	}
 	continueURL, err := s.clientRedirectURL(p.RedirectURI, p.State, url.Values{
 		"error":             {errCodeAccessDenied},
 		"error_description": {safeDescription("the account is not allowed to sign in to " + s.opts.DisplayName)},

@@ -262,6 +262,20 @@ func (s *instrumentedStore) ReleaseLease(ctx context.Context, name string) error
 	return s.count("release_lease", s.Store.ReleaseLease(ctx, name))
 }
 
+func (s *instrumentedStore) Revocations(ctx context.Context, since time.Time) ([]store.Revocation, error) {
+	r, err := s.Store.Revocations(ctx, since)
+	return r, s.count("revocations", err)
+}
+
+func (s *instrumentedStore) RevokeTokenID(ctx context.Context, g, jti string, until time.Time) error {
+	return s.count("revoke_token_id", s.Store.RevokeTokenID(ctx, g, jti, until))
+}
+
+func (s *instrumentedStore) TokenIDRevoked(ctx context.Context, g, jti string) (bool, error) {
+	r, err := s.Store.TokenIDRevoked(ctx, g, jti)
+	return r, s.count("token_id_revoked", err)
+}
+
 func (s *instrumentedStore) Ping(ctx context.Context) error {
 	return s.count("ping", s.Store.Ping(ctx))
 }

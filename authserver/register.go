@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/mcpauth/mcpauth/authserver/clientpolicy"
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
 
@@ -129,6 +130,10 @@ func (s *Server) validateRegistration(req *registrationRequest) *oauthError {
 			return newError(400, errCodeInvalidRedirectURI, descriptionOf(err))
 		}
 	}
+	if bad := s.opts.ClientPolicy.DisallowedRedirectURI(req.RedirectURIs); bad != "" {
+		s.clientRefused(refusedRedirectURI)
+		return newError(400, errCodeInvalidRedirectURI, "redirect URI "+safeDescription(bad)+" is not allowed by this server's client policy")
+	}
 	if oe := checkGrantAndResponseTypes(req); oe != nil {
 		return oe
 	}
@@ -150,6 +155,15 @@ func (s *Server) validateRegistration(req *registrationRequest) *oauthError {
 	scopes := splitScope(req.Scope)
 	if !subset(scopes, s.opts.ScopesSupported) {
 		return metadataError("scope names a scope this server does not support")
+	}
+	// RFC 7591 §2: the server "MAY reject or replace any of the client's requested
+	// metadata values"; the response carries the scope registered. A scope beyond
+	// the policy's bound for dynamic clients is narrowed, and refused only when
+	// nothing of it is left.
+	if bound := s.opts.ClientPolicy.MaxScopes(clientpolicy.Dynamic); bound != nil && len(scopes) > 0 {
+		if scopes = intersect(scopes, bound); len(scopes) == 0 {
+			return metadataError("none of the requested scopes may be granted to a dynamically registered client")
+		}
 	}
 	req.Scope = joinScope(scopes)
 	return nil

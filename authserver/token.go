@@ -61,20 +61,32 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	switch grantType {
 	case "":
 		return nil, errInvalidRequest("grant_type is required")
-	case grantAuthCode, grantRefresh:
+	case grantAuthCode, grantRefresh, grantClientCredentials:
+	case grantDeviceCode:
+		if !s.opts.DeviceAuthorization.Enabled {
+			return nil, newError(400, errCodeUnsupportedGrantType, "the device authorization grant is not enabled on this server")
+		}
 	default:
-		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code, refresh_token or "+grantTokenExchange)
+		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code, refresh_token, client_credentials or "+grantTokenExchange)
 	}
 	if !c.allowsGrant(grantType) {
 		return nil, newError(400, errCodeUnauthorizedClient, "the client may not use this grant type")
 	}
 	var resp *tokenResponse
-	if grantType == grantAuthCode {
+	switch grantType {
+	case grantAuthCode:
 		resp, err = s.exchangeCode(r, c, reads)
-	} else {
+	case grantClientCredentials:
+		resp, err = s.clientCredentials(r, c)
+	case grantDeviceCode:
+		resp, err = s.redeemDeviceCode(r, c, reads)
+	default:
 		resp, err = s.refresh(r, c, reads)
 	}
 	if err == nil {
+		if grantType == grantDeviceCode {
+			grantType = "device_code" // a label, not a URN
+		}
 		s.metrics.tokenIssued(grantType)
 	}
 	return resp, err
@@ -111,6 +123,12 @@ func (s *Server) readTokenRequest(r *http.Request) *tokenReads {
 		rt := form.Get("refresh_token")
 		if t.keys.GrantID, _ = parseToken(prefixRefresh, rt); t.keys.GrantID != "" {
 			t.keys.RefreshHash = s.keys.hash(labelToken, rt)
+		}
+	case grantDeviceCode:
+		// The approval of a device code is a code under its hash (deviceApproval).
+		dc := form.Get("device_code")
+		if t.keys.GrantID, _ = parseToken(prefixDevice, dc); t.keys.GrantID != "" {
+			t.keys.CodeHash = s.keys.hash(labelToken, dc)
 		}
 	}
 	if t.keys.GrantID == "" {
@@ -178,7 +196,10 @@ func (s *Server) exchangeCode(r *http.Request, c *client, reads *tokenReads) (*t
 		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
 		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
 	}
-	access, refresh, pair := s.newTokens(c, g, ac.Scope, resources, now)
+	access, refresh, pair, err := s.newTokens(c, g, ac.Scope, resources, now)
+	if err != nil {
+		return nil, err
+	}
 	pair.ClientUse = s.clientUse(c, now)
 	if err := s.store.RedeemCode(ctx, grantID, codeHash, g, pair); err != nil {
 		return nil, s.codeError(ctx, grantID, err)
@@ -288,7 +309,10 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 		return nil, err
 	}
 	g := store.Grant{ID: grantID, ClientID: c.ID, UserID: rt.UserID, Scope: rt.Scope, Resource: rt.Resource, ExpiresAt: rt.ExpiresAt}
-	access, refresh, pair := s.newTokens(c, g, scope, resources, now)
+	access, refresh, pair, err := s.newTokens(c, g, scope, resources, now)
+	if err != nil {
+		return nil, err
+	}
 	pair.ClientUse = s.clientUse(c, now)
 	succ, err := s.sealSuccessor(c.ID, grantID, oldHash, access, refresh, pair, now)
 	if err != nil {
@@ -405,22 +429,37 @@ func narrowResources(requested, granted []string) ([]string, error) {
 // refresh, a refresh token carrying the grant's full scope and resources (RFC 6749 §6:
 // a new refresh token's scope is the original one). Refresh tokens expire with the
 // grant: rotation never extends how long a login lasts.
-func (s *Server) newTokens(c *client, g store.Grant, scope string, resources []string, now time.Time) (access, refresh string, pair store.TokenPair) {
+//
+// A JWT access token's record is keyed by the hash of its jti, an opaque one's by the
+// hash of the token: either way introspection is one store read, and the store never
+// sees the token.
+func (s *Server) newTokens(c *client, g store.Grant, scope string, resources []string, now time.Time) (access, refresh string, pair store.TokenPair, err error) {
 	accessExp := now.Add(s.opts.AccessTokenTTL)
 	if !g.ExpiresAt.IsZero() && g.ExpiresAt.Before(accessExp) {
 		accessExp = g.ExpiresAt
 	}
-	access = mintToken(prefixAccess, g.ID)
-	pair.AccessHash = s.keys.hash(labelToken, access)
 	pair.Access = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: scope,
 		Resource: resources, IssuedAt: now, ExpiresAt: accessExp}
+	if s.jwt {
+		var jti string
+		if access, jti, err = s.mintJWT(pair.Access, now); err != nil {
+			// No key active (the file holds only future keys): /readyz says so, and
+			// a client retrying later gets its tokens.
+			s.log.Error("cannot sign an access token", "err", err)
+			return "", "", pair, errUnavailable
+		}
+		pair.AccessHash = s.keys.hash(labelJTI, jti)
+	} else {
+		access = mintToken(prefixAccess, g.ID)
+		pair.AccessHash = s.keys.hash(labelToken, access)
+	}
 	if c.allowsGrant(grantRefresh) {
 		refresh = mintToken(prefixRefresh, g.ID)
 		pair.RefreshHash = s.keys.hash(labelToken, refresh)
 		pair.Refresh = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: g.Scope,
 			Resource: g.Resource, IssuedAt: now, ExpiresAt: g.ExpiresAt}
 	}
-	return access, refresh, pair
+	return access, refresh, pair, nil
 }
 
 func (s *Server) tokenResponse(access, refresh string, at store.Token, now time.Time) *tokenResponse {

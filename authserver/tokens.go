@@ -12,6 +12,8 @@ const (
 	prefixCode    = "mcp_ac_"
 	prefixAccess  = "mcp_at_"
 	prefixRefresh = "mcp_rt_"
+	// prefixDevice marks RFC 8628 device codes.
+	prefixDevice = "mcp_dc_"
 	// prefixSecret marks generated client secrets; they carry no grant ID.
 	prefixSecret = "mcp_cs_"
 	// prefixClientID marks dynamically registered client IDs.

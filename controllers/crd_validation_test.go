@@ -155,6 +155,27 @@ var _ = Describe("The CRDs", func() {
 		Entry("a scope with a space", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.ScopesSupported = []string{"mcp tools"}
 		}, refusal{"spec.server.scopesSupported[0]", "should match"}),
+		Entry("upstream scopes for a scope the server does not offer", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:admin", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("upstream scopes for a scope when scopesSupported is left to its default", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = nil
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("a scope with no upstream scope", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes", "should have at least 1 items"}),
+		Entry("an upstream scope with a quote", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{`re"po`}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes[0]", "should match"}),
+		Entry("the same scope twice", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{
+				{Scope: "tools:write", UpstreamScopes: []string{"repo"}}, {Scope: "tools:write", UpstreamScopes: []string{"gist"}}}
+		}, refusal{"spec.server.upstreamScopes[1]", "Duplicate value"}),
 		Entry("an unknown access token format", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.AccessTokenFormat = "paseto"
 		}, refusal{"spec.server.accessTokenFormat", "Unsupported value"}),
@@ -228,6 +249,18 @@ var _ = Describe("The CRDs", func() {
 			p.Spec.Type = oauthv1alpha1.ProviderGoogle
 			p.Spec.APIURL = "https://api.example.com"
 		}, refusal{"spec.apiURL", "apiURL is only for type github"}),
+		Entry("a metadata-document domain with a scheme", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"https://example.com"}}
+		}, refusal{"spec.clientPolicy.metadataDocumentDomains[0]", "should match"}),
+		Entry("a metadata-document wildcard in the middle", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"a.*.example.com"}}
+		}, refusal{"spec.clientPolicy.metadataDocumentDomains[0]", "should match"}),
+		Entry("a max scope the server does not support", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MaxScopes: oauthv1alpha1.MaxScopesSpec{Dynamic: []string{"tools:admin"}}}
+		}, refusal{"spec.clientPolicy.maxScopes", "every scope of clientPolicy.maxScopes must be in server.scopesSupported"}),
+		Entry("an empty redirect URI pattern", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{RedirectURIPatterns: []string{""}}
+		}, refusal{"spec.clientPolicy.redirectURIPatterns[0]", "should be at least 1 chars long"}),
 		Entry("redis settings on the memory store", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreMemory,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis:6379"}}}
@@ -259,7 +292,31 @@ var _ = Describe("The CRDs", func() {
 		},
 		Entry("no redirect URIs", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.RedirectURIs = nil
-		}, refusal{"spec.redirectURIs", "Required value"}),
+		}, refusal{"spec.redirectURIs", "redirectURIs are required with the authorization_code grant"}),
+		Entry("client_credentials on a public client", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		}, refusal{"spec.grantTypes", "client_credentials needs a confidential client"}),
+		Entry("a device CLI with refresh only", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
+		}, refusal{"spec.grantTypes", "refresh_token alone obtains no first token"}),
+		Entry("approveClientID beside redirect URIs", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.ApproveClientID = "https://tools.example.org/client.json"
+		}, refusal{"spec", "not both"}),
+		Entry("approveClientID with scopes", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp_client_abc"
+			c.Spec.Scopes = []string{"mcp"}
+		}, refusal{"spec.approveClientID", "approveClientID only approves a client that registered itself"}),
+		Entry("approveClientID with a client secret", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp_client_abc"
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		}, refusal{"spec.approveClientID", "approveClientID only approves"}),
+		Entry("approveClientID with a space", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp client"
+		}, refusal{"spec.approveClientID", "should match"}),
 		Entry("a javascript: redirect URI", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.RedirectURIs = []string{"javascript:alert(1)"}
 		}, refusal{"spec.redirectURIs", "each redirect URI must be https"}),
@@ -277,7 +334,7 @@ var _ = Describe("The CRDs", func() {
 		}, refusal{"spec.tokenEndpointAuthMethod", "Unsupported value"}),
 		Entry("refresh without authorization_code", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
-		}, refusal{"spec.grantTypes", "must include authorization_code"}),
+		}, refusal{"spec.grantTypes", "must include authorization_code, client_credentials or"}),
 		Entry("an unknown grant type", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{"password"}
 		}, refusal{"spec.grantTypes[0]", "Unsupported value"}),
@@ -312,6 +369,43 @@ var _ = Describe("The CRDs", func() {
 		c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
 		c.Spec.Resources = []string{"https://mcp.example.com/mcp", "http://127.0.0.1:3000/mcp"}
 		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
+
+	It("accept agents without redirect URIs: a client_credentials client and a device CLI", func() {
+		ns := newNamespace()
+		agent := validClient(ns)
+		agent.Name = "agent"
+		agent.Spec.RedirectURIs = nil
+		agent.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		agent.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		Expect(k8sClient.Create(ctx, agent)).To(Succeed())
+		cli := validClient(ns)
+		cli.Name = "cli"
+		cli.Spec.RedirectURIs = nil
+		cli.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantDeviceCode, oauthv1alpha1.GrantRefreshToken}
+		Expect(k8sClient.Create(ctx, cli)).To(Succeed())
+		p := validProvider(ns)
+		p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
+
+	It("accept an MCPClient that only approves an existing client", func() {
+		c := validClient(newNamespace())
+		c.Spec.RedirectURIs = nil
+		c.Spec.ApproveClientID = "https://tools.example.org/client.json"
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
+
+	It("accept a client policy with scopes the server supports", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+		p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{
+			MetadataDocumentDomains: []string{"*.example.com", "claude.ai"},
+			RedirectURIPatterns:     []string{"http://127.0.0.1/*"},
+			MaxScopes:               oauthv1alpha1.MaxScopesSpec{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+			RequireApproval:         true,
+		}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 	})
 
 	It("accept a private-use scheme redirect URI for native apps (RFC 8252 §7.1)", func() {

@@ -17,6 +17,7 @@
 //	Secret              X-authserver-signing-keys  signing-keys.json: the JWT signing keys (config.SigningKeySet), rotated
 //	Secret              X-authserver-admin         admin-token: base64url of 32 random bytes, made once
 //	Secret              X-authserver-clients       clients.yaml: the registry of X's MCPClients
+//	                                               (their entries, and the approvals of approveClientID)
 //	Deployment          X-authserver               the server; /authserver --config /etc/mcpauth/config/config.yaml
 //	Service             X-authserver               port 80 (443 with server.tls) to the pod's port 8080
 //	PodDisruptionBudget X-authserver               only while replicas > 1
@@ -93,6 +94,11 @@
 // The client ID (mcp_ and 22 random characters) is generated once and kept in
 // status.clientID. The registry entry is written by the OAuthProvider reconciler, its
 // only writer, with the secret's SHA-256 (config.HashClientSecret), never the secret.
+//
+// An MCPClient with spec.approveClientID renders nothing: it approves a dynamic or
+// metadata-document client for the provider's approval mode, and the OAuthProvider
+// reconciler lists it under approvals in the same registry (mcpclient_approval.go).
+// Its status.clientID is the approved ID; Registered says Approved once listed.
 //
 // # Steady state
 //

@@ -147,6 +147,10 @@ func validateEntry(cfg *config.Config, entry config.Client) error {
 	if _, err := config.ParseClients(data); err != nil {
 		return fieldErrors(err, clientSpecPath)
 	}
+	// The server would answer unsupported_grant_type: say so here, where it can be fixed.
+	if slices.Contains(entry.GrantTypes, config.GrantDeviceCode) && !cfg.DeviceAuthorization.Enabled {
+		return fmt.Errorf("spec.grantTypes: %s needs the OAuthProvider's spec.server.deviceFlow.enabled", config.GrantDeviceCode)
+	}
 	return fieldErrors(cfg.ValidateClients([]config.Client{entry}), clientSpecPath)
 }
 

@@ -39,9 +39,21 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	c.ServiceDocumentation = spec.Server.ServiceDocumentation
 	if len(spec.Server.ScopesSupported) > 0 {
 		c.ScopesSupported = slices.Clone(spec.Server.ScopesSupported)
-		// A client that asks for no scope gets every scope the server offers: the
-		// default "mcp" would not be among them.
-		c.DefaultScopes = slices.Clone(spec.Server.ScopesSupported)
+		// A client that asks for no scope gets every scope the server offers (the
+		// default "mcp" would not be among them), except those that need more of the
+		// upstream provider: those are stepped up to, never handed out by default.
+		c.DefaultScopes = slices.DeleteFunc(slices.Clone(spec.Server.ScopesSupported), func(s string) bool {
+			return slices.ContainsFunc(spec.Server.UpstreamScopes, func(u oauthv1alpha1.ScopeUpstreamScopes) bool { return u.Scope == s })
+		})
+		if len(c.DefaultScopes) == 0 {
+			c.DefaultScopes = slices.Clone(spec.Server.ScopesSupported)
+		}
+	}
+	for _, u := range spec.Server.UpstreamScopes {
+		if c.UpstreamScopes == nil {
+			c.UpstreamScopes = map[string][]string{}
+		}
+		c.UpstreamScopes[u.Scope] = slices.Clone(u.UpstreamScopes)
 	}
 	if spec.Server.CallbackPath != "" {
 		c.CallbackPath = spec.Server.CallbackPath
@@ -55,6 +67,9 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	}
 	if reg := spec.Server.Registration; reg.MaxPerSource != nil {
 		c.DynamicRegistration.MaxPerSource = int(*reg.MaxPerSource)
+	}
+	if spec.Server.DeviceFlow != nil {
+		c.DeviceAuthorization.Enabled = spec.Server.DeviceFlow.Enabled
 	}
 	c.Upstream = config.Upstream{
 		Type:             config.UpstreamType(spec.Type),
@@ -77,6 +92,18 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	}
 	if spec.Access != nil {
 		c.Access = renderAccess(*spec.Access)
+	}
+	if cp := spec.ClientPolicy; cp != nil {
+		c.ClientPolicy = config.ClientPolicy{
+			MetadataDocumentDomains: slices.Clone(cp.MetadataDocumentDomains),
+			RedirectURIPatterns:     slices.Clone(cp.RedirectURIPatterns),
+			MaxScopes: config.MaxScopes{
+				PreRegistered:    slices.Clone(cp.MaxScopes.PreRegistered),
+				Dynamic:          slices.Clone(cp.MaxScopes.Dynamic),
+				MetadataDocument: slices.Clone(cp.MaxScopes.MetadataDocument),
+			},
+			RequireApproval: cp.RequireApproval,
+		}
 	}
 	c.Store = renderStore(p)
 	if spec.Server.TLS != nil {
@@ -183,6 +210,7 @@ var specPaths = []struct{ config, spec string }{
 	{"scopesSupported", "spec.server.scopesSupported"},
 	{"defaultScopes", "spec.server.scopesSupported"},
 	{"callbackPath", "spec.server.callbackPath"},
+	{"upstreamScopes", "spec.server.upstreamScopes"},
 	{"upstream.clientID", "spec.clientID"},
 	{"upstream.issuerURL", "spec.issuerURL"},
 	{"upstream.authorizationURL", "spec.authorizationURL"},
@@ -192,6 +220,7 @@ var specPaths = []struct{ config, spec string }{
 	{"upstream.userIDField", "spec.userIDField"},
 	{"upstream.apiURL", "spec.apiURL"},
 	{"access", "spec.access"},
+	{"clientPolicy", "spec.clientPolicy"},
 	{"upstream.type", "spec.type"},
 	{"tokens.authorizationCodeTTL", "spec.server.tokenTTLs.authorizationCode"},
 	{"tokens.accessTokenTTL", "spec.server.tokenTTLs.accessToken"},

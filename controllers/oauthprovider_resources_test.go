@@ -94,6 +94,7 @@ func TestRenderConfigForAPresetIsWhatTheServerReads(t *testing.T) {
 	g.Expect(c.ListenAddress).To(Equal(":8080"))
 	g.Expect(c.TLS).To(Equal(config.TLS{}))
 	g.Expect(c.DynamicRegistration.Enabled).To(BeTrue())
+	g.Expect(c.DeviceAuthorization.Enabled).To(BeFalse(), "the device flow is off unless asked for")
 	g.Expect(c.DynamicRegistration.IdleTTL.Duration()).To(Equal(720*time.Hour), "the server's defaults without a registration block")
 	g.Expect(c.DynamicRegistration.MaxPerSource).To(Equal(20))
 }
@@ -123,6 +124,7 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 10 * time.Minute}
 	p.Spec.Server.AccessTokenFormat = oauthv1alpha1.AccessTokenOpaque
 	p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
+	p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
 	p.Spec.Scopes = []string{"read:user"}
 	p.Spec.UserIDField = "login"
 	c := parseRendered(t, p)
@@ -135,6 +137,7 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	g.Expect(c.Tokens.AccessTokenTTL.Duration()).To(Equal(10 * time.Minute))
 	g.Expect(c.Tokens.AccessTokenFormat).To(Equal(config.AccessTokenOpaque))
 	g.Expect(c.Tokens.RefreshReuseWindow.Duration()).To(BeZero(), "0s turns the window off; it is not unset")
+	g.Expect(c.DeviceAuthorization.Enabled).To(BeTrue())
 	g.Expect(c.Upstream.Scopes).To(Equal([]string{"read:user"}))
 	g.Expect(c.Upstream.UserIDField).To(Equal("login"))
 }
@@ -175,6 +178,25 @@ func TestRenderConfigCarriesTheAccessRules(t *testing.T) {
 	g.Expect(c.Upstream.Scopes).To(BeEmpty(), "the server adds read:org to the preset's scopes itself")
 
 	g.Expect(parseRendered(t, provider()).Access.IsZero()).To(BeTrue(), "no access spec: everyone, as before")
+}
+
+func TestRenderConfigCarriesTheClientPolicy(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+	p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{
+		MetadataDocumentDomains: []string{"*.example.com"},
+		RedirectURIPatterns:     []string{"http://127.0.0.1/*", "cursor://*"},
+		MaxScopes:               oauthv1alpha1.MaxScopesSpec{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+		RequireApproval:         true,
+	}
+	g.Expect(parseRendered(t, p).ClientPolicy).To(Equal(config.ClientPolicy{
+		MetadataDocumentDomains: []string{"*.example.com"},
+		RedirectURIPatterns:     []string{"http://127.0.0.1/*", "cursor://*"},
+		MaxScopes:               config.MaxScopes{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+		RequireApproval:         true,
+	}))
+	g.Expect(parseRendered(t, provider()).ClientPolicy.IsZero()).To(BeTrue(), "no client policy: every client, as before")
 }
 
 func TestRenderConfigForRedisAndTLS(t *testing.T) {
@@ -226,6 +248,12 @@ func TestRenderConfigRefusesWhatTheServerRefuses(t *testing.T) {
 		{"a registration idle TTL of ten minutes (an object CEL never saw)", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.Registration.IdleTTL = &metav1.Duration{Duration: 10 * time.Minute}
 		}, "spec.server.registration.idleTTL: 10m is outside [1h, 87600h]"},
+		{"a redirect URI pattern with a star in the path (CEL does not parse patterns)", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{RedirectURIPatterns: []string{"https://example.com/*/cb"}}
+		}, `spec.clientPolicy.redirectURIPatterns[0]: redirect URI pattern "https://example.com/*/cb": '*' may only end the pattern`},
+		{"a single-label wildcard domain", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"*.com"}}
+		}, `spec.clientPolicy.metadataDocumentDomains[0]: domain pattern "*.com": a wildcard needs at least two labels`},
 		{"an unknown token format", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.AccessTokenFormat = "paseto"
 		}, `spec.server.accessTokenFormat: "paseto" is not one of jwt, opaque`},
@@ -467,4 +495,21 @@ func TestNeedsSpecUpdate(t *testing.T) {
 			NewWithT(t).Expect(needsSpecUpdate(tt.obj, desired, tt.obj.Spec)).To(Equal(tt.want))
 		})
 	}
+}
+
+func TestRenderConfigCarriesUpstreamScopes(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write", "tools:admin"}
+	p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{
+		{Scope: "tools:write", UpstreamScopes: []string{"repo"}},
+		{Scope: "tools:admin", UpstreamScopes: []string{"repo", "admin:org"}},
+	}
+	c := parseRendered(t, p)
+	g.Expect(c.UpstreamScopes).To(Equal(map[string][]string{"tools:write": {"repo"}, "tools:admin": {"repo", "admin:org"}}))
+	g.Expect(c.DefaultScopes).To(Equal([]string{"mcp"}), "scopes with upstream scopes are stepped up to, not granted by default")
+
+	p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "files", UpstreamScopes: []string{"drive"}}}
+	_, err := renderConfig(p)
+	g.Expect(err).To(MatchError(ContainSubstring(`spec.server.upstreamScopes.files: "files" is not in scopesSupported`)))
 }

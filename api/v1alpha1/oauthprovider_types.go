@@ -32,6 +32,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type in ['google', 'oidc'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.googleHostedDomains)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.googleHostedDomains))))",message="googleHostedDomains (the hd claim) need type google or oidc",fieldPath=".access"
 // +kubebuilder:validation:XValidation:rule="self.type in ['oidc', 'oauth2'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.groups)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.groups))))",message="groups need type oidc or oauth2: other providers send no groups claim",fieldPath=".access"
 // +kubebuilder:validation:XValidation:rule="!has(self.access) || !has(self.access.scopeMappings) || self.access.scopeMappings.all(m, m.scopes.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of access.scopeMappings must be in server.scopesSupported",fieldPath=".access.scopeMappings"
+// +kubebuilder:validation:XValidation:rule="!has(self.clientPolicy) || !has(self.clientPolicy.maxScopes) || [has(self.clientPolicy.maxScopes.preRegistered) ? self.clientPolicy.maxScopes.preRegistered : [], has(self.clientPolicy.maxScopes.dynamic) ? self.clientPolicy.maxScopes.dynamic : [], has(self.clientPolicy.maxScopes.metadataDocument) ? self.clientPolicy.maxScopes.metadataDocument : []].all(l, l.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of clientPolicy.maxScopes must be in server.scopesSupported",fieldPath=".clientPolicy.maxScopes"
 type OAuthProviderSpec struct {
 	// Type of the upstream provider: a preset (github, google, linkedin, slack,
 	// dropbox), any OpenID Connect issuer (oidc), or any OAuth 2.0 server (oauth2).
@@ -103,13 +104,47 @@ type OAuthProviderSpec struct {
 	// +optional
 	Access *AccessSpec `json:"access,omitempty"`
 
+	// ClientPolicy says which clients may ask: metadata-document domains, redirect
+	// URI patterns, the most scope of each kind of client, and approval of new
+	// clients (docs/client-policy.md). Empty: every client the server allows.
+	// +optional
+	ClientPolicy *ClientPolicySpec `json:"clientPolicy,omitempty"`
+
 	// TokenStore is where the server keeps clients, codes and tokens.
 	// +optional
 	// +kubebuilder:default={type: memory}
 	TokenStore TokenStoreSpec `json:"tokenStore,omitzero"`
 }
 
+// ScopeUpstreamScopes maps one of our scopes to the upstream scopes it needs.
+type ScopeUpstreamScopes struct {
+	// Scope is one of server.scopesSupported.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	Scope string `json:"scope"`
+	// UpstreamScopes are asked of the upstream provider for it, e.g. ["repo"].
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	// +listType=set
+	UpstreamScopes []string `json:"upstreamScopes"`
+}
+
+// DeviceFlowSpec configures the device authorization grant (RFC 8628).
+type DeviceFlowSpec struct {
+	// Enabled serves /oauth/device_authorization and the verification page
+	// /oauth/device, and advertises them in the metadata. MCPClients whose grantTypes
+	// include urn:ietf:params:oauth:grant-type:device_code may then use it.
+	// +optional
+	// +kubebuilder:default=false
+	Enabled bool `json:"enabled"`
+}
+
 // ServerSpec is the authorization server we run for the upstream provider.
+// +kubebuilder:validation:XValidation:rule="!has(self.upstreamScopes) || self.upstreamScopes.all(u, u.scope in (has(self.scopesSupported) ? self.scopesSupported : ['mcp']))",message="each upstreamScopes[].scope must be one of scopesSupported",fieldPath=".upstreamScopes"
 type ServerSpec struct {
 	// URL is the server's public URL, its OAuth issuer: what MCP clients reach and
 	// the upstream redirects back to. https, or http on a loopback host.
@@ -126,6 +161,17 @@ type ServerSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	// +listType=set
 	ScopesSupported []string `json:"scopesSupported,omitempty"`
+
+	// UpstreamScopes are the extra upstream scopes some scopes need: tools behind
+	// tools:write call the upstream API with the user's upstream token, so that token
+	// must carry, say, GitHub's repo. A client that steps up to such a scope sends
+	// the user to the upstream provider again for only what their upstream token
+	// lacks. See docs/scopes.md.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=scope
+	UpstreamScopes []ScopeUpstreamScopes `json:"upstreamScopes,omitempty"`
 
 	// ServiceDocumentation is a URL of human-readable documentation for the service.
 	// +optional
@@ -172,6 +218,11 @@ type ServerSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Registration RegistrationSpec `json:"registration,omitzero"`
+
+	// DeviceFlow turns on the device authorization grant (RFC 8628) for command-line
+	// MCPClients on machines without a browser. Off by default.
+	// +optional
+	DeviceFlow *DeviceFlowSpec `json:"deviceFlow,omitempty"`
 
 	// TokenTTLs are the lifetimes of what the server issues.
 	// +optional

@@ -23,6 +23,10 @@ const (
 	// PathClientCount counts them: GET, answered with a ClientCount. One cheap store
 	// read, for the operator's status.
 	PathClientCount = "/admin/clients/count"
+	// PathApprovals lists the clients of approval mode (GET, optional query
+	// parameter status: pending, approved or denied) and decides on one (POST with a
+	// JSON ApprovalRequest).
+	PathApprovals = "/admin/approvals"
 )
 
 // Client is one live dynamic registration.
@@ -92,4 +96,47 @@ type RevokeResult struct {
 type Error struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`
+}
+
+// Approval decisions of an ApprovalRequest.
+const (
+	DecisionApprove = "approve"
+	DecisionDeny    = "deny"
+)
+
+// Approval is one client's approval record: a dynamic or metadata-document client
+// that tried to log in while clientPolicy.requireApproval is on, or one an
+// administrator decided on.
+type Approval struct {
+	ClientID string `json:"client_id"`
+	// State is pending, approved or denied.
+	Status string `json:"status"`
+	// Kind is dynamic or metadata-document.
+	Kind         string    `json:"kind,omitempty"`
+	ClientName   string    `json:"client_name,omitempty"`
+	RedirectURIs []string  `json:"redirect_uris,omitempty"`
+	RequestedAt  time.Time `json:"requested_at,omitzero"`
+	DecidedAt    time.Time `json:"decided_at,omitzero"`
+	DecidedBy    string    `json:"decided_by,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// ApprovalList is the answer of GET PathApprovals.
+type ApprovalList struct {
+	Approvals []Approval `json:"approvals"`
+}
+
+// ApprovalRequest approves or denies one client: Decision is DecisionApprove or
+// DecisionDeny. A metadata-document client (an https URL) may be decided on before
+// it ever asks; a dynamic client must be registered or waiting.
+type ApprovalRequest struct {
+	ClientID string `json:"client_id"`
+	Decision string `json:"decision"`
+}
+
+// ApprovalResult is the answer of POST PathApprovals.
+type ApprovalResult struct {
+	Approval Approval `json:"approval"`
+	// Revoked is how many of the client's grants a denial revoked.
+	Revoked int `json:"revoked"`
 }

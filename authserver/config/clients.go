@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -24,6 +25,11 @@ const (
 const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
+	// GrantClientCredentials (RFC 6749 §4.4) is for confidential clients acting for
+	// themselves.
+	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628).
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // secretHashPrefix starts a SecretHash; the algorithm is named so it can change.
@@ -48,12 +54,17 @@ type Client struct {
 	SecretFile string `json:"secretFile,omitempty"`
 	// RedirectURIs are compared exactly with the redirect_uri of authorization
 	// requests. Each is https, http on a loopback host, or a private-use scheme
-	// (RFC 8252 §7.1, such as com.example.app:/cb); no fragment. At least one.
+	// (RFC 8252 §7.1, such as com.example.app:/cb); no fragment. At least one when
+	// grantTypes include authorization_code.
 	RedirectURIs []string `json:"redirectURIs"`
 	// TokenEndpointAuthMethod is none (public client, the default without a secret),
 	// client_secret_basic (the default with a secret) or client_secret_post.
 	TokenEndpointAuthMethod string `json:"tokenEndpointAuthMethod,omitempty"`
-	// GrantTypes are authorization_code and optionally refresh_token. Default both.
+	// GrantTypes are authorization_code, refresh_token, client_credentials (a
+	// confidential client acting for itself) and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628). At least one that
+	// obtains a first token (any but refresh_token). Default authorization_code and
+	// refresh_token.
 	GrantTypes []string `json:"grantTypes,omitempty"`
 	// Scopes limits the scopes the client may obtain; each must be in
 	// scopesSupported. Empty means all of scopesSupported.
@@ -77,25 +88,85 @@ type Client struct {
 type ClientsFile struct {
 	// Clients are the pre-registered clients.
 	Clients []Client `json:"clients"`
+	// Approvals are dynamic and metadata-document clients approved for approval mode
+	// (clientPolicy.requireApproval): the operator lists those of MCPClients with
+	// spec.approveClientID.
+	Approvals []Approval `json:"approvals,omitempty"`
+}
+
+// Approval approves one dynamic or metadata-document client in the registry.
+type Approval struct {
+	// ClientID is the client approved: a dynamic registration's client_id or a
+	// metadata document's URL. Required.
+	ClientID string `json:"clientID"`
+	// ApprovedBy says who approved it, for the logs ("MCPClient team-a/claude").
+	ApprovedBy string `json:"approvedBy,omitempty"`
 }
 
 // ParseClients decodes a clients file strictly, fills defaults and validates each
 // client on its own (paths read "clients[0].redirectURIs[1]"). Checks against a
 // server's configuration are (*Config).ValidateClients. An empty file has no clients.
 func ParseClients(data []byte) ([]Client, error) {
+	f, err := ParseClientsFile(data)
+	if err != nil {
+		return nil, err
+	}
+	return f.Clients, nil
+}
+
+// ParseClientsFile is ParseClients returning the whole file, approvals included.
+func ParseClientsFile(data []byte) (ClientsFile, error) {
 	var f ClientsFile
 	if err := decodeStrict(data, &f); err != nil {
-		return nil, err
+		return ClientsFile{}, err
 	}
 	for i := range f.Clients {
 		f.Clients[i].normalize()
 	}
 	v := &validator{}
 	validateClientList(v, f.Clients)
+	validateApprovals(v, f)
 	if err := errors.Join(v.errs...); err != nil {
-		return nil, err
+		return ClientsFile{}, err
 	}
-	return f.Clients, nil
+	return f, nil
+}
+
+// maxApprovalClientID bounds an approved client ID: a metadata document URL is at
+// most what the server fetches.
+const maxApprovalClientID = 2000
+
+func validateApprovals(v *validator, f ClientsFile) {
+	static := map[string]bool{}
+	for _, c := range f.Clients {
+		static[c.ClientID] = true
+	}
+	seen := map[string]bool{}
+	for i, a := range f.Approvals {
+		p := fmt.Sprintf("approvals[%d].clientID", i)
+		switch id := a.ClientID; {
+		case id == "":
+			v.addf(p, "required")
+		case len(id) > maxApprovalClientID || !printableASCII(id):
+			v.addf(p, "must be printable ASCII without spaces, at most %d bytes", maxApprovalClientID)
+		case static[id]:
+			v.addf(p, "%q is a pre-registered client: it needs no approval", id)
+		case seen[id]:
+			v.addf(p, "duplicate %q", id)
+		}
+		seen[a.ClientID] = true
+		if len(a.ApprovedBy) > 400 || strings.ContainsFunc(a.ApprovedBy, unicode.IsControl) {
+			v.addf(fmt.Sprintf("approvals[%d].approvedBy", i), "longer than 400 bytes or has control characters")
+		}
+	}
+}
+
+// MarshalClientsFile encodes f in the format ParseClientsFile reads.
+func MarshalClientsFile(f ClientsFile) ([]byte, error) {
+	if f.Clients == nil {
+		f.Clients = []Client{}
+	}
+	return yaml.Marshal(f)
 }
 
 // LoadClients reads and parses the clients file at path.
@@ -267,8 +338,8 @@ func (cl *Client) validate(v *validator, prefix string) {
 		v.addf(prefix+".secretHash", "%s", errSecretHashFormat)
 	}
 
-	if len(cl.RedirectURIs) == 0 {
-		v.addf(prefix+".redirectURIs", "at least one is required")
+	if len(cl.RedirectURIs) == 0 && (len(cl.GrantTypes) == 0 || slices.Contains(cl.GrantTypes, GrantAuthorizationCode)) {
+		v.addf(prefix+".redirectURIs", "at least one is required with authorization_code")
 	}
 	seen := map[string]bool{}
 	for i, r := range cl.RedirectURIs {
@@ -285,15 +356,17 @@ func (cl *Client) validate(v *validator, prefix string) {
 	for i, g := range cl.GrantTypes {
 		f := fmt.Sprintf("%s.grantTypes[%d]", prefix, i)
 		switch {
-		case g != GrantAuthorizationCode && g != GrantRefreshToken:
-			v.addf(f, "%q is not one of authorization_code, refresh_token", g)
+		case g != GrantAuthorizationCode && g != GrantRefreshToken && g != GrantClientCredentials && g != GrantDeviceCode:
+			v.addf(f, "%q is not one of authorization_code, refresh_token, client_credentials, %s", g, GrantDeviceCode)
 		case grants[g]:
 			v.addf(f, "duplicate %q", g)
+		case g == GrantClientCredentials && !hasSecret:
+			v.addf(f, "client_credentials needs a confidential client (secretHash or secretFile)")
 		}
 		grants[g] = true
 	}
-	if len(cl.GrantTypes) > 0 && !grants[GrantAuthorizationCode] {
-		v.addf(prefix+".grantTypes", "must include authorization_code")
+	if len(cl.GrantTypes) > 0 && !grants[GrantAuthorizationCode] && !grants[GrantClientCredentials] && !grants[GrantDeviceCode] {
+		v.addf(prefix+".grantTypes", "must include authorization_code, client_credentials or %s: refresh_token alone obtains no first token", GrantDeviceCode)
 	}
 	for i, s := range cl.Scopes {
 		if !validScope(s) {

@@ -18,6 +18,8 @@ const (
 	PathRegister                    = "/oauth/register"
 	PathIntrospect                  = "/oauth/introspect"
 	PathRevoke                      = "/oauth/revoke"
+	PathJWKS                        = "/oauth/jwks"
+	PathRevocations                 = "/oauth/revocations"
 	PathHealthz                     = "/healthz"
 	PathReadyz                      = "/readyz"
 	PathMetrics                     = "/metrics"
@@ -76,6 +78,13 @@ type Config struct {
 	// DefaultScopes are granted when a client's authorization request has no scope.
 	// Each must be in ScopesSupported. Default ["mcp"].
 	DefaultScopes []string `json:"defaultScopes"`
+	// UpstreamScopes maps a scope of ScopesSupported to the extra upstream scopes a
+	// token with it needs, e.g. "tools:write" → ["repo"]: tools behind that scope call
+	// the upstream API with the user's upstream token, so that token must carry them.
+	// A client that steps up to such a scope sends the user back to the upstream
+	// provider for just the upstream scopes their stored upstream token lacks
+	// (incremental consent); see docs/scopes.md. Default none.
+	UpstreamScopes map[string][]string `json:"upstreamScopes,omitempty"`
 	// CallbackPath is where the upstream provider sends the user back; the upstream
 	// application must have Issuer+CallbackPath registered as its redirect URL (see
 	// CallbackURL). Default "/oauth/callback".
@@ -91,6 +100,9 @@ type Config struct {
 	Tokens Tokens `json:"tokens"`
 	// DynamicRegistration controls RFC 7591 client registration.
 	DynamicRegistration DynamicRegistration `json:"dynamicRegistration"`
+	// DeviceAuthorization controls the device authorization grant (RFC 8628) for
+	// command-line clients on machines without a browser. Off by default.
+	DeviceAuthorization DeviceAuthorization `json:"deviceAuthorization,omitzero"`
 	// ClientIDMetadataDocuments controls clients identified by an https URL whose
 	// document the server fetches (draft-ietf-oauth-client-id-metadata-document).
 	ClientIDMetadataDocuments ClientIDMetadataDocuments `json:"clientIDMetadataDocuments"`
@@ -114,6 +126,10 @@ type Config struct {
 	// organizations and teams, Google hosted domains, groups) and which scopes
 	// membership grants. Empty: everyone the upstream authenticates may log in.
 	Access Access `json:"access,omitzero"`
+	// ClientPolicy says which clients may ask: metadata-document domains, redirect
+	// URI patterns, the most scope of each kind of client, and approval of new
+	// clients. Empty: every client the other sections allow.
+	ClientPolicy ClientPolicy `json:"clientPolicy,omitzero"`
 	// TrustedProxies are the addresses or CIDR networks of the reverse proxies in
 	// front of the server (an ingress, a load balancer). A request from one of them
 	// is attributed to the client address it names in X-Forwarded-For; anyone else's
@@ -238,6 +254,27 @@ type DynamicRegistration struct {
 const (
 	DefaultRegistrationIdleTTL      = 30 * 24 * time.Hour
 	DefaultRegistrationMaxPerSource = 20
+)
+
+// DeviceAuthorization controls the device authorization grant (RFC 8628).
+type DeviceAuthorization struct {
+	// Enabled serves POST /oauth/device_authorization and the verification page
+	// /oauth/device, and advertises both in the metadata. Clients whose grantTypes
+	// include urn:ietf:params:oauth:grant-type:device_code may then use it. Default
+	// false.
+	Enabled bool `json:"enabled"`
+	// CodeTTL is how long a device code and its user code stay valid. Default 10m;
+	// between 1m and 1h.
+	CodeTTL Duration `json:"codeTTL,omitempty"`
+	// Interval is the polling interval the device is told to keep; a faster poll
+	// gets slow_down. Default 5s; whole seconds between 1s and 60s.
+	Interval Duration `json:"interval,omitempty"`
+}
+
+// Defaults of DeviceAuthorization.
+const (
+	DefaultDeviceCodeTTL  = 10 * time.Minute
+	DefaultDeviceInterval = 5 * time.Second
 )
 
 // Defaults of DynamicRegistration.RateLimit: 30 registrations at once per client
@@ -371,7 +408,10 @@ func Default() *Config {
 			Burst: DefaultRegistrationBurst, Every: Duration(DefaultRegistrationEvery),
 		}, IdleTTL: Duration(DefaultRegistrationIdleTTL), MaxPerSource: DefaultRegistrationMaxPerSource},
 		ClientIDMetadataDocuments: ClientIDMetadataDocuments{Enabled: true},
-		Store:                     Store{Type: StoreMemory},
+		DeviceAuthorization: DeviceAuthorization{
+			CodeTTL: Duration(DefaultDeviceCodeTTL), Interval: Duration(DefaultDeviceInterval),
+		},
+		Store: Store{Type: StoreMemory},
 	}
 }
 

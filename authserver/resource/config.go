@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -40,6 +41,10 @@ const (
 	// DefaultJWKSMaxAge is how long a fetched JWKS is used before it is fetched
 	// again in the background, so a key withdrawn from it stops verifying tokens.
 	DefaultJWKSMaxAge = 5 * time.Minute
+	// DefaultMaxMessageBytes bounds a JSON-RPC request body read for its method and
+	// tool name: far above any tools/call an MCP client sends, far below what would
+	// hurt the server to hold in memory.
+	DefaultMaxMessageBytes = 4 << 20
 )
 
 // Paths of the mcpauth authorization server that are not in its RFC 8414 metadata;
@@ -78,7 +83,8 @@ type Config struct {
 	ClientSecret string
 
 	// ScopesSupported is the RFC 9728 scopes_supported: the scopes a client should
-	// ask for to use this server. Empty: RequiredScopes. Must not hold offline_access.
+	// ask for to use this server. Empty: RequiredScopes followed by every scope of
+	// ToolScopes. Must not hold offline_access.
 	ScopesSupported []string
 
 	// RequiredScopes are the scopes every request through Middleware needs, and the
@@ -90,6 +96,26 @@ type Config struct {
 	// for scope hierarchies, where a broader scope implies narrower ones, when
 	// deciding whether a token is sufficient for an operation."
 	ScopeImplies map[string][]string
+
+	// ToolScopes maps an MCP tool's name to the scopes a tools/call of it needs on
+	// top of RequiredScopes (with ScopeImplies applied, so "tools:admin" covers a tool
+	// that needs "tools:read" when admin implies write implies read). Tools not named
+	// need only RequiredScopes. When set, Middleware reads the MCP method and tool name
+	// of every POST (the Mcp-Method and Mcp-Name headers, checked against the
+	// JSON-RPC body) and answers a call that needs more with 403
+	// error="insufficient_scope" naming every scope the call needs. Must not hold
+	// offline_access. Only Middleware and RequireScopes enforce it: TokenVerifier, in
+	// the SDK's own middleware, sees no tool names.
+	ToolScopes map[string][]string
+
+	// FilterToolsList makes tools/list answers (JSON or SSE) list only the tools the
+	// token can call, so a client is not shown tools that would answer 403.
+	FilterToolsList bool
+
+	// MaxMessageBytes bounds the JSON-RPC body read to find the method and tool name
+	// (only when ToolScopes or FilterToolsList is set); a larger one gets 413. Zero:
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int64
 
 	// AcceptOriginAudience also accepts tokens whose audience is the bare origin of
 	// Resource (https://mcp.example.com for https://mcp.example.com/mcp). Off by
@@ -185,8 +211,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		errs = append(errs, errors.New("introspection client credentials are required (RFC 7662 §2.1)"))
 	}
+	for _, tool := range slices.Sorted(maps.Keys(cfg.ToolScopes)) {
+		if tool == "" {
+			errs = append(errs, errors.New("tool scopes: a tool name is empty"))
+		}
+		errs = append(errs, checkScopes(fmt.Sprintf("tool scopes of %q", tool), cfg.ToolScopes[tool])...)
+	}
 	if len(cfg.ScopesSupported) == 0 {
-		cfg.ScopesSupported = cfg.RequiredScopes
+		cfg.ScopesSupported = slices.Clone(cfg.RequiredScopes)
+		for _, tool := range slices.Sorted(maps.Keys(cfg.ToolScopes)) {
+			cfg.ScopesSupported = append(cfg.ScopesSupported, cfg.ToolScopes[tool]...)
+		}
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	errs = append(errs, checkScopes("required scopes", cfg.RequiredScopes)...)
 	errs = append(errs, checkScopes("scopes supported", cfg.ScopesSupported)...)

@@ -54,6 +54,19 @@
 // refused live one. Close stops following the feed; Start begins at once and waits
 // for the first read.
 //
+// # Scopes per tool
+//
+// Config.ToolScopes maps tool names to the scopes a tools/call of them needs on top
+// of RequiredScopes; Config.ScopeImplies says which broader scope implies which
+// narrower ones. Middleware then reads each POST's MCP method and tool name, from the
+// Mcp-Method and Mcp-Name headers when the client sends them (MCP 2026-07-28) and
+// from the JSON-RPC body otherwise (a single message, or a batch for older protocol
+// versions; at most MaxMessageBytes, put back for the next handler). Headers and body
+// must agree (400 with JSON-RPC error -32020 otherwise). A call that needs more gets
+// 403 error="insufficient_scope" with every scope it needs in one challenge, which is
+// what makes MCP clients step up. With Config.FilterToolsList, tools/list answers
+// (JSON or SSE) list only the tools the token can call. See docs/scopes.md.
+//
 // # Use with the Go MCP SDK
 //
 //	v, err := resource.New(resource.Config{

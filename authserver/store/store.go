@@ -34,6 +34,10 @@
 // refresh whose answer it lost) keeps its session; concurrent rotations still rotate
 // once. See RotateRefreshToken.
 //
+// Device authorizations (RFC 8628) live under a grant ID of their own, keyed by the
+// device code's hash, with a user code index beside them; the user's approval is a
+// code saved under the same hash, redeemed as codes are (DeviceAuthorizations).
+//
 // Leases: short exclusive claims by name (AcquireLease), so that one replica among
 // many does a piece of work, such as refreshing a user's upstream token, while the
 // others wait for its result.
@@ -137,10 +141,23 @@ type PendingAuthorization struct {
 	CodeChallenge       string   `json:"code_challenge"`
 	CodeChallengeMethod string   `json:"code_challenge_method"`
 	Resource            []string `json:"resource,omitempty"` // RFC 8707
+	// Device names the RFC 8628 device authorization this login approves, when the
+	// user came from the device verification page rather than an MCP client's
+	// redirect (RedirectURI is empty then).
+	Device *DeviceRef `json:"device,omitempty"`
+	// DeviceExpiresAt is when that device authorization expires: its approval must
+	// not outlive it.
+	DeviceExpiresAt time.Time `json:"device_expires_at,omitzero"`
 	// UpstreamVerifier is the PKCE verifier we sent upstream (kept server-side).
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OIDC nonce sent upstream.
 	Nonce string `json:"nonce,omitempty"`
+	// UpstreamScope is the scope the upstream authorization request asked for when it
+	// was not the provider's default: a step-up to a scope with upstream scopes.
+	UpstreamScope string `json:"upstream_scope,omitempty"`
+	// StepUpUser is the user whose stored upstream token an incremental authorization
+	// adds to (asking for only what that token lacks); empty for a full one.
+	StepUpUser string `json:"step_up_user,omitempty"`
 	// BrowserBinding is the hash of a cookie set on the user agent that started the
 	// flow; the callback must present the same cookie (RFC 9700 §4.7).
 	BrowserBinding string    `json:"browser_binding,omitempty"`
@@ -190,8 +207,8 @@ type TokenPair struct {
 	Access      Token
 	RefreshHash string
 	Refresh     Token
-	// ClientUse, when set, is written in the same round trip as the redemption or
-	// rotation, as TouchClient would (see Grants).
+	// ClientUse, when set, is written in the same round trip as the redemption,
+	// issue or rotation, as TouchClient would (see Grants).
 	ClientUse *ClientUse
 }
 
@@ -224,6 +241,112 @@ type UpstreamToken struct {
 	ReloginRequired bool `json:"relogin_required,omitempty"`
 }
 
+// DefaultRevocationRetention is how long a backend keeps revocation feed entries
+// unless told otherwise: the default access-token lifetime plus a minute. After that
+// every token an entry could concern has expired.
+const DefaultRevocationRetention = 16 * time.Minute
+
+// Revocation is one entry of the revocation feed: a whole grant (TokenID empty) or one
+// JWT access token of it (TokenID is its jti), revoked at At.
+type Revocation struct {
+	GrantID string
+	TokenID string
+	At      time.Time
+}
+
+// RevocationFeed records revocations for resource servers that verify JWT access
+// tokens without asking the server. Backends record every grant revocation in it
+// themselves; RevokeTokenID adds single tokens.
+//
+// Entries are kept at least the backend's retention (DefaultRevocationRetention unless
+// configured), which the server sets to the access-token lifetime plus a minute, and
+// may be kept longer. Revoking the same grant or jti again records it again with a
+// later At, so an entry may appear once or several times; readers treat entries
+// idempotently.
+type RevocationFeed interface {
+	// Revocations returns the retained entries with At at or after since, oldest
+	// first. A zero since returns every retained entry. At comes from one clock per
+	// backend (on Redis, the Redis server's), so a reader that passes the latest At it
+	// saw misses nothing recorded later.
+	Revocations(ctx context.Context, since time.Time) ([]Revocation, error)
+	// RevokeTokenID marks the access token jti of grantID revoked until until (its
+	// expiry) and records it in the feed. Nothing is recorded once until has passed.
+	RevokeTokenID(ctx context.Context, grantID, jti string, until time.Time) error
+	// TokenIDRevoked reports whether RevokeTokenID marked jti of grantID and the mark
+	// has not expired.
+	TokenIDRevoked(ctx context.Context, grantID, jti string) (bool, error)
+}
+
+// DeviceAuthorization is an RFC 8628 device authorization request waiting for its
+// user: what the device asked for. The device code's hash keys it under a grant ID of
+// its own, which the device code embeds, as codes do.
+type DeviceAuthorization struct {
+	ClientID  string    `json:"client_id"`
+	Scope     string    `json:"scope,omitempty"`
+	Resource  []string  `json:"resource,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// DeviceRef names a device authorization: its grant and the hash of its device code.
+type DeviceRef struct {
+	GrantID    string `json:"grant_id"`
+	DeviceHash string `json:"device_hash"`
+}
+
+// DevicePollStatus is what a poll of a device authorization found.
+type DevicePollStatus int
+
+// Poll answers (RFC 8628 §3.5).
+const (
+	// DevicePending: the user has not decided yet.
+	DevicePending DevicePollStatus = iota
+	// DeviceSlowDown: pending, and the device polled faster than its interval, which
+	// the store has now lengthened by DeviceSlowDownStep.
+	DeviceSlowDown
+	// DeviceApproved: the user approved; the approval is the code stored under the
+	// device code's hash (SaveCode), which the caller redeems.
+	DeviceApproved
+	// DeviceDenied: the user (or the access rules) refused.
+	DeviceDenied
+)
+
+// DeviceSlowDownStep is how much each slow_down lengthens a device's polling interval
+// (RFC 8628 §3.5: "the interval MUST be increased by 5 seconds for this and all
+// subsequent requests").
+const DeviceSlowDownStep = 5 * time.Second
+
+// DevicePoll is a poll's answer: the status and the interval the device must now keep.
+type DevicePoll struct {
+	Status   DevicePollStatus
+	Interval time.Duration
+	Device   DeviceAuthorization
+}
+
+// DeviceAuthorizations keeps RFC 8628 device authorizations. The user's approval is an
+// AuthorizationCode saved under the device's grant ID and device code hash (SaveCode,
+// SaveLogin), so redemption, replay detection and revocation are those of codes.
+type DeviceAuthorizations interface {
+	// SaveDevice stores d under ref with the polling interval, and indexes it by
+	// userCodeHash until d.ExpiresAt. ErrAlreadyExists if a live device authorization
+	// already holds that user code (nothing is stored then).
+	SaveDevice(ctx context.Context, ref DeviceRef, userCodeHash string, d DeviceAuthorization, interval time.Duration) error
+	// GetUserCode finds the live device authorization a user code names, without
+	// spending the user code; ErrNotFound if none (unknown, expired or taken).
+	GetUserCode(ctx context.Context, userCodeHash string) (DeviceRef, DeviceAuthorization, error)
+	// TakeUserCode is GetUserCode that spends the user code in the same atomic step,
+	// so one browser alone goes on to approve or deny.
+	TakeUserCode(ctx context.Context, userCodeHash string) (DeviceRef, DeviceAuthorization, error)
+	// DenyDevice records the user's refusal; idempotent; ErrNotFound if the device
+	// authorization is gone.
+	DenyDevice(ctx context.Context, ref DeviceRef) error
+	// PollDevice is one poll by the device, atomic: ErrNotFound for an unknown or
+	// expired device authorization; otherwise the status, with the poll's time kept
+	// so the next poll can be told it came too soon (DeviceSlowDown). A device that
+	// polls after its approval was redeemed gets DeviceApproved: the code's
+	// redemption answers ErrCodeReused then.
+	PollDevice(ctx context.Context, ref DeviceRef) (DevicePoll, error)
+}
+
 // Clients keeps registered clients.
 type Clients interface {
 	CreateClient(ctx context.Context, c Client) error // ErrAlreadyExists
@@ -250,6 +373,66 @@ type Clients interface {
 	ListClients(ctx context.Context) ([]Client, error)
 }
 
+// ApprovalStatus is an administrator's decision about a client in approval mode.
+type ApprovalStatus string
+
+// Approval statuses.
+const (
+	// ApprovalPending: the client tried to log in and waits for an administrator.
+	ApprovalPending ApprovalStatus = "pending"
+	// ApprovalApproved: the client may complete logins.
+	ApprovalApproved ApprovalStatus = "approved"
+	// ApprovalDenied: the client may not; its logins end at an error page.
+	ApprovalDenied ApprovalStatus = "denied"
+)
+
+// ClientApproval is the approval-mode record of one dynamic or metadata-document
+// client, keyed by client ID. It lives apart from Client because metadata-document
+// clients have no registration to hold it.
+type ClientApproval struct {
+	ClientID string         `json:"client_id"`
+	Status   ApprovalStatus `json:"status"`
+	// Kind is where the client comes from ("dynamic", "metadata-document"), and Name
+	// and RedirectURIs what it said about itself: what an administrator decides on.
+	Kind         string   `json:"kind,omitempty"`
+	Name         string   `json:"name,omitempty"`
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// RequestedAt is the client's first login attempt; DecidedAt and DecidedBy say
+	// when and by whom (the admin API, an MCPClient) it was approved or denied.
+	RequestedAt time.Time `json:"requested_at"`
+	DecidedAt   time.Time `json:"decided_at,omitzero"`
+	DecidedBy   string    `json:"decided_by,omitempty"`
+	// ExpiresAt ends the record; a pending request is kept shorter than a decision.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ClientApprovals keeps approval-mode decisions.
+type ClientApprovals interface {
+	// RequestApproval stores a (normally pending) unless a live record for a.ClientID
+	// exists, and returns the record stored now: the existing one or a. Of concurrent
+	// requests for one client, one stores its record and all return it.
+	RequestApproval(ctx context.Context, a ClientApproval) (ClientApproval, error)
+	// GetApproval returns the client's record; ErrNotFound if there is none.
+	GetApproval(ctx context.Context, clientID string) (ClientApproval, error)
+	// SetApproval stores a, replacing any record of the client (a decision).
+	SetApproval(ctx context.Context, a ClientApproval) error
+	// ListApprovals returns the live records with status (every status when empty),
+	// oldest RequestedAt first, then by client ID.
+	ListApprovals(ctx context.Context, status ApprovalStatus) ([]ClientApproval, error)
+	// DeleteApproval removes the client's record; idempotent.
+	DeleteApproval(ctx context.Context, clientID string) error
+}
+
+// SortApprovals orders approvals as ListApprovals returns them.
+func SortApprovals(as []ClientApproval) {
+	slices.SortFunc(as, func(a, b ClientApproval) int {
+		if c := a.RequestedAt.Compare(b.RequestedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ClientID, b.ClientID)
+	})
+}
+
 // PendingAuthorizations keeps authorization requests waiting for the upstream.
 type PendingAuthorizations interface {
 	// SavePending stores p, replacing any record under stateHash.
@@ -263,10 +446,10 @@ type PendingAuthorizations interface {
 // Redis) on the keys of a single grant. A hash is found only under the grant it was
 // stored with: the same hash under another grant ID is ErrNotFound.
 //
-// RedeemCode and RotateRefreshToken apply the TokenPair's ClientUse, when set, in the
-// same round trip (on Redis, the same pipeline) but not the same atomic step: it is
-// applied whatever the step answers, and its own failure (the client was deleted, say)
-// is not reported, since the next use records it again.
+// RedeemCode, RotateRefreshToken and IssueGrant apply the TokenPair's ClientUse, when
+// set, in the same round trip (on Redis, the same pipeline) but not the same atomic
+// step: it is applied whatever the step answers, and its own failure (the client was
+// deleted, say) is not reported, since the next use records it again.
 //
 // Grant IDs must not contain '{' or '}' (they form the Redis Cluster hash tag).
 type Grants interface {
@@ -330,6 +513,11 @@ type Grants interface {
 	RevokeGrant(ctx context.Context, grantID string) error
 	// RevokeAccessToken deletes one access token; idempotent.
 	RevokeAccessToken(ctx context.Context, grantID, tokenHash string) error
+	// IssueGrant stores a new grant with its first tokens without a code (the
+	// client_credentials grant), indexed as RedeemCode indexes (not by user when
+	// UserID is empty). ErrAlreadyExists if anything is stored under g.ID already;
+	// ErrGrantRevoked if it was revoked.
+	IssueGrant(ctx context.Context, g Grant, tokens TokenPair) error
 }
 
 // GrantFilter selects grants for ListGrants. Empty fields match everything: the zero
@@ -382,11 +570,14 @@ type Leases interface {
 // concurrent use and prefix every key with their tenant.
 type Store interface {
 	Clients
+	ClientApprovals
 	PendingAuthorizations
 	Grants
 	GrantIndex
+	DeviceAuthorizations
 	UpstreamTokens
 	Leases
+	RevocationFeed
 	// Ping reports whether the backend is reachable and safe to use (for /readyz):
 	// on Redis it also refuses an eviction policy other than noeviction.
 	Ping(ctx context.Context) error

@@ -28,6 +28,9 @@ type preset struct {
 	// deadRefreshCodes are token-endpoint error codes, besides the standard
 	// invalid_grant, that mean the refresh token is gone for good.
 	deadRefreshCodes []string
+	// commaScopes: the token response's scope is comma-separated (GitHub's
+	// "repo,gist"), not space-separated as RFC 6749 §5.1 has it.
+	commaScopes bool
 	// enrich adds to the user-info claims what the main endpoint leaves out.
 	enrich func(ctx context.Context, s settings, accessToken string, claims map[string]any) error
 }
@@ -60,16 +63,19 @@ var github = preset{
 	authStyle:        oauth2.AuthStyleInParams,
 	mapping:          claimMapping{subject: "id", email: "email", names: []string{"login"}},
 	deadRefreshCodes: []string{"bad_refresh_token"},
+	commaScopes:      true,
 	enrich:           githubPrimaryEmail,
 }
 
 // google asks for offline access: Google issues a refresh token only with
 // access_type=offline, and only on first consent unless prompt=consent forces it, which
-// a server that may have lost the old one needs.
+// a server that may have lost the old one needs. include_granted_scopes=true makes an
+// incremental authorization (a step-up asking for one more scope) return a token for
+// every scope the user granted, not only the new one.
 var google = preset{
 	issuer:     "https://accounts.google.com",
 	scopes:     []string{"openid", "email", "profile"},
-	authParams: map[string]string{"access_type": "offline", "prompt": "consent"},
+	authParams: map[string]string{"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
 	mapping:    oidcMapping,
 }
 

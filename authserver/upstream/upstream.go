@@ -37,6 +37,16 @@ type Provider interface {
 type AuthParams struct {
 	Verifier string
 	Nonce    string
+	// Scopes, when set, are asked for instead of the configured ones: an incremental
+	// authorization asks for only what the user's upstream token lacks. An OIDC
+	// provider adds openid, without which no ID token says who the user is.
+	Scopes []string
+}
+
+// Scoper is implemented by providers that say which upstream scopes they ask for by
+// default (every Provider of this package does).
+type Scoper interface {
+	Scopes() []string
 }
 
 // Token is what the upstream issued.

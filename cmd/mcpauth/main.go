@@ -1,6 +1,7 @@
 // Command mcpauth administers an mcpauth authorization server: `mcpauth admin grants`
 // lists grants, `mcpauth admin revoke` revokes every grant of a user, of a client or
-// of the whole provider, and `mcpauth admin clients` lists the dynamic registrations.
+// of the whole provider, and `mcpauth admin clients` lists the dynamic registrations;
+// `mcpauth admin approvals`, `approve` and `deny` handle the clients of approval mode.
 // `mcpauth --help` says how; internal/admincli does the work.
 package main
 

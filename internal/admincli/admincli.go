@@ -1,7 +1,9 @@
 // Package admincli is the `mcpauth` command line: `mcpauth admin grants` lists a
-// user's (or a client's) grants, `mcpauth admin revoke` revokes every grant of a user,
-// of a client or of the whole provider, and `mcpauth admin clients` lists the dynamic
-// registrations, through the authorization server's admin API (package
+// user's (or a client's) grants, `mcpauth admin revoke` revokes every grant of a
+// user, of a client or of the whole provider, and `mcpauth admin clients` lists the
+// dynamic registrations; `mcpauth admin approvals` lists the clients approval mode
+// holds, and `mcpauth admin approve` and `deny` decide on one. All go through the
+// authorization server's admin API (package
 // authserver/adminapi). cmd/mcpauth only calls Run.
 //
 // Exit codes: 0 success, 1 the server or the network failed, 2 bad usage.
@@ -18,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,6 +68,9 @@ Usage:
   mcpauth admin grants --all [flags]
   mcpauth admin revoke --user USER | --client CLIENT | --all [flags]
   mcpauth admin clients [flags]
+  mcpauth admin approvals [--pending | --status STATUS] [flags]
+  mcpauth admin approve CLIENT_ID [flags]
+  mcpauth admin deny CLIENT_ID [flags]
 
 Commands:
   admin grants   List live grants (one user's authorization of one client each).
@@ -74,6 +80,14 @@ Commands:
   admin clients  List the live dynamic registrations (RFC 7591): ID, name, when made
                  and last used (recorded at most once an hour), when they go unless
                  used again, the address they came from, their redirect URIs.
+  admin approvals
+                 List the dynamic and metadata-document clients of approval mode
+                 (clientPolicy.requireApproval): --pending those waiting for an
+                 administrator, --status approved or denied the decided ones.
+  admin approve  Let a client held by approval mode complete its logins (a dynamic
+                 client's ID, or a metadata document's https URL, which may be
+                 approved before it asks).
+  admin deny     Refuse a client for good and revoke its grants; approve lifts it.
 
 Flags of every command:
   --server URL        The server's issuer URL, or where a port-forward reaches it
@@ -111,16 +125,16 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case args[0] != "admin":
 		return usageError(env, "unknown command %q", args[0])
 	case len(args) == 1:
-		return usageError(env, "admin needs a command: grants, revoke or clients")
+		return usageError(env, "admin needs a command: grants, revoke, clients, approvals, approve or deny")
 	}
 	cmd, rest := args[1], args[2:]
 	switch cmd {
-	case "grants", "revoke", "clients":
+	case "grants", "revoke", "clients", "approvals", "approve", "deny":
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(env.Stdout, usage)
 		return ExitOK
 	default:
-		return usageError(env, "unknown admin command %q (want grants, revoke or clients)", cmd)
+		return usageError(env, "unknown admin command %q (want grants, revoke, clients, approvals, approve or deny)", cmd)
 	}
 	o, code := parseFlags(cmd, rest, env)
 	if code >= 0 {
@@ -135,8 +149,12 @@ func Run(ctx context.Context, args []string, env Env) int {
 		err = c.grants(ctx, o, env.Stdout)
 	case "clients":
 		err = c.clients(ctx, o, env.Stdout)
-	default:
+	case "revoke":
 		err = c.revoke(ctx, o, env.Stdout)
+	case "approvals":
+		err = c.approvals(ctx, o, env.Stdout)
+	default:
+		err = c.decide(ctx, o, env.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mcpauth: %v\n", err)
@@ -160,6 +178,10 @@ type options struct {
 	all       bool
 	json      bool
 	insecure  bool
+	// pending and status filter approvals; clientID is approve's and deny's argument.
+	pending  bool
+	status   string
+	clientID string
 }
 
 // parseFlags parses a command's flags; code is -1 to go on, else the exit code.
@@ -174,12 +196,29 @@ func parseFlags(cmd string, args []string, env Env) (o options, code int) {
 	fs.BoolVar(&o.all, "all", false, "")
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.insecure, "insecure-skip-tls-verify", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(env.Stdout, usage)
-			return o, ExitOK
+	if cmd == "approvals" {
+		fs.BoolVar(&o.pending, "pending", false, "")
+		fs.StringVar(&o.status, "status", "", "")
+	}
+	parse := func(args []string) int {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(env.Stdout, usage)
+				return ExitOK
+			}
+			return usageError(env, "%v", err)
 		}
-		return o, usageError(env, "%v", err)
+		return -1
+	}
+	if code := parse(args); code >= 0 {
+		return o, code
+	}
+	if (cmd == "approve" || cmd == "deny") && fs.NArg() > 0 {
+		// The client ID may come before the flags or after them.
+		o.clientID = fs.Arg(0)
+		if code := parse(fs.Args()[1:]); code >= 0 {
+			return o, code
+		}
 	}
 	if fs.NArg() > 0 {
 		return o, usageError(env, "unexpected argument %q", fs.Arg(0))
@@ -199,6 +238,15 @@ func parseFlags(cmd string, args []string, env Env) (o options, code int) {
 		return o, usageError(env, "grants needs --user, --client or --all")
 	case cmd == "clients" && (o.all || o.user != "" || o.client != ""):
 		return o, usageError(env, "clients takes no --user, --client or --all: it lists every dynamic registration")
+	case (cmd == "approve" || cmd == "deny") && o.clientID == "":
+		return o, usageError(env, "%s needs a client ID: mcpauth admin %s CLIENT_ID", cmd, cmd)
+	case cmd == "approvals" && o.pending && o.status != "" && o.status != "pending":
+		return o, usageError(env, "approvals takes --pending or --status, not both")
+	case cmd == "approvals" && !slices.Contains([]string{"", "pending", "approved", "denied"}, o.status):
+		return o, usageError(env, "--status %q is not one of pending, approved, denied", o.status)
+	}
+	if o.pending {
+		o.status = "pending"
 	}
 	return o, -1
 }
@@ -405,4 +453,61 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+func (c *client) approvals(ctx context.Context, o options, w io.Writer) error {
+	q := url.Values{}
+	if o.status != "" {
+		q.Set("status", o.status)
+	}
+	var list adminapi.ApprovalList
+	raw, err := c.call(ctx, http.MethodGet, adminapi.PathApprovals, q, nil, &list)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		_, err := w.Write(raw)
+		return err
+	}
+	if len(list.Approvals) == 0 {
+		what := "no clients in approval mode's records"
+		if o.status != "" {
+			what = "no " + o.status + " clients"
+		}
+		_, err := fmt.Fprintln(w, what)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT ID\tSTATUS\tKIND\tNAME\tREDIRECT URIS\tREQUESTED\tDECIDED BY")
+	for _, a := range list.Approvals {
+		requested := "-"
+		if !a.RequestedAt.IsZero() {
+			requested = a.RequestedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ClientID, a.Status, dash(a.Kind), dash(a.ClientName),
+			dash(strings.Join(a.RedirectURIs, ",")), requested, dash(a.DecidedBy))
+	}
+	return tw.Flush()
+}
+
+func (c *client) decide(ctx context.Context, o options, w io.Writer) error {
+	decision := adminapi.DecisionApprove
+	if o.cmd == "deny" {
+		decision = adminapi.DecisionDeny
+	}
+	var res adminapi.ApprovalResult
+	raw, err := c.call(ctx, http.MethodPost, adminapi.PathApprovals, nil, adminapi.ApprovalRequest{ClientID: o.clientID, Decision: decision}, &res)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		_, err := w.Write(raw)
+		return err
+	}
+	if decision == adminapi.DecisionApprove {
+		_, err = fmt.Fprintf(w, "approved client %s: its logins can complete now\n", o.clientID)
+		return err
+	}
+	_, err = fmt.Fprintf(w, "denied client %s; revoked %d %s\n", o.clientID, res.Revoked, plural(res.Revoked, "grant", "grants"))
+	return err
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/internal/testutil/redisserver"
+	"github.com/mcpauth/mcpauth/internal/testutil/signingkeys"
 )
 
 const (
@@ -45,6 +46,12 @@ type server struct {
 // startServer runs the server with store ("memory", or a Redis address).
 func startServer(t *testing.T, redisAddr string) *server {
 	t.Helper()
+	return startServerWith(t, redisAddr, "")
+}
+
+// startServerWith is startServer with more configuration appended.
+func startServerWith(t *testing.T, redisAddr, extra string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -58,17 +65,22 @@ func startServer(t *testing.T, redisAddr string) *server {
 	idp := upstreamtest.NewServer(t, upstreamtest.Options{})
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
-	store := "store: {type: memory}\n"
+	store, signing := "store: {type: memory}\n", ""
 	if redisAddr != "" {
 		store = "store: {type: redis, redis: {url: 'redis://" + redisAddr + "'}}\n"
+		keys, err := signingkeys.WriteNew(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signing = ", signingKeysFile: " + keys
 	}
 	yaml := "issuer: " + issuer + "\nlistenAddress: 127.0.0.1:" + fmt.Sprint(port) + "\n" +
 		"upstream: {type: oidc, clientID: " + idp.ClientID + ", issuerURL: " + idp.Issuer + "}\n" + store +
-		"secrets: {adminTokenFile: " + tokenFile + ", encryptionKeyFile: " + keyFile + "}\n" +
+		"secrets: {adminTokenFile: " + tokenFile + ", encryptionKeyFile: " + keyFile + signing + "}\n" +
 		"clients:\n" +
 		"  - {clientID: desktop, trusted: true, redirectURIs: ['" + clientRedirect + "']}\n" +
 		"  - {clientID: ide, trusted: true, redirectURIs: ['" + clientRedirect + "']}\n" +
-		"  - {clientID: mcp-server, secretHash: '" + config.HashClientSecret(mcpSecret) + "', redirectURIs: ['" + clientRedirect + "']}\n"
+		"  - {clientID: mcp-server, secretHash: '" + config.HashClientSecret(mcpSecret) + "', redirectURIs: ['" + clientRedirect + "']}\n" + extra
 	getenv := func(k string) string {
 		if k == config.EnvUpstreamClientSecret {
 			return idp.ClientSecret

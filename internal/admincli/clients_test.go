@@ -10,8 +10,9 @@ import (
 	"github.com/mcpauth/mcpauth/internal/testutil/redisserver"
 )
 
-// register makes a dynamic registration at s and returns its client ID.
-func (s *server) register(body string) string {
+// registerJSON makes a dynamic registration at s from its JSON body and returns
+// its client ID.
+func (s *server) registerJSON(body string) string {
 	s.t.Helper()
 	resp, err := http.Post(s.issuer+"/oauth/register", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -38,8 +39,8 @@ func TestCLIListsDynamicRegistrations(t *testing.T) {
 			if out := s.admin("clients"); strings.TrimSpace(out) != "no dynamic registrations" {
 				t.Errorf("clients of a fresh server: %q", out)
 			}
-			first := s.register(`{"client_name":"Claude Desktop","redirect_uris":["http://127.0.0.1/cb","https://app.example/cb"],"token_endpoint_auth_method":"none"}`)
-			second := s.register(`{"redirect_uris":["https://other.example/cb"]}`)
+			first := s.registerJSON(`{"client_name":"Claude Desktop","redirect_uris":["http://127.0.0.1/cb","https://app.example/cb"],"token_endpoint_auth_method":"none"}`)
+			second := s.registerJSON(`{"redirect_uris":["https://other.example/cb"]}`)
 
 			table := s.admin("clients")
 			lines := strings.Split(strings.TrimSpace(table), "\n")

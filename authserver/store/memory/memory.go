@@ -8,6 +8,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -33,6 +34,9 @@ type Options struct {
 	// JanitorInterval is how often expired records are deleted; zero means
 	// DefaultJanitorInterval, negative disables the janitor (reads still check expiry).
 	JanitorInterval time.Duration
+	// RevocationRetention is how long revocation feed entries are kept; zero means
+	// store.DefaultRevocationRetention. Stores made with WithPrefix share it.
+	RevocationRetention time.Duration
 }
 
 // Store is the memory backend. The zero value is not usable; call New.
@@ -50,7 +54,8 @@ var _ store.Store = (*Store)(nil)
 
 // database holds the records of every tenant, keyed by tenant-qualified keys.
 type database struct {
-	now func() time.Time
+	now       func() time.Time
+	retention time.Duration
 
 	mu       sync.Mutex
 	clients  map[string]store.Client
@@ -62,6 +67,17 @@ type database struct {
 	// gone are dropped by ListGrants and the janitor.
 	index  map[string]map[string]struct{}
 	leases map[string]leaseEntry
+	// feeds are the revocation feeds, by tenant prefix, each keyed by feedMember so
+	// that revoking the same thing again moves its entry rather than adding one.
+	feeds map[string]map[feedMember]time.Time
+	// jtis are revoked JWT IDs, by key(grantID + NUL + jti), until their expiry.
+	jtis map[string]time.Time
+	// devices are RFC 8628 device authorizations by tenant, grant and device code
+	// hash; userCodes index them by tenant and user code hash.
+	devices   map[string]*deviceEntry
+	userCodes map[string]userCodeEntry
+	// approvals are the approval-mode records (store.ClientApprovals).
+	approvals map[string]store.ClientApproval
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -96,6 +112,20 @@ type refreshEntry struct {
 	succ    *store.Successor // nil: no window, or it passed, or the grant was revoked
 }
 
+// deviceEntry is a device authorization with its polling state.
+type deviceEntry struct {
+	d        store.DeviceAuthorization
+	interval time.Duration
+	lastPoll time.Time
+	denied   bool
+}
+
+// userCodeEntry points a user code at its device authorization.
+type userCodeEntry struct {
+	ref       store.DeviceRef
+	expiresAt time.Time
+}
+
 // leaseEntry is a held lease: who holds it and until when.
 type leaseEntry struct {
 	holder    string
@@ -114,16 +144,25 @@ func New(opts Options) *Store {
 		now = time.Now
 	}
 	db := &database{
-		now:      now,
-		clients:  map[string]store.Client{},
-		pending:  map[string]store.PendingAuthorization{},
-		grants:   map[string]*grantState{},
-		upstream: map[string]upstreamEntry{},
-		index:    map[string]map[string]struct{}{},
-		leases:   map[string]leaseEntry{},
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
+		now:       now,
+		clients:   map[string]store.Client{},
+		pending:   map[string]store.PendingAuthorization{},
+		grants:    map[string]*grantState{},
+		upstream:  map[string]upstreamEntry{},
+		index:     map[string]map[string]struct{}{},
+		leases:    map[string]leaseEntry{},
+		devices:   map[string]*deviceEntry{},
+		userCodes: map[string]userCodeEntry{},
+		feeds:     map[string]map[feedMember]time.Time{},
+		jtis:      map[string]time.Time{},
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
 	}
+	db.retention = opts.RevocationRetention
+	if db.retention <= 0 {
+		db.retention = store.DefaultRevocationRetention
+	}
+	db.approvals = map[string]store.ClientApproval{}
 	interval := opts.JanitorInterval
 	if interval == 0 {
 		interval = DefaultJanitorInterval
@@ -298,6 +337,63 @@ func (s *Store) clientsLocked(now time.Time) []store.Client {
 	return out
 }
 
+// RequestApproval implements store.ClientApprovals.
+func (s *Store) RequestApproval(_ context.Context, a store.ClientApproval) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(a.ClientID)
+	if old, ok := db.approvals[k]; ok && live(old.ExpiresAt, db.now()) {
+		return cloneApproval(old), nil
+	}
+	db.approvals[k] = cloneApproval(a)
+	return cloneApproval(a), nil
+}
+
+// GetApproval implements store.ClientApprovals.
+func (s *Store) GetApproval(_ context.Context, clientID string) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	a, ok := db.approvals[s.key(clientID)]
+	if !ok || !live(a.ExpiresAt, db.now()) {
+		return store.ClientApproval{}, store.ErrNotFound
+	}
+	return cloneApproval(a), nil
+}
+
+// SetApproval implements store.ClientApprovals.
+func (s *Store) SetApproval(_ context.Context, a store.ClientApproval) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	s.db.approvals[s.key(a.ClientID)] = cloneApproval(a)
+	return nil
+}
+
+// ListApprovals implements store.ClientApprovals.
+func (s *Store) ListApprovals(_ context.Context, status store.ApprovalStatus) ([]store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now, prefix := db.now(), s.key("")
+	out := []store.ClientApproval{}
+	for k, a := range db.approvals {
+		if strings.HasPrefix(k, prefix) && live(a.ExpiresAt, now) && (status == "" || a.Status == status) {
+			out = append(out, cloneApproval(a))
+		}
+	}
+	store.SortApprovals(out)
+	return out, nil
+}
+
+// DeleteApproval implements store.ClientApprovals.
+func (s *Store) DeleteApproval(_ context.Context, clientID string) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	delete(s.db.approvals, s.key(clientID))
+	return nil
+}
+
 // SavePending implements store.PendingAuthorizations.
 func (s *Store) SavePending(_ context.Context, stateHash string, p store.PendingAuthorization) error {
 	s.db.mu.Lock()
@@ -415,6 +511,31 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 		return store.ErrCodeReused
 	}
 	e.redeemed = true
+	s.storeGrantLocked(grantID, gr, tokens, now)
+	return nil
+}
+
+// IssueGrant implements store.Grants.
+func (s *Store) IssueGrant(_ context.Context, gr store.Grant, tokens store.TokenPair) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	s.useLocked(tokens.ClientUse, now)
+	if g := s.grantLocked(gr.ID, now); g != nil {
+		if g.revoked {
+			return store.ErrGrantRevoked
+		}
+		return store.ErrAlreadyExists
+	}
+	s.storeGrantLocked(gr.ID, gr, tokens, now)
+	return nil
+}
+
+// storeGrantLocked writes a grant with its first tokens and indexes it; the caller
+// holds mu.
+func (s *Store) storeGrantLocked(grantID string, gr store.Grant, tokens store.TokenPair, now time.Time) {
+	db := s.db
 	gr.Resource = slices.Clone(gr.Resource)
 	g := s.grantForWriteLocked(grantID, now, gr.ExpiresAt)
 	g.grant = &gr
@@ -427,14 +548,17 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 		}
 		set[grantID] = struct{}{}
 	}
-	return nil
 }
 
 // indexKeys are the index entries a grant of user and client is listed under: the
 // user's, the client's and the tenant's. NUL cannot occur in an ID from a request or
 // an upstream identity, so the three kinds never collide.
 func (s *Store) indexKeys(userID, clientID string) []string {
-	return []string{s.key("user\x00" + userID), s.key("client\x00" + clientID), s.key("tenant")}
+	keys := []string{s.key("client\x00" + clientID), s.key("tenant")}
+	if userID != "" {
+		keys = append(keys, s.key("user\x00"+userID))
+	}
+	return keys
 }
 
 // ListGrants implements store.GrantIndex.
@@ -604,6 +728,7 @@ func (s *Store) revokeLocked(grantID string, now time.Time) {
 	if g == nil {
 		return
 	}
+	s.recordLocked(feedMember{grantID: grantID}, now)
 	g.revoked = true
 	g.grant = nil
 	clear(g.access)
@@ -691,6 +816,61 @@ func (s *Store) ReleaseLease(_ context.Context, name string) error {
 	return nil
 }
 
+// feedMember names what a feed entry revokes.
+type feedMember struct{ grantID, jti string }
+
+// recordLocked adds a feed entry at now; the caller holds mu.
+func (s *Store) recordLocked(m feedMember, now time.Time) {
+	feed := s.db.feeds[s.prefix]
+	if feed == nil {
+		feed = map[feedMember]time.Time{}
+		s.db.feeds[s.prefix] = feed
+	}
+	feed[m] = now
+}
+
+// Revocations implements store.RevocationFeed.
+func (s *Store) Revocations(_ context.Context, since time.Time) ([]store.Revocation, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	oldest := db.now().Add(-db.retention)
+	var out []store.Revocation
+	for m, at := range db.feeds[s.prefix] {
+		if at.Before(since) || !at.After(oldest) {
+			continue
+		}
+		out = append(out, store.Revocation{GrantID: m.grantID, TokenID: m.jti, At: at})
+	}
+	slices.SortFunc(out, func(a, b store.Revocation) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.GrantID, b.GrantID), cmp.Compare(a.TokenID, b.TokenID))
+	})
+	return out, nil
+}
+
+// RevokeTokenID implements store.RevocationFeed.
+func (s *Store) RevokeTokenID(_ context.Context, grantID, jti string, until time.Time) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	if !live(until, now) {
+		return nil
+	}
+	db.jtis[s.key(grantID+"\x00"+jti)] = until
+	s.recordLocked(feedMember{grantID: grantID, jti: jti}, now)
+	return nil
+}
+
+// TokenIDRevoked implements store.RevocationFeed.
+func (s *Store) TokenIDRevoked(_ context.Context, grantID, jti string) (bool, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	until, ok := db.jtis[s.key(grantID+"\x00"+jti)]
+	return ok && live(until, db.now()), nil
+}
+
 // janitor sweeps every interval until Close.
 func (db *database) janitor(interval time.Duration) {
 	defer close(db.stopped)
@@ -715,6 +895,11 @@ func (db *database) sweep() {
 	for k, c := range db.clients {
 		if !live(c.ExpiresAt, now) {
 			delete(db.clients, k)
+		}
+	}
+	for k, a := range db.approvals {
+		if !live(a.ExpiresAt, now) {
+			delete(db.approvals, k)
 		}
 	}
 	for k, p := range db.pending {
@@ -742,6 +927,29 @@ func (db *database) sweep() {
 	for k, l := range db.leases {
 		if !live(l.expiresAt, now) {
 			delete(db.leases, k)
+		}
+	}
+	for k, until := range db.jtis {
+		if !live(until, now) {
+			delete(db.jtis, k)
+		}
+	}
+	oldest := now.Add(-db.retention)
+	for _, feed := range db.feeds {
+		for m, at := range feed {
+			if !at.After(oldest) {
+				delete(feed, m)
+			}
+		}
+	}
+	for k, d := range db.devices {
+		if !live(d.d.ExpiresAt, now) {
+			delete(db.devices, k)
+		}
+	}
+	for k, u := range db.userCodes {
+		if !live(u.expiresAt, now) {
+			delete(db.userCodes, k)
 		}
 	}
 	for k, g := range db.grants {
@@ -778,6 +986,11 @@ func cloneClient(c store.Client) store.Client {
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.ResponseTypes = slices.Clone(c.ResponseTypes)
 	return c
+}
+
+func cloneApproval(a store.ClientApproval) store.ClientApproval {
+	a.RedirectURIs = slices.Clone(a.RedirectURIs)
+	return a
 }
 
 func cloneToken(t store.Token) store.Token {

@@ -35,12 +35,13 @@ func (c *fakeClock) Advance(d time.Duration) {
 // as the Redis tests share one server, so that tenant isolation is tested for real.
 func harness(t *testing.T) storetest.Harness {
 	clock := newFakeClock()
-	db := New(Options{Now: clock.Now})
+	db := New(Options{Now: clock.Now, RevocationRetention: time.Minute})
 	t.Cleanup(func() { db.Close() })
 	return storetest.Harness{
-		NewStore: func(t *testing.T, prefix string) store.Store { return db.WithPrefix(prefix) },
-		Now:      clock.Now,
-		Wait:     clock.Advance,
+		NewStore:            func(t *testing.T, prefix string) store.Store { return db.WithPrefix(prefix) },
+		Now:                 clock.Now,
+		Wait:                clock.Advance,
+		RevocationRetention: time.Minute,
 	}
 }
 

@@ -25,25 +25,35 @@ const listBatch = 500
 // same: a grant that revocation by user or client could miss is never handed out.
 // Its tokens reach nobody, and the client's retry of the code is a replay that
 // revokes it; the user logs in again.
+//
+// IssueGrant runs the same way with issueGrantScript (op names it in errors). A grant
+// without a user (client_credentials) is not listed under a user.
 func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, use *store.ClientUse, keys []string, args []any) error {
+	return s.writeAndIndex(ctx, "redeem code", redeemCodeScript, gr, use, keys, args)
+}
+
+func (s *Store) writeAndIndex(ctx context.Context, op string, sc *goredis.Script, gr store.Grant, use *store.ClientUse, keys []string, args []any) error {
 	now, exp, px := ms(time.Now()), ms(gr.ExpiresAt), ttl(gr.ExpiresAt)
-	idx := []string{s.k.userGrants(gr.UserID), s.k.clientGrants(gr.ClientID), s.k.grantIndex()}
+	idx := []string{s.k.clientGrants(gr.ClientID), s.k.grantIndex()}
+	if gr.UserID != "" {
+		idx = append(idx, s.k.userGrants(gr.UserID))
+	}
 	pipe := s.rdb.Pipeline()
 	indexed := make([]*goredis.Cmd, len(idx))
 	for i, k := range idx {
 		indexed[i] = indexGrantScript.EvalSha(ctx, pipe, []string{k}, gr.ID, exp, px, now)
 	}
 	touched := s.pipeTouch(ctx, pipe, use)
-	redeem := redeemCodeScript.EvalSha(ctx, pipe, keys, args...)
+	redeem := sc.EvalSha(ctx, pipe, keys, args...)
 	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
 	touched()
 	var err error
 	if rerr := redeem.Err(); rerr != nil && goredis.HasErrorPrefix(rerr, "NOSCRIPT") {
-		err = s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)
+		err = s.runStatus(ctx, op, sc, keys, args...)
 	} else if status, rerr := redeem.Text(); rerr != nil {
-		err = unavailable("redeem code", rerr)
+		err = unavailable(op, rerr)
 	} else if serr, ok := statusErrors[status]; !ok {
-		err = fmt.Errorf("redis store: redeem code: unexpected script status %q", status)
+		err = fmt.Errorf("redis store: %s: unexpected script status %q", op, status)
 	} else {
 		err = serr
 	}

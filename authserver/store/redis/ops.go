@@ -289,7 +289,11 @@ func (s *Store) RedeemCode(ctx context.Context, grantID, codeHash string, gr sto
 		keys = append(keys, g.refresh(tokens.RefreshHash))
 		args = append(args, rt[0], ttl(tokens.Refresh.ExpiresAt))
 	}
-	return s.redeemAndIndex(ctx, gr, tokens.ClientUse, keys, args)
+	err = s.redeemAndIndex(ctx, gr, tokens.ClientUse, keys, args)
+	if revocationErr(err) {
+		return s.recordGrant(ctx, grantID, err)
+	}
+	return err
 }
 
 // GetAccessToken reads an access token: one GET.
@@ -346,6 +350,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string,
 		return nil, fmt.Errorf("redis store: %s: a current refresh token with no new pair", op)
 	default:
 		if err, ok := statusErrors[status]; ok {
+			if revocationErr(err) {
+				return nil, s.recordGrant(ctx, grantID, err)
+			}
 			return nil, err
 		}
 	}
@@ -380,7 +387,16 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 		return err
 	}
 	g := s.k.grant(grantID)
-	return s.runStatus(ctx, "revoke grant", revokeGrantScript, []string{g.set(), g.revoked()})
+	status, err := s.run(ctx, "revoke grant", revokeGrantScript, []string{g.set(), g.revoked()})
+	switch {
+	case err != nil:
+		return err
+	case status == "NONE":
+		return nil
+	case status != "OK":
+		return fmt.Errorf("redis store: revoke grant: unexpected script status %q", status)
+	}
+	return s.record(ctx, grantID, "")
 }
 
 // RevokeAccessToken deletes one access token; idempotent.

@@ -18,6 +18,9 @@
 //	<prefix>:{g:<id>}:succ:<hash>     hash {client, sealed}: a rotation's successor, for the grace window only
 //	<prefix>:{g:<id>}:keys            set of the grant's live keys, which revocation deletes
 //	<prefix>:{g:<id>}:revoked         revocation marker
+//	<prefix>:{g:<id>}:dev:<hash>      RFC 8628 device authorization (JSON)
+//	<prefix>:{g:<id>}:devpoll:<hash>  hash {interval, last, denied}: its polling state
+//	<prefix>:ucode:<hash>             user code, pointing at its device authorization
 //	<prefix>:grants                   sorted set of the tenant's grant IDs by expiry
 //	<prefix>:grants:user:<userID>     the same, of one user
 //	<prefix>:grants:client:<clientID> the same, of one client
@@ -30,6 +33,17 @@
 // grant has neither its record nor its keys set (it expired or was revoked): while the
 // keys set lives, the code may still be on its way to redemption, and an entry written
 // ahead of its grant survives.
+//
+//	<prefix>:{g:<id>}:jti:<jti>       revoked JWT access token, until it expires
+//	<prefix>:revocations              the revocation feed: sorted set of JSON
+//	                                  [grantID, jti] by Redis time (ms), trimmed to
+//	                                  the retention
+//
+// The feed key is in a slot of its own, so on a Cluster no grant script can write it:
+// the backend adds the entry right after a script reports that it revoked a grant
+// (RevokeGrant, a replayed code, a reused refresh token). Should that second step fail,
+// the call returns the error and the server, which revokes the grant again on every
+// replay, records it then.
 //
 // A replay marker replaces the record in place and keeps its TTL, so it lasts exactly
 // as long as the code or token would have. The keys set's TTL is stretched to the
@@ -87,6 +101,9 @@ type Options struct {
 	// Prefix is the tenant: the start of every key. Required; it must not contain
 	// '{' or '}', which would change the Cluster hash slots.
 	Prefix string
+	// RevocationRetention is how long revocation feed entries are kept; zero means
+	// store.DefaultRevocationRetention.
+	RevocationRetention time.Duration
 	// SkipEvictionPolicyCheck stops Ping from reading maxmemory-policy. Set it only
 	// where CONFIG is disabled (many managed Redis services) and you have made sure
 	// the policy is noeviction.
@@ -106,6 +123,7 @@ type Store struct {
 	rdb        goredis.UniversalClient
 	ownsClient bool
 	skipPolicy bool
+	retention  time.Duration
 	k          keys
 	// holder names this Store value as a lease holder (store.Leases).
 	holder string
@@ -152,7 +170,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // NewFromClient wraps a client the caller made and keeps owning: Close leaves it
-// open. Only Prefix and SkipEvictionPolicyCheck of opts are used.
+// open. Only Prefix, RevocationRetention and SkipEvictionPolicyCheck of opts are used.
 func NewFromClient(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	return newStore(rdb, opts)
 }
@@ -164,7 +182,11 @@ func newStore(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	if strings.ContainsAny(opts.Prefix, "{}") {
 		return nil, fmt.Errorf("redis store: Prefix %q contains '{' or '}', which would break the Cluster hash tags", opts.Prefix)
 	}
-	return &Store{rdb: rdb, skipPolicy: opts.SkipEvictionPolicyCheck, k: keys{opts.Prefix}, holder: rand.Text()}, nil
+	retention := opts.RevocationRetention
+	if retention <= 0 {
+		retention = store.DefaultRevocationRetention
+	}
+	return &Store{rdb: rdb, skipPolicy: opts.SkipEvictionPolicyCheck, retention: retention, k: keys{opts.Prefix}, holder: rand.Text()}, nil
 }
 
 // Client returns the underlying go-redis client, for metrics and tests.
@@ -242,7 +264,12 @@ func (k keys) clients() string         { return k.prefix + ":{" + k.prefix + "}:
 func (k keys) clientSource(src string) string {
 	return k.prefix + ":{" + k.prefix + "}:clients:src:" + src
 }
+func (k keys) approval(id string) string {
+	return k.prefix + ":{" + k.prefix + "}:approval:" + id
+}
+func (k keys) approvals() string       { return k.prefix + ":{" + k.prefix + "}:approvals" }
 func (k keys) pending(h string) string { return k.prefix + ":pending:" + h }
+func (k keys) feed() string            { return k.prefix + ":revocations" }
 func (k keys) upstream(u string) string {
 	return k.prefix + ":upstream:" + u
 }
@@ -262,10 +289,17 @@ func (g grantKeys) set() string            { return g.base + ":keys" }
 func (g grantKeys) revoked() string        { return g.base + ":revoked" }
 func (g grantKeys) code(h string) string   { return g.base + ":code:" + h }
 func (g grantKeys) access(h string) string { return g.base + ":at:" + h }
+func (g grantKeys) jti(id string) string   { return g.base + ":jti:" + id }
 func (g grantKeys) refresh(h string) string {
 	return g.base + ":rt:" + h
 }
 func (g grantKeys) successor(h string) string { return g.base + ":succ:" + h }
+func (g grantKeys) device(h string) string    { return g.base + ":dev:" + h }
+func (g grantKeys) devicePoll(h string) string {
+	return g.base + ":devpoll:" + h
+}
+
+func (k keys) userCode(h string) string { return k.prefix + ":ucode:" + h }
 
 // checkGrantID refuses IDs that would end the hash tag early and split a grant's keys
 // over several slots.

@@ -23,9 +23,11 @@ import (
 // same Redis.
 func harness(opts Options) storetest.Harness {
 	return storetest.Harness{
+		RevocationRetention: feedRetention,
 		NewStore: func(t *testing.T, prefix string) store.Store {
 			o := opts
 			o.Prefix = prefix
+			o.RevocationRetention = feedRetention
 			s, err := New(t.Context(), o)
 			if err != nil {
 				t.Fatalf("New: %v", err)
@@ -34,6 +36,10 @@ func harness(opts Options) storetest.Harness {
 		},
 	}
 }
+
+// feedRetention is short so that the retention test, which waits past it on the real
+// clock, stays quick.
+const feedRetention = 2 * time.Second
 
 // The three topologies run in parallel: most of their time is waiting for records
 // to expire.
@@ -166,6 +172,14 @@ func TestUnreachable(t *testing.T) {
 		"RedeemCode":     s.RedeemCode(ctx, "g", "h", store.Grant{}, store.TokenPair{AccessHash: "a"}),
 		"TakePending":    func() error { _, err := s.TakePending(ctx, "h"); return err }(),
 		"CountClients":   func() error { _, err := s.CountClients(ctx); return err }(),
+		"IssueGrant": s.IssueGrant(ctx, store.Grant{ID: "g", ExpiresAt: time.Now().Add(time.Hour)},
+			store.TokenPair{AccessHash: "a", Access: store.Token{ExpiresAt: time.Now().Add(time.Hour)}}),
+		"SaveDevice": s.SaveDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}, "u",
+			store.DeviceAuthorization{ExpiresAt: time.Now().Add(time.Hour)}, time.Second),
+		"GetUserCode":  func() error { _, _, err := s.GetUserCode(ctx, "u"); return err }(),
+		"TakeUserCode": func() error { _, _, err := s.TakeUserCode(ctx, "u"); return err }(),
+		"DenyDevice":   s.DenyDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}),
+		"PollDevice":   func() error { _, err := s.PollDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}); return err }(),
 	}
 	for op, err := range checks {
 		var netErr net.Error
@@ -208,13 +222,16 @@ func flow(t *testing.T, s *Store) string {
 		}
 	}
 	tok := func() store.Token { return store.Token{GrantID: "g1", IssuedAt: now, ExpiresAt: exp} }
-	must(s.CreateClient(ctx, store.Client{ID: "c1", ExpiresAt: exp}))
+	must(s.CreateClientLimited(ctx, store.Client{ID: "c1", Source: "192.0.2.1", ExpiresAt: exp}, 20))
+	_, err := s.RequestApproval(ctx, store.ClientApproval{ClientID: "c1", Status: store.ApprovalPending, ExpiresAt: exp})
+	must(err)
 	must(s.SavePending(ctx, "state", store.PendingAuthorization{ExpiresAt: exp}))
 	must(s.PutUpstreamToken(ctx, "u1", store.UpstreamToken{Ciphertext: []byte("x")}, time.Hour))
 	must(s.SaveCode(ctx, "g1", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
-	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", ExpiresAt: exp},
-		store.TokenPair{AccessHash: "at1", Access: tok(), RefreshHash: "rt1", Refresh: tok()}))
-	_, err := s.RotateRefreshToken(ctx, "g1", "rt1",
+	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", UserID: "u1", ExpiresAt: exp},
+		store.TokenPair{AccessHash: "at1", Access: tok(), RefreshHash: "rt1", Refresh: tok(),
+			ClientUse: &store.ClientUse{ClientID: "c1", Source: "192.0.2.1", LastUsedAt: now, ExpiresAt: exp}}))
+	_, err = s.RotateRefreshToken(ctx, "g1", "rt1",
 		store.TokenPair{AccessHash: "at2", Access: tok(), RefreshHash: "rt2", Refresh: tok()},
 		store.Successor{ClientID: "c1", Sealed: []byte("sealed"), Until: now.Add(time.Minute)})
 	must(err)
@@ -223,6 +240,14 @@ func flow(t *testing.T, s *Store) string {
 	}
 	must(s.SaveCode(ctx, "g2", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
 	must(s.RevokeGrant(ctx, "g2"))
+	must(s.RevokeTokenID(ctx, "g1", "jti1", exp))
+	must(s.IssueGrant(ctx, store.Grant{ID: "g3", ClientID: "c1", ExpiresAt: exp},
+		store.TokenPair{AccessHash: "at3", Access: store.Token{GrantID: "g3", IssuedAt: now, ExpiresAt: exp}}))
+	ref := store.DeviceRef{GrantID: "g4", DeviceHash: "dev"}
+	must(s.SaveDevice(ctx, ref, "ucode", store.DeviceAuthorization{ClientID: "c1", ExpiresAt: now.Add(time.Minute)}, time.Second))
+	_, err = s.PollDevice(ctx, ref)
+	must(err)
+	must(s.DenyDevice(ctx, ref))
 	return "g1"
 }
 
@@ -237,11 +262,13 @@ func TestEveryKeyHasATTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// client, index, pending, upstream, lease; g1: code marker, grant, at1, rt1
-	// marker, rt1's successor, at2, rt2, keys set; g2: revocation marker; g1's user,
-	// client and tenant indexes.
-	if len(all) != 17 {
-		t.Errorf("flow wrote %d keys, want 17: %v", len(all), all)
+	// client, index, its source's index, approval, approvals index, pending,
+	// upstream, lease, revocation feed; g1: code marker, grant, at1, rt1 marker, rt1's
+	// successor, at2, rt2, keys set, jti mark; g2: revocation marker; g1's user,
+	// client and tenant indexes; g3 (client_credentials): grant, access token, keys
+	// set, client c1's index; g4 (device): user code, device, polling state.
+	if len(all) != 29 {
+		t.Errorf("flow wrote %d keys, want 29: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {
@@ -379,7 +406,13 @@ func TestRoundTrips(t *testing.T) {
 			return s.SaveLogin(ctx, store.Login{UserID: "u", Upstream: store.UpstreamToken{Ciphertext: []byte("x")},
 				UpstreamTTL: time.Hour, GrantID: "g2", CodeHash: "code", Code: store.AuthorizationCode{ExpiresAt: exp}})
 		}, 1},
-		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g") }, 1},
+		// The grant's script, then the feed entry: on a Cluster the feed is in
+		// another slot, so no one script can do both.
+		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g") }, 2},
+		{"RevokeGrant of an unknown grant", func() error { return s.RevokeGrant(ctx, "unknown") }, 1},
+		{"RevokeTokenID", func() error { return s.RevokeTokenID(ctx, "g3", "jti", exp) }, 1},
+		{"TokenIDRevoked", func() error { _, err := s.TokenIDRevoked(ctx, "g3", "jti"); return err }, 1},
+		{"Revocations", func() error { _, err := s.Revocations(ctx, time.Time{}); return err }, 1},
 		{"SavePending", func() error {
 			return s.SavePending(ctx, "st", store.PendingAuthorization{ExpiresAt: exp})
 		}, 1},
@@ -596,5 +629,27 @@ func TestAGrantThatCannotBeIndexedIsNotHandedOut(t *testing.T) {
 	}
 	if _, err := s.GetAccessToken(ctx, "g", "a1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the unindexed grant's token: %v, want it revoked", err)
+	}
+}
+
+// TestRevokeTokenIDAfterScriptFlush: the feed entry of a revoked jti, written in the
+// same pipeline as its mark, is written also when Redis has lost the script.
+func TestRevokeTokenIDAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeTokenID(ctx, "g", "jti-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeTokenID after SCRIPT FLUSH: %v", err)
+	}
+	feed, err := s.Revocations(ctx, time.Time{})
+	if err != nil || len(feed) != 1 || feed[0].GrantID != "g" || feed[0].TokenID != "jti-1" {
+		t.Fatalf("Revocations: %+v, %v", feed, err)
+	}
+	if revoked, err := s.TokenIDRevoked(ctx, "g", "jti-1"); err != nil || !revoked {
+		t.Errorf("TokenIDRevoked: %v, %v", revoked, err)
 	}
 }

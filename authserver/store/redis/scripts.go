@@ -53,14 +53,18 @@ end
 -- revoke deletes every live key of a grant and leaves the revocation marker for as
 -- long as the grant's keys set would have lived, which covers every replay marker.
 -- Replay markers are not in the set, so they stay.
+-- It returns whether the grant was known (live or revoked before), which is when the
+-- caller records the revocation in the feed.
 local function revoke(set, marker)
   local ttl = redis.call('PTTL', set)
+  if ttl < 0 and redis.call('EXISTS', marker) == 1 then return true end
   local members = redis.call('SMEMBERS', set)
   for i = 1, #members, 1000 do
     redis.call('DEL', unpack(members, i, math.min(i + 999, #members)))
   end
   redis.call('DEL', set)
   if ttl > 0 then redis.call('SET', marker, '1', 'PX', ttl) end
+  return ttl > 0
 end
 `
 
@@ -164,6 +168,36 @@ end
 return 'OK'
 `)
 
+// requestApprovalScript: KEYS approval, index; ARGV record, px, id, expiry (unix ms),
+// now (unix ms). Answers the record stored now: the live one there, or ARGV record.
+var requestApprovalScript = script(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  extend(KEYS[2], px)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return ARGV[1]
+`)
+
+// setApprovalScript: as requestApprovalScript, replacing any record; answers OK.
+var setApprovalScript = script(`
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  extend(KEYS[2], px)
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return 'OK'
+`)
+
 // saveCodeScript: KEYS code, set, revoked; ARGV record, px.
 var saveCodeScript = script(`
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
@@ -249,9 +283,86 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return {'OK'}
 `)
 
-// revokeGrantScript: KEYS set, revoked.
+// issueGrantScript: KEYS set, revoked, grant, access[, refresh];
+// ARGV grant, px, access, px[, refresh, px].
+//
+// A grant issued without a code (client_credentials): written only under a fresh ID.
+var issueGrantScript = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'REVOKED' end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'EXISTS' end
+if KEYS[5] then
+  put(KEYS[1], KEYS[3], ARGV[1], ARGV[2], KEYS[4], ARGV[3], ARGV[4], KEYS[5], ARGV[5], ARGV[6])
+else
+  put(KEYS[1], KEYS[3], ARGV[1], ARGV[2], KEYS[4], ARGV[3], ARGV[4])
+end
+return 'OK'
+`)
+
+// saveDeviceScript: KEYS device, poll; ARGV record, px, interval (ms).
+var saveDeviceScript = script(`
+local px = tonumber(ARGV[2])
+if px <= 0 then return 'OK' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'interval', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], px)
+return 'OK'
+`)
+
+// denyDeviceScript: KEYS device, poll. The polling state gets the device's TTL again:
+// HSET would otherwise leave a key without one, had it just expired.
+var denyDeviceScript = script(`
+local px = redis.call('PTTL', KEYS[1])
+if px <= 0 then return 'NOTFOUND' end
+redis.call('HSET', KEYS[2], 'denied', '1')
+redis.call('PEXPIRE', KEYS[2], px)
+return 'OK'
+`)
+
+// pollDeviceScript: KEYS device, poll, code; ARGV now (unix ms), slow-down step (ms).
+//
+// Answers {status, record, interval ms}. The approval is the code under the device
+// code's hash (live, or its replay marker once redeemed).
+var pollDeviceScript = script(`
+local rec = redis.call('GET', KEYS[1])
+if not rec then return {'NOTFOUND'} end
+local st = redis.call('HMGET', KEYS[2], 'interval', 'last', 'denied')
+local interval = tonumber(st[1]) or 0
+local now = tonumber(ARGV[1])
+local status = 'PENDING'
+if st[3] then
+  status = 'DENIED'
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  status = 'APPROVED'
+elseif st[2] and now - tonumber(st[2]) < interval then
+  interval = interval + tonumber(ARGV[2])
+  status = 'SLOW_DOWN'
+end
+redis.call('HSET', KEYS[2], 'interval', interval, 'last', now)
+local px = redis.call('PTTL', KEYS[1])
+if px > 0 then redis.call('PEXPIRE', KEYS[2], px) end
+return {status, rec, tostring(interval)}
+`)
+
+// revokeGrantScript: KEYS set, revoked. NONE for a grant never seen (or long gone).
 var revokeGrantScript = script(`
-revoke(KEYS[1], KEYS[2])
+if revoke(KEYS[1], KEYS[2]) then return 'OK' end
+return 'NONE'
+`)
+
+// feedAddScript: KEYS feed; ARGV member, retention (ms).
+//
+// The score is Redis's own clock, read in the same step as the ZADD, so scores follow
+// the order entries were added in whatever replica added them: a reader that asks for
+// everything from the latest score it saw misses nothing added after its read. The
+// key's TTL is reset to the retention, so a quiet feed disappears on its own.
+var feedAddScript = script(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - keep))
+redis.call('PEXPIRE', KEYS[1], keep)
 return 'OK'
 `)
 
@@ -283,9 +394,12 @@ return 'OK'
 
 var allScripts = []*goredis.Script{
 	createClientScript, updateClientScript, deleteClientScript, touchClientScript,
+	requestApprovalScript, setApprovalScript,
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
+	issueGrantScript, saveDeviceScript, denyDeviceScript, pollDeviceScript,
 	indexGrantScript,
 	releaseLeaseScript,
+	feedAddScript,
 }
 
 // loadScripts loads every script (on a Cluster, into every master), so the first

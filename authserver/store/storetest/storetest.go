@@ -35,6 +35,9 @@ type Harness struct {
 	// Wait lets d pass on that clock; nil means time.Sleep. A backend with an injected
 	// clock advances it, and the expiry tests take no time.
 	Wait func(d time.Duration)
+	// RevocationRetention is the revocation feed retention the stores were made with;
+	// the retention test waits past it, so keep it short on a real clock. Required.
+	RevocationRetention time.Duration
 }
 
 // shortTTL is the lifetime of records that the expiry tests watch expire. It bounds
@@ -98,8 +101,18 @@ func RunTests(t *testing.T, h Harness) {
 		{"ListGrants finds grants by user, by client, by both and of the whole tenant", testListGrants},
 		{"ListGrants leaves out unredeemed codes and revoked or expired grants", testListGrantsLiveOnly},
 		{"ListGrants sees only its own tenant", testListGrantsTenant},
+		{"Every kind of grant revocation appears in the revocation feed", testFeedGrantRevocations},
+		{"Revoking an unknown grant adds nothing to the feed", testFeedUnknownGrant},
+		{"RevokeTokenID marks the jti until it expires and records it in the feed", testFeedTokenID},
+		{"Revocations returns the entries at or after since, oldest first", testFeedSince},
+		{"Feed entries are kept for the retention, then dropped", testFeedRetention},
+		{"Stores with different prefixes have separate feeds", testFeedTenants},
+		{"RequestApproval stores a client's first request and returns it to later ones", testApprovalRequestOnce},
+		{"SetApproval records a decision that later requests do not undo; DeleteApproval is idempotent", testApprovalDecide},
+		{"ListApprovals filters by state, oldest request first, and sees only its own tenant", testApprovalList},
+		{"Approvals expire at their ExpiresAt", testApprovalExpiry},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, agentTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
 	}
 }
@@ -119,8 +132,9 @@ func RunConcurrencyTests(t *testing.T, h Harness) {
 		{"Concurrent creations of one client: exactly one succeeds", testConcurrentCreateClient},
 		{"Concurrent registrations from one source: exactly the limit get in", testConcurrentSourceLimit},
 		{"Concurrent redemptions of one user's codes: every grant is listed", testConcurrentIndex},
+		{"Concurrent approval requests of one client: one record is stored and every caller gets it", testConcurrentApprovalRequest},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, agentConcurrencyTests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t, h)) })
 	}
 }
@@ -1470,3 +1484,174 @@ func testConcurrentLease(f *fixture) {
 
 // errLeaseHeld stands for a lost lease race, for oneWinner.
 var errLeaseHeld = errors.New("lease held")
+
+// feed reads the whole feed and fails the test on error.
+func (f *fixture) feed(s store.Store, since time.Time) []store.Revocation {
+	f.Helper()
+	out, err := s.Revocations(f.ctx, since)
+	f.ok(err, "Revocations")
+	return out
+}
+
+// inFeed returns the latest entry for grantID and jti, or false.
+func inFeed(feed []store.Revocation, grantID, jti string) (store.Revocation, bool) {
+	var found store.Revocation
+	ok := false
+	for _, r := range feed {
+		if r.GrantID == grantID && r.TokenID == jti && (!ok || !r.At.Before(found.At)) {
+			found, ok = r, true
+		}
+	}
+	return found, ok
+}
+
+func testFeedGrantRevocations(f *fixture) {
+	before := f.now().Add(-time.Second)
+	revoked := f.issue(f.s)
+	f.ok(f.s.RevokeGrant(f.ctx, revoked.grantID), "RevokeGrant")
+
+	replayed := f.issue(f.s)
+	err := f.s.RedeemCode(f.ctx, replayed.grantID, replayed.codeHash, replayed.grant, f.pair(replayed.grantID, longTTL, longTTL))
+	f.is(err, store.ErrCodeReused, "second RedeemCode")
+
+	reused := f.issue(f.s)
+	_, err = f.s.RotateRefreshToken(f.ctx, reused.grantID, reused.tokens.RefreshHash, f.pair(reused.grantID, longTTL, longTTL), store.Successor{})
+	f.ok(err, "RotateRefreshToken")
+	_, err = f.s.RotateRefreshToken(f.ctx, reused.grantID, reused.tokens.RefreshHash, f.pair(reused.grantID, longTTL, longTTL), store.Successor{})
+	f.is(err, store.ErrRefreshReused, "RotateRefreshToken with the rotated token")
+
+	live := f.issue(f.s)
+	feed := f.feed(f.s, time.Time{})
+	for name, id := range map[string]string{"RevokeGrant": revoked.grantID, "a replayed code": replayed.grantID, "a reused refresh token": reused.grantID} {
+		r, ok := inFeed(feed, id, "")
+		if !ok {
+			f.Errorf("the grant revoked by %s is not in the feed %+v", name, feed)
+			continue
+		}
+		if r.At.Before(before) || r.At.After(f.now().Add(time.Second)) {
+			f.Errorf("the grant revoked by %s is in the feed at %s, not about now (%s)", name, r.At, f.now())
+		}
+	}
+	if _, ok := inFeed(feed, live.grantID, ""); ok {
+		f.Errorf("a live grant is in the feed: %+v", feed)
+	}
+	if len(feed) != 3 {
+		f.Errorf("feed has %d entries, want 3: %+v", len(feed), feed)
+	}
+}
+
+func testFeedUnknownGrant(f *fixture) {
+	f.ok(f.s.RevokeGrant(f.ctx, newGrantID()), "RevokeGrant of an unknown grant")
+	if feed := f.feed(f.s, time.Time{}); len(feed) != 0 {
+		f.Errorf("feed %+v, want it empty", feed)
+	}
+}
+
+func testFeedTokenID(f *fixture) {
+	is := f.issue(f.s)
+	jti := "jti-" + randomHex(8)
+	revokedBefore, err := f.s.TokenIDRevoked(f.ctx, is.grantID, jti)
+	f.ok(err, "TokenIDRevoked")
+	if revokedBefore {
+		f.Fatal("TokenIDRevoked before RevokeTokenID")
+	}
+	f.ok(f.s.RevokeTokenID(f.ctx, is.grantID, jti, f.now().Add(shortTTL)), "RevokeTokenID")
+	for _, c := range []struct {
+		name         string
+		grantID, jti string
+		want         bool
+	}{
+		{"the revoked jti", is.grantID, jti, true},
+		{"another jti of the grant", is.grantID, "jti-" + randomHex(8), false},
+		{"the jti under another grant", newGrantID(), jti, false},
+	} {
+		got, err := f.s.TokenIDRevoked(f.ctx, c.grantID, c.jti)
+		f.ok(err, "TokenIDRevoked")
+		if got != c.want {
+			f.Errorf("TokenIDRevoked of %s = %v, want %v", c.name, got, c.want)
+		}
+	}
+	feed := f.feed(f.s, time.Time{})
+	if _, ok := inFeed(feed, is.grantID, jti); !ok || len(feed) != 1 {
+		f.Errorf("feed %+v, want the one jti", feed)
+	}
+	// Revoking one token leaves its grant alone.
+	f.tokensLive(f.s, is.grantID, is.tokens, true)
+
+	late := "jti-" + randomHex(8)
+	f.ok(f.s.RevokeTokenID(f.ctx, is.grantID, late, f.now().Add(-time.Second)), "RevokeTokenID of an expired token")
+	if _, ok := inFeed(f.feed(f.s, time.Time{}), is.grantID, late); ok {
+		f.Error("an already expired token was recorded")
+	}
+
+	f.h.Wait(shortTTL + 100*time.Millisecond)
+	got, err := f.s.TokenIDRevoked(f.ctx, is.grantID, jti)
+	f.ok(err, "TokenIDRevoked after the token's expiry")
+	if got {
+		f.Error("the jti mark outlived the token")
+	}
+}
+
+func testFeedSince(f *fixture) {
+	first := f.issue(f.s)
+	f.ok(f.s.RevokeGrant(f.ctx, first.grantID), "RevokeGrant")
+	f.h.Wait(20 * time.Millisecond)
+	second := f.issue(f.s)
+	f.ok(f.s.RevokeTokenID(f.ctx, second.grantID, "jti-2", f.now().Add(longTTL)), "RevokeTokenID")
+
+	all := f.feed(f.s, time.Time{})
+	if len(all) != 2 || all[0].GrantID != first.grantID || all[1].TokenID != "jti-2" {
+		f.Fatalf("feed %+v, want the grant then the jti", all)
+	}
+	if !all[0].At.Before(all[1].At) {
+		f.Fatalf("entries recorded 20ms apart have At %s and %s", all[0].At, all[1].At)
+	}
+	since := f.feed(f.s, all[1].At)
+	if len(since) != 1 || since[0].TokenID != "jti-2" {
+		f.Errorf("Revocations(since the second entry) = %+v, want the second entry only", since)
+	}
+	if later := f.feed(f.s, all[1].At.Add(time.Millisecond)); len(later) != 0 {
+		f.Errorf("Revocations(after the last entry) = %+v, want none", later)
+	}
+	if early := f.feed(f.s, all[0].At.Add(-time.Hour)); len(early) != 2 {
+		f.Errorf("Revocations(an hour before) = %+v, want both", early)
+	}
+}
+
+func testFeedRetention(f *fixture) {
+	keep := f.h.RevocationRetention
+	if keep <= 0 {
+		f.Fatal("Harness.RevocationRetention is not set")
+	}
+	old := f.issue(f.s)
+	f.ok(f.s.RevokeGrant(f.ctx, old.grantID), "RevokeGrant")
+	f.h.Wait(keep / 2)
+	if _, ok := inFeed(f.feed(f.s, time.Time{}), old.grantID, ""); !ok {
+		f.Fatal("an entry was dropped before half the retention passed")
+	}
+	f.h.Wait(keep/2 + keep/4)
+	recent := f.issue(f.s)
+	f.ok(f.s.RevokeGrant(f.ctx, recent.grantID), "RevokeGrant")
+	feed := f.feed(f.s, time.Time{})
+	if _, ok := inFeed(feed, old.grantID, ""); ok {
+		f.Errorf("an entry outlived the retention: %+v", feed)
+	}
+	if _, ok := inFeed(feed, recent.grantID, ""); !ok {
+		f.Errorf("the recent entry is missing: %+v", feed)
+	}
+}
+
+func testFeedTenants(f *fixture) {
+	other := f.newStore("storetest-" + randomHex(6))
+	is := f.issue(f.s)
+	f.ok(f.s.RevokeGrant(f.ctx, is.grantID), "RevokeGrant")
+	f.ok(f.s.RevokeTokenID(f.ctx, is.grantID, "jti-1", f.now().Add(longTTL)), "RevokeTokenID")
+	if feed := f.feed(other, time.Time{}); len(feed) != 0 {
+		f.Errorf("another tenant sees %+v", feed)
+	}
+	got, err := other.TokenIDRevoked(f.ctx, is.grantID, "jti-1")
+	f.ok(err, "TokenIDRevoked in another tenant")
+	if got {
+		f.Error("another tenant sees the revoked jti")
+	}
+}

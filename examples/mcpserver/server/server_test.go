@@ -90,6 +90,7 @@ func newWorld(t *testing.T) *world {
 		"alice-token": {"sub": "alice", "upstream_access_token": upstreamToken},
 		"bob-token":   {"sub": "bob", "upstream_access_token": upstreamToken},
 		"no-upstream": {"sub": "carol"},
+		"admin-token": {"sub": "alice", "scope": "mcp tools:admin", "upstream_access_token": upstreamToken},
 	}
 	// JWTs are signed with this key, published at the JWKS; the server introspects
 	// them too (for the upstream token), so they join the token table once minted.
@@ -217,8 +218,8 @@ func TestAnMCPClientWithATokenUsesTheTools(t *testing.T) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"echo", "whoami"}) {
-		t.Errorf("tools %q, want echo and whoami", names)
+	if !slices.Equal(names, []string{"admin_whoami", "echo", "whoami"}) {
+		t.Errorf("tools %q, want admin_whoami, echo and whoami", names)
 	}
 
 	t.Run("whoami returns the upstream user, fetched with the upstream token", func(t *testing.T) {
@@ -238,6 +239,20 @@ func TestAnMCPClientWithATokenUsesTheTools(t *testing.T) {
 			t.Errorf("echo = %q (error %v)", text, isErr)
 		}
 	})
+}
+
+func TestAdminWhoamiNeedsToolsAdmin(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := w.connect(t, "alice-token").CallTool(ctx, &mcp.CallToolParams{Name: "admin_whoami", Arguments: map[string]any{}})
+	if err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("admin_whoami with scope mcp: %v, want the 403 of a step-up", err)
+	}
+	text, isErr := callTool(t, w.connect(t, "admin-token"), "admin_whoami", map[string]any{})
+	if isErr || !strings.Contains(text, `"login":"octocat"`) || !strings.Contains(text, `"scopes":["mcp","tools:admin"]`) {
+		t.Errorf("admin_whoami with tools:admin = %q (error %v)", text, isErr)
+	}
 }
 
 func TestWhoamiWithoutAnUpstreamTokenIsAClearToolError(t *testing.T) {
@@ -279,8 +294,8 @@ func TestARequestWithoutATokenIsSentToTheMetadata(t *testing.T) {
 		Resource string   `json:"resource"`
 		Scopes   []string `json:"scopes_supported"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&prm); err != nil || prm.Resource != w.mcpURL || !slices.Equal(prm.Scopes, []string{"mcp"}) {
-		t.Errorf("metadata %+v (%v), want resource %s and scope mcp", prm, err, w.mcpURL)
+	if err := json.NewDecoder(resp.Body).Decode(&prm); err != nil || prm.Resource != w.mcpURL || !slices.Equal(prm.Scopes, []string{"mcp", "tools:admin"}) {
+		t.Errorf("metadata %+v (%v), want resource %s and scopes mcp and tools:admin (admin_whoami's)", prm, err, w.mcpURL)
 	}
 }
 
