@@ -12,8 +12,8 @@ no() { echo "$*"; exit 1; }
 [[ $(id -u) -eq 0 ]] || no "not root (the cluster needs root for containerd, mounts, the bridge and iptables)"
 [[ -d /sys/fs/cgroup/memory || -f /sys/fs/cgroup/cgroup.controllers ]] || no "no cgroup file system at /sys/fs/cgroup"
 grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || no "the kernel has no overlay file system (containerd's snapshotter)"
-for c in containerd containerd-shim-runc-v2 runc ctr iptables iptables-save ip6tables conntrack ip etcd openssl curl go; do
-  command -v "$c" >/dev/null 2>&1 || no "$c is not installed (make install-deps installs the cluster's Debian packages: containerd runc containernetworking-plugins iptables conntrack)"
+for c in containerd containerd-shim-runc-v2 runc ctr iptables iptables-save ip6tables conntrack nft ip etcd openssl curl go; do
+  command -v "$c" >/dev/null 2>&1 || no "$c is not installed (make install-deps installs the cluster's Debian packages: containerd runc containernetworking-plugins iptables conntrack nftables)"
 done
 for p in bridge host-local loopback; do
   [[ -x /usr/lib/cni/$p ]] || no "the CNI plugin /usr/lib/cni/$p is missing (Debian: containernetworking-plugins)"

@@ -144,6 +144,19 @@ undo_iptables() {
 }
 undo_iptables iptables-save iptables "$STATE/iptables.before"
 undo_iptables ip6tables-save ip6tables "$STATE/ip6tables.before"
+# With the nf_tables backend, the first iptables call creates its tables: remove those
+# that were not there before, now that they hold no rule of ours.
+if [[ -f $STATE/nft.before ]]; then
+  while read -r fam name; do
+    [[ -z $fam ]] && continue
+    save=iptables-save; [[ $fam == ip6 ]] && save=ip6tables-save
+    if [[ $name == kube-proxy ]] || ! $save -t "$name" 2>/dev/null | grep -q '^-A '; then
+      nft delete table "$fam" "$name" 2>/dev/null && log "removed the nftables table $fam $name"
+    else
+      log "kept the nftables table $fam $name: it holds rules the cluster did not add"
+    fi
+  done < <(comm -13 "$STATE/nft.before" <(nft_tables))
+fi
 
 # 5. cgroups, deepest first (the kubelet's kubepods tree is inside ours).
 for h in $(ledger cgroup); do

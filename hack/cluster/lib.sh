@@ -74,3 +74,10 @@ cgroup_controllers() {
 }
 
 netns_list() { ls -1 /run/netns 2>/dev/null | sort || true; }
+
+# nft_tables prints "family name" for every nftables table (iptables-nft keeps its
+# tables there, and creates them on first use).
+nft_tables() {
+  command -v nft >/dev/null 2>&1 || return 0
+  nft list tables 2>/dev/null | awk '$1 == "table" {print $2, $3}' | sort
+}

@@ -47,6 +47,7 @@ done
 iptables-save >"$STATE/iptables.before" 2>/dev/null || : >"$STATE/iptables.before"
 ip6tables-save >"$STATE/ip6tables.before" 2>/dev/null || : >"$STATE/ip6tables.before"
 netns_list >"$STATE/netns.before"
+nft_tables >"$STATE/nft.before"
 
 step "network: bridge $BRIDGE $BRIDGE_IP, IP forwarding on"
 if ! ip link show "$BRIDGE" >/dev/null 2>&1; then

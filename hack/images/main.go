@@ -11,6 +11,7 @@
 //	mcpauth:dev            /manager and /authserver, entrypoint /manager (the Dockerfile)
 //	mcpauth-mcpserver:dev  /mcpserver, the example MCP server (examples/mcpserver)
 //	mcpauth-pause:dev      the pod sandbox (hack/images/pause)
+//	mcpauth-kubecheck:dev  the cluster test's in-pod RBAC check (test/cluster/kubecheck)
 //
 // Layers are written with fixed timestamps and the binaries are built with -trimpath,
 // so the same sources give the same image digests, and a tarball is rewritten only when
@@ -68,6 +69,12 @@ var images = []image{
 		binaries:   map[string]string{"/pause": "./hack/images/pause"},
 		entrypoint: []string{"/pause"},
 		user:       "0:0",
+	},
+	{
+		name:       "mcpauth-kubecheck:dev",
+		binaries:   map[string]string{"/kubecheck": "./test/cluster/kubecheck"},
+		entrypoint: []string{"/kubecheck"},
+		user:       "65532:65532",
 	},
 }
 
