@@ -158,13 +158,14 @@ func TestOperatorOnARealCluster(t *testing.T) {
 	})
 
 	e := &env{t: t, root: root}
+	// Steps, not subtests: what a step starts (Redis, the IdP, the forwarders) lives
+	// until the end of the test, and a failed step ends it.
 	step := func(name string, f func(t *testing.T)) {
 		t.Helper()
+		t.Logf("=== %s", name)
 		start := time.Now()
-		if !t.Run(name, f) {
-			t.FailNow()
-		}
-		t.Logf("%s: ok (%s)", name, time.Since(start).Round(100*time.Millisecond))
+		f(t)
+		t.Logf("--- ok: %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
 	}
 	step("cluster up", func(t *testing.T) { e.up(ctx, t) })
 	step("operator from config/default reaches Ready", func(t *testing.T) { e.deployOperator(ctx, t) })
@@ -528,6 +529,10 @@ spec:
 		t.Fatal(err)
 	}
 	e.mcp.setTarget(msvc.Spec.ClusterIP + ":80")
+	// kube-proxy programs a new Service's rules a moment after the pod is Ready.
+	if err := poll(ctx, time.Minute, func() error { return get(ctx, e.mcpURL(), http.StatusUnauthorized) }); err != nil {
+		t.Fatalf("the MCP server through its Service: %v", err)
+	}
 
 	var wg sync.WaitGroup
 	sums := make([]clientSummary, 2)
