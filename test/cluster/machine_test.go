@@ -16,11 +16,11 @@ import (
 // Paths the cluster scripts own (hack/cluster/lib.sh), and places a kubelet or
 // containerd would write to by default; none may outlive a cluster-down.
 const (
-	stateDir    = "/var/lib/mcpauth-cluster"
-	runDir      = "/run/mcpauth-cluster"
-	bridgeName  = "mcpauth0"
-	bridgeIP    = "10.88.0.1"
-	cgroupRoot  = "mcpauth-cluster"
+	stateDir   = "/var/lib/mcpauth-cluster"
+	runDir     = "/run/mcpauth-cluster"
+	bridgeName = "mcpauth0"
+	bridgeIP   = "10.88.0.1"
+	cgroupRoot = "mcpauth-cluster"
 )
 
 var defaultPaths = []string{
@@ -162,4 +162,3 @@ func (a machine) diff(b machine) []string {
 	}
 	return out
 }
-
