@@ -165,6 +165,9 @@ func TestOperatorOnARealCluster(t *testing.T) {
 		t.Logf("=== %s", name)
 		start := time.Now()
 		f(t)
+		if t.Failed() {
+			t.Fatalf("--- FAILED: %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
+		}
 		t.Logf("--- ok: %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
 	}
 	step("cluster up", func(t *testing.T) { e.up(ctx, t) })
@@ -717,9 +720,9 @@ spec:
   - name: kubecheck
     image: mcpauth-kubecheck:dev
     imagePullPolicy: Never
-    args: [--allowed=%[3]s-clients, "--forbidden=upstream,not-the-servers,mcpserver-credentials"]
+    args: [--allowed=%[2]s-clients, "--forbidden=upstream,not-the-servers,mcpserver-credentials"]
     securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
-`, namespace, serverName, providerName), "apply", "-f", "-")
+`, namespace, serverName), "apply", "-f", "-")
 	var pod corev1.Pod
 	if err := poll(ctx, 2*time.Minute, func() error {
 		if err := e.k8s.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "rbac-check"}, &pod); err != nil {
@@ -738,7 +741,7 @@ spec:
 	if pod.Status.Phase != corev1.PodSucceeded {
 		t.Fatalf("the in-pod check failed (%s):\n%s", pod.Status.Phase, logs)
 	}
-	for _, want := range []string{providerName + "-clients 200", "upstream 403", "not-the-servers 403", "mcpserver-credentials 403"} {
+	for _, want := range []string{serverName + "-clients 200", "upstream 403", "not-the-servers 403", "mcpserver-credentials 403"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the in-pod check did not report %q", want)
 		}
