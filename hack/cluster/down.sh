@@ -47,7 +47,7 @@ if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null && pid_of conta
   log "deleting every pod (the kubelet stops their sandboxes)"
   kubectl_ delete pods --all --all-namespaces --grace-period=1 --wait=false >/dev/null 2>&1 || true
   for i in $(seq 1 60); do
-    left=$(ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks ls -q 2>/dev/null | wc -l)
+    left=$(ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks ls 2>/dev/null | awk '$3 == "RUNNING"' | wc -l)
     [[ $left -eq 0 ]] && break
     sleep 0.5
   done
