@@ -23,7 +23,7 @@ reason=$("$here/check.sh" 2>&1) || die "$reason"
 if [[ -f $LEDGER ]]; then
   if running kube-apiserver && running kubelet && kubectl_ get --raw /readyz >/dev/null 2>&1; then
     log "already up"
-    echo "kubectl --kubeconfig $KUBECONFIG_ADMIN get nodes"
+    echo "$BIN/kubectl --kubeconfig $KUBECONFIG_ADMIN get nodes"
     exit 0
   fi
   die "a cluster's state is in $STATE but it is not (fully) running: run \`make cluster-down\` first"
@@ -163,4 +163,4 @@ wait_for "the default ServiceAccount" 60 kubectl_ -n default get serviceaccount 
 
 step "ready"
 log "the cluster is up (logs in $LOGS; \`make cluster-down\` removes it)"
-echo "kubectl --kubeconfig $KUBECONFIG_ADMIN get nodes"
+echo "$BIN/kubectl --kubeconfig $KUBECONFIG_ADMIN get nodes"
