@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -145,6 +146,9 @@ func TestOperatorOnARealCluster(t *testing.T) {
 	before := snapshot(t)
 	// Registered first, so it runs last: after every host process of the test stopped.
 	t.Cleanup(func() {
+		if t.Failed() {
+			logTails(t)
+		}
 		out, err := exec.Command(filepath.Join(root, "hack/cluster/down.sh")).CombinedOutput()
 		t.Logf("cluster-down:\n%s", out)
 		if err != nil {
@@ -171,6 +175,7 @@ func TestOperatorOnARealCluster(t *testing.T) {
 		t.Logf("--- ok: %s (%s)", name, time.Since(start).Round(100*time.Millisecond))
 	}
 	step("cluster up", func(t *testing.T) { e.up(ctx, t) })
+	step("every component listens on loopback or the bridge only", func(t *testing.T) { checkListeners(t) })
 	step("operator from config/default reaches Ready", func(t *testing.T) { e.deployOperator(ctx, t) })
 	step("provider with Redis: two server pods Ready, locked down", func(t *testing.T) { e.provider(ctx, t) })
 	step("MCP SDK client logs in through the Service, twice", func(t *testing.T) { e.clients(ctx, t) })
@@ -830,3 +835,54 @@ func (e *env) ownedBy(ctx context.Context, t *testing.T, uid types.UID) []string
 	slices.Sort(out)
 	return out
 }
+
+// logTails logs the end of each component's log, which cluster-down deletes.
+func logTails(t *testing.T) {
+	logs, _ := filepath.Glob(stateDir + "/logs/*.log")
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		t.Logf("the end of %s:\n%s", l, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+	}
+}
+
+// checkListeners fails when a process of the cluster listens on an address other than
+// loopback or the bridge's: nothing of the cluster may be reachable from the network.
+func checkListeners(t *testing.T) {
+	ours := map[string]string{}
+	for _, p := range clusterProcesses() {
+		pid, cmd, _ := strings.Cut(p, " ")
+		ours[pid] = cmd
+	}
+	out, err := exec.Command("ss", "-Hltnup").Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 7 {
+			continue
+		}
+		local := f[4]
+		for _, m := range pidRE.FindAllStringSubmatch(f[6], -1) {
+			cmd, ok := ours[m[1]]
+			if !ok {
+				continue
+			}
+			n++
+			if !strings.HasPrefix(local, "127.0.0.1:") && !strings.HasPrefix(local, bridgeIP+":") {
+				t.Errorf("%s listens on %s: %s", m[1], local, cmd)
+			}
+		}
+	}
+	if n < 8 {
+		t.Errorf("only %d listening sockets of the cluster's processes; the check cannot see them:\n%s", n, out)
+	}
+	t.Logf("%d listening sockets of the cluster, all on 127.0.0.1 or %s", n, bridgeIP)
+}
+
+var pidRE = regexp.MustCompile(`pid=(\d+),`)
