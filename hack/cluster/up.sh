@@ -49,13 +49,17 @@ ip6tables-save >"$STATE/ip6tables.before" 2>/dev/null || : >"$STATE/ip6tables.be
 netns_list >"$STATE/netns.before"
 nft_tables >"$STATE/nft.before"
 
-step "network: bridge $BRIDGE $BRIDGE_IP, IP forwarding on"
+step "network: bridge $BRIDGE $BRIDGE_IP (and the Service range $SERVICE_CIDR on it), IP forwarding on"
 if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
   record link "$BRIDGE"
   ip link add "$BRIDGE" type bridge
 fi
 ip addr replace "$BRIDGE_IP/16" dev "$BRIDGE"
 ip link set "$BRIDGE" up
+# Service addresses are virtual: kube-proxy rewrites them. Until it has (a Service just
+# made), a packet to one must go nowhere rather than out of the machine's uplink; the
+# route goes with the bridge.
+ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
 # Service traffic to a pod on the same bridge is routed back out of it after DNAT.
 echo 1 >/proc/sys/net/ipv4/ip_forward
 [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] || modprobe br_netfilter 2>/dev/null || true

@@ -847,6 +847,8 @@ func logTails(t *testing.T) {
 		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 		t.Logf("the end of %s:\n%s", l, strings.Join(lines[max(0, len(lines)-25):], "\n"))
 	}
+	nat, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	t.Logf("iptables-save -t nat:\n%s", nat)
 }
 
 // checkListeners fails when a process of the cluster listens on an address other than
