@@ -13,7 +13,14 @@
 //     Secrets the operator rendered (internal/devkubelet acts as the kubelet);
 //  6. the example MCP server (examples/mcpserver/server);
 //
-// then prints the URLs and how to connect a client. A failed step says what failed and
+// then prints the URLs and how to connect a client.
+//
+// That is the envtest mode. In the cluster mode (--mode cluster, which hack/dev.sh
+// chooses where the machine can run a Kubernetes node) the steps are instead: the dev
+// cluster (hack/cluster/up.sh); the images without Docker and the operator deployed
+// from config/default; the dev OpenID provider on the cluster bridge; the manifests;
+// the authorization server's pods under the real kubelet; the example MCP server as a
+// pod. The issuer and MCP URLs stay on loopback, forwarded to the Services (cluster.go). A failed step says what failed and
 // how to fix it; Ctrl-C (or SIGTERM) stops everything it started.
 //
 // Ports are fixed by default so URLs stay the same across runs; flags (or the
