@@ -126,7 +126,7 @@ type env struct {
 	idp      *process
 	idpPort  int
 	idpURL   string
-	issuer   *proxy // 127.0.0.1 → the authorization server's Service
+	issuer   *proxy // 127.0.0.1 → the authorization server's Service, a connection per request
 	mcp      *proxy // 127.0.0.1 → the example MCP server's Service
 	upstream string // the upstream client secret, as the Secret holds it now
 }
@@ -289,7 +289,7 @@ func (e *env) provider(ctx context.Context, t *testing.T) {
 	start(t, "redis", t.TempDir(), nil, nil, "redis-server", "--bind", bridgeIP, "--port", port,
 		"--protected-mode", "no", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction")
 
-	e.issuer, e.mcp = newProxy(t), newProxy(t)
+	e.issuer, e.mcp = newHTTPProxy(t), newProxy(t)
 	e.idpPort = freePort(t, bridgeIP)
 	e.idpURL = fmt.Sprintf("http://%s:%d", bridgeIP, e.idpPort)
 	e.upstream = "first-upstream-secret"

@@ -9,6 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +237,39 @@ func (p *proxy) serve() {
 			<-done
 		}()
 	}
+}
+
+// newHTTPProxy is a loopback reverse proxy to target that opens a new connection to
+// it for every request, so kube-proxy, which balances connections, spreads the requests
+// of one client over the pods behind the Service, as many clients would.
+func newHTTPProxy(t *testing.T) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l}
+	transport := &http.Transport{DisableKeepAlives: true}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		if target == "" {
+			http.Error(w, "no target yet", http.StatusBadGateway)
+			return
+		}
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(&url.URL{Scheme: "http", Host: target})
+				pr.Out.Host = pr.In.Host // the issuer's host, as the client sent it
+			},
+			Transport: transport,
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return p
 }
 
 // freePort returns a port free on host (for a process that must be told its port).
