@@ -60,10 +60,10 @@ test: install-deps lint cluster-assets ## Install what the tests need, then run 
 # FUZZTIME is how long `make fuzz` runs each target; their seed corpora
 # (authserver/testdata/fuzz) run in every `make test`.
 FUZZTIME ?= 30s
-FUZZ_TARGETS ?= FuzzValidateRedirectURI FuzzMatchRedirectURI FuzzRegistration FuzzTokenRequest FuzzPKCE
+FUZZ_TARGETS ?= FuzzValidateRedirectURI FuzzMatchRedirectURI FuzzRegistration FuzzTokenRequest FuzzPKCE FuzzVerifyJWT
 
 .PHONY: fuzz
-fuzz: ## Fuzz the redirect URI validator, registration JSON, token form and PKCE, FUZZTIME (30s) each.
+fuzz: ## Fuzz the redirect URI validator, registration JSON, token form, PKCE and JWT verification, FUZZTIME (30s) each.
 	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t for $(FUZZTIME)"; $(GO) test ./authserver -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME); done
 
 .PHONY: envtest
@@ -71,7 +71,7 @@ envtest: ## Provide kube-apiserver, etcd and kubectl for envtest; prints KUBEBUI
 	@hack/envtest-assets.sh
 
 .PHONY: bench
-bench: ## Benchmark the server against same-run baselines, and the operator at scale once envtest is built (docs/performance.md).
+bench: ## Benchmark the server against same-run baselines, the operator at scale once envtest is built, and JWT-protected MCP calls (docs/performance.md).
 	@hack/install-deps.sh redis-server gnuplot-nox
 	$(GO) build -trimpath -ldflags "-s -w" -o bin/authserver ./cmd/authserver
 	$(GO) build -o bin/loadgen ./test/bench/loadgen
@@ -81,6 +81,8 @@ bench: ## Benchmark the server against same-run baselines, and the operator at s
 	  KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh | tail -n 1)" bin/operatorbench -manager bin/manager -out bin/bench; \
 	else echo "bench: operator benchmark skipped: envtest's kube-apiserver is not built yet (make envtest builds it, about 5 minutes)"; fi
 	bin/loadgen -authserver bin/authserver -out bin/bench -plot docs/performance.png
+	$(GO) build -o bin/mcpbench ./test/bench/mcpbench
+	bin/mcpbench -out bin/bench
 
 .PHONY: install-deps
 install-deps: ## Install Debian packages and Go modules the tests need (idempotent).
@@ -110,9 +112,10 @@ cluster-images: ## Build the images without Docker (hack/images) and load them i
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and authorization server binaries into bin/.
+build: ## Build the manager, authorization server and mcpauth CLI binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/authserver ./cmd/authserver
+	$(GO) build -o bin/mcpauth ./cmd/mcpauth
 
 .PHONY: run
 run: manifests ## Run the operator against the cluster of the current kubeconfig.

@@ -249,6 +249,8 @@ func (s *Server) needsConsent(r *http.Request, v *validatedAuthz) bool {
 func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *validatedAuthz) {
 	state := randomString(secretBytes)
 	params := upstream.NewAuthParams() // PKCE verifier and OIDC nonce, kept server-side
+	var stepUpUser string
+	params.Scopes, stepUpUser = s.upstreamScopesFor(r, v.scopes)
 	binding := s.flowCookie(w, r)
 	p := store.PendingAuthorization{
 		ClientID:            v.client.ID,
@@ -260,6 +262,8 @@ func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *valida
 		Resource:            v.resources,
 		UpstreamVerifier:    params.Verifier,
 		Nonce:               params.Nonce,
+		UpstreamScope:       joinScope(params.Scopes),
+		StepUpUser:          stepUpUser,
 		BrowserBinding:      s.keys.hash(labelBrowser, binding),
 		ExpiresAt:           s.now().Add(s.opts.PendingTTL),
 	}
@@ -296,10 +300,20 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectU
 // in ... responses, including error responses"). RFC 6749 §3.1.2 keeps the redirect
 // URI's own query component.
 func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redirectURI, state string, params url.Values) {
-	u, err := url.Parse(redirectURI)
+	u, err := s.clientRedirectURL(redirectURI, state, params)
 	if err != nil { // validated before; cannot happen
 		s.renderError(w, r, http.StatusBadRequest, "The redirect_uri is invalid.")
 		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u, http.StatusFound)
+}
+
+// clientRedirectURL builds the authorization response URL redirectToClient sends.
+func (s *Server) clientRedirectURL(redirectURI, state string, params url.Values) (string, error) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return "", err
 	}
 	q := u.Query()
 	for k, vs := range params {
@@ -310,6 +324,5 @@ func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redire
 	}
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	return u.String(), nil
 }

@@ -18,12 +18,14 @@ import (
 
 // Client authentication methods (RFC 7591 §2).
 const (
-	AuthMethodNone   = "none"
-	AuthMethodBasic  = "client_secret_basic"
-	AuthMethodPost   = "client_secret_post"
-	grantAuthCode    = "authorization_code"
-	grantRefresh     = "refresh_token"
-	responseTypeCode = "code"
+	AuthMethodNone  = "none"
+	AuthMethodBasic = "client_secret_basic"
+	AuthMethodPost  = "client_secret_post"
+	grantAuthCode   = "authorization_code"
+	grantRefresh    = "refresh_token"
+	// grantTokenExchange is RFC 8693 token exchange (§2.1).
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	responseTypeCode   = "code"
 )
 
 // Application types (OpenID Connect Registration §2, sent by MCP clients in RFC 7591
@@ -63,6 +65,10 @@ type StaticClient struct {
 	// upstream access token (an MCP server that calls the upstream API for the user).
 	// No other caller ever sees it.
 	IntrospectUpstream bool
+	// Resources are the RFC 8707 resource URIs this client serves: an MCP server's own
+	// URL. A confidential client with resources may exchange (RFC 8693) an access
+	// token bound to one of them for the user's upstream token; no other caller may.
+	Resources []string
 }
 
 // ClientRegistry finds pre-registered clients. The operator can feed it from MCPClient
@@ -157,6 +163,14 @@ func (c StaticClient) validate() error {
 			return fmt.Errorf("unsupported grant type %q", g)
 		}
 	}
+	for _, r := range c.Resources {
+		if _, ok := normalizeResource(r); !ok {
+			return fmt.Errorf("resource %q is not an absolute URI without a fragment (RFC 8707)", r)
+		}
+	}
+	if len(c.Resources) > 0 && !c.hasSecret() {
+		return errors.New("only a confidential client may serve resources (token exchange)")
+	}
 	if c.Secret != "" && len(c.SecretSHA256) > 0 {
 		return errors.New("give Secret or SecretSHA256, not both")
 	}
@@ -217,7 +231,10 @@ type client struct {
 	Scopes             []string // allowed; empty: all supported
 	Trusted            bool
 	IntrospectUpstream bool
-	Source             clientSource
+	// Resources are the normalized RFC 8707 resources the client serves (static
+	// clients only): the tokens it may exchange.
+	Resources []string
+	Source    clientSource
 	// secretHash is the HMAC of the secret (dynamic clients store it so);
 	// secretSHA256 is the SHA-256 digest of a static client's secret.
 	secretHash   string
@@ -326,10 +343,17 @@ func fromStatic(sc StaticClient) *client {
 		sum := sha256.Sum256([]byte(sc.Secret))
 		digest = sum[:]
 	}
+	var resources []string
+	for _, r := range sc.Resources {
+		if n, ok := normalizeResource(r); ok && !slices.Contains(resources, n) {
+			resources = append(resources, n)
+		}
+	}
 	return &client{
 		ID: sc.ID, Name: sc.Name, RedirectURIs: sc.RedirectURIs, GrantTypes: sc.GrantTypes,
 		AuthMethod: sc.TokenEndpointAuthMethod, Scopes: sc.Scopes, Trusted: sc.Trusted,
-		IntrospectUpstream: sc.IntrospectUpstream, Source: sourceStatic, secretSHA256: digest,
+		IntrospectUpstream: sc.IntrospectUpstream, Resources: resources, Source: sourceStatic,
+		secretSHA256: digest,
 	}
 }
 
@@ -345,9 +369,14 @@ func fromStored(c store.Client) *client {
 			method = AuthMethodNone
 		}
 	}
+	// The scope a client registered itself with is kept and echoed (RFC 7591), but is
+	// no ceiling: whoever registered can register again with more, so it protects
+	// nothing, and MCP clients register with the scope of their first challenge (the
+	// TypeScript SDK does), which would make every later step-up an invalid_scope.
+	// An administrator's limit is MCPClient/static scopes.
 	return &client{
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: grants,
-		AuthMethod: method, Scopes: splitScope(c.Scope), Trusted: c.Trusted,
+		AuthMethod: method, Trusted: c.Trusted,
 		Source: sourceDynamic, secretHash: c.SecretHash,
 	}
 }

@@ -13,6 +13,7 @@ type Metadata struct {
 	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri,omitempty"`
 	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ResponseModesSupported            []string `json:"response_modes_supported"`
@@ -41,7 +42,7 @@ func (s *Server) Metadata() Metadata {
 		ScopesSupported:                   s.opts.ScopesSupported,
 		ResponseTypesSupported:            []string{responseTypeCode},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{grantAuthCode, grantRefresh},
+		GrantTypesSupported:               []string{grantAuthCode, grantRefresh, grantTokenExchange},
 		CodeChallengeMethodsSupported:     methods,
 		TokenEndpointAuthMethodsSupported: []string{AuthMethodNone, AuthMethodBasic, AuthMethodPost},
 		// Introspection is for resource servers holding credentials (RFC 7662 §2.1).
@@ -55,6 +56,9 @@ func (s *Server) Metadata() Metadata {
 	}
 	if s.opts.DynamicRegistration {
 		m.RegistrationEndpoint = s.endpoint(pathRegister)
+	}
+	if s.signing != nil {
+		m.JWKSURI = s.endpoint(pathJWKS)
 	}
 	return m
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpauth/mcpauth/authserver/access"
+	"github.com/mcpauth/mcpauth/authserver/adminapi"
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -33,6 +36,9 @@ const (
 	DefaultCallbackPath = "/oauth/callback"
 	// MinMasterKeyLen is the shortest accepted Options.MasterKey.
 	MinMasterKeyLen = 32
+	// MaxRefreshReuseWindow is the longest accepted Options.RefreshReuseWindow: the
+	// window lets a copied refresh token work for that long, so it stays short.
+	MaxRefreshReuseWindow = 5 * time.Minute
 )
 
 // Options configure a Server. Issuer, Store, Upstream and MasterKey are required; every
@@ -59,6 +65,10 @@ type Options struct {
 	// DefaultScopes are granted when a request names no scope (the MCP conformance
 	// tool sends none). They must be a subset of ScopesSupported.
 	DefaultScopes []string
+	// UpstreamScopes maps a scope of ScopesSupported to the extra upstream scopes a
+	// token with it needs; a step-up to it sends the user upstream for the ones their
+	// stored upstream token lacks (docs/scopes.md).
+	UpstreamScopes map[string][]string
 	// CallbackPath is appended to the issuer to form the upstream redirect URL that the
 	// upstream provider must be configured with (see Server.CallbackURL).
 	CallbackPath string
@@ -70,6 +80,16 @@ type Options struct {
 	ExternalTokenTTL time.Duration // the users' upstream tokens in the store
 	PendingTTL       time.Duration // a login in progress at the upstream
 	ConsentTTL       time.Duration // a remembered consent
+
+	// RefreshReuseWindow is how long a rotated refresh token, presented again by the
+	// client it was issued to, gets the same successor (the token response its
+	// rotation issued) instead of revoking the grant, so that a client refreshing
+	// twice in parallel, or retrying a refresh whose answer it lost, keeps its
+	// session. Reuse after the window, or by another client, revokes the grant (OAuth
+	// 2.1 §4.3.1). Zero turns the window off (strict rotation); unlike the TTLs it has
+	// no default here: configuration (tokens.refreshReuseWindow) defaults it to 30s.
+	// At most MaxRefreshReuseWindow.
+	RefreshReuseWindow time.Duration
 
 	// AllowPKCEPlain accepts code_challenge_method=plain. OAuth 2.1 allows it only when
 	// S256 is impossible; leave it off.
@@ -86,7 +106,18 @@ type Options struct {
 	// ignored. Used only to tell clients apart for rate limiting.
 	TrustedProxies []netip.Prefix
 
-	// Store keeps every piece of flow state.
+	// AccessTokenFormat is config.AccessTokenJWT (the default: RFC 9068 tokens that
+	// resource servers verify with the JWKS) or config.AccessTokenOpaque (verified by
+	// introspection). Either way the server accepts both kinds it issued, so changing
+	// it leaves live tokens working.
+	AccessTokenFormat config.AccessTokenFormat
+	// SigningKeys sign JWT access tokens and fill the JWKS. Nil with the jwt format:
+	// New generates one ES256 key, which only suits a single replica (see
+	// GenerateSigningKeys). Replicas sharing a store must share the keys.
+	SigningKeys *SigningKeys
+
+	// Store keeps every piece of flow state. It must keep revocation feed entries at
+	// least FeedRetention(AccessTokenTTL).
 	Store store.Store
 	// Upstream is the identity provider users log in with.
 	Upstream upstream.Provider
@@ -98,6 +129,15 @@ type Options struct {
 	Clients ClientRegistry
 	// CIMD resolves Client ID Metadata Documents; nil turns CIMD off. Optional.
 	CIMD CIMDFetcher
+	// Access decides at the callback who may log in and which restricted scopes they
+	// are granted (see package access); nil lets everyone in. When the Upstream is an
+	// upstream.MembershipReader, GitHub organization and team rules are checked with
+	// the user's upstream token.
+	Access *access.Policy
+	// AdminToken is the bearer token of the admin API (adminapi: list and revoke
+	// grants), at least MinAdminTokenLen characters. Empty turns the API off: its
+	// paths answer 404.
+	AdminToken string
 
 	// Logger receives operational logs; never tokens or secrets. Default: discard.
 	Logger *slog.Logger
@@ -110,6 +150,19 @@ type Options struct {
 	// OmitMetricsEndpoint leaves /metrics out of Handler, for serving
 	// Server.MetricsHandler on a separate, private listener.
 	OmitMetricsEndpoint bool
+}
+
+// The access token formats, under names that say they are no secret.
+const (
+	formatJWT    = config.AccessTokenJWT
+	formatOpaque = config.AccessTokenOpaque
+)
+
+// FeedRetention is how long the revocation feed keeps an entry for access tokens
+// that live accessTokenTTL: until every token the entry could concern has expired,
+// plus a minute for clocks and slow followers.
+func FeedRetention(accessTokenTTL time.Duration) time.Duration {
+	return accessTokenTTL + time.Minute
 }
 
 // withDefaults returns o with every unset optional field filled in.
@@ -134,6 +187,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CallbackPath == "" {
 		o.CallbackPath = DefaultCallbackPath
+	}
+	if o.AccessTokenFormat == "" {
+		o.AccessTokenFormat = formatJWT
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -169,11 +225,22 @@ func (o Options) validate() error {
 	if len(o.MasterKey) < MinMasterKeyLen {
 		errs = append(errs, fmt.Errorf("MasterKey: %d bytes, need at least %d", len(o.MasterKey), MinMasterKeyLen))
 	}
+	switch o.AccessTokenFormat {
+	case formatJWT, formatOpaque:
+	default:
+		errs = append(errs, fmt.Errorf("AccessTokenFormat: %q is not one of jwt, opaque", o.AccessTokenFormat))
+	}
 	if !strings.HasPrefix(o.CallbackPath, "/") || !safePath(o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q must be a path starting with / (letters, digits, -._~/)", o.CallbackPath))
 	}
-	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke}, o.CallbackPath) {
+	if o.AdminToken != "" && len(o.AdminToken) < MinAdminTokenLen {
+		errs = append(errs, fmt.Errorf("AdminToken: %d characters, need at least %d", len(o.AdminToken), MinAdminTokenLen))
+	}
+	if slices.Contains([]string{pathAuthorize, pathConsent, pathToken, pathRegister, pathIntrospect, pathRevoke, adminapi.PathGrants, adminapi.PathRevoke, pathJWKS, pathRevocations}, o.CallbackPath) {
 		errs = append(errs, fmt.Errorf("CallbackPath: %q is another endpoint's path", o.CallbackPath))
+	}
+	if o.RefreshReuseWindow < 0 || o.RefreshReuseWindow > MaxRefreshReuseWindow {
+		errs = append(errs, fmt.Errorf("RefreshReuseWindow: %s is outside [0s, %s]", o.RefreshReuseWindow, MaxRefreshReuseWindow))
 	}
 	for _, sc := range o.ScopesSupported {
 		if !validScopeToken(sc) {
@@ -183,6 +250,14 @@ func (o Options) validate() error {
 	for _, sc := range o.DefaultScopes {
 		if !slices.Contains(o.ScopesSupported, sc) {
 			errs = append(errs, fmt.Errorf("DefaultScopes: %q is not in ScopesSupported", sc))
+		}
+	}
+	for sc, ups := range o.UpstreamScopes {
+		if !slices.Contains(o.ScopesSupported, sc) {
+			errs = append(errs, fmt.Errorf("UpstreamScopes: %q is not in ScopesSupported", sc))
+		}
+		if len(ups) == 0 || slices.ContainsFunc(ups, func(u string) bool { return !validScopeToken(u) }) {
+			errs = append(errs, fmt.Errorf("UpstreamScopes: %q needs a list of valid upstream scopes", sc))
 		}
 	}
 	if o.ServiceDocumentation != "" {

@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/mcpauth/mcpauth/authserver/config"
 	redisstore "github.com/mcpauth/mcpauth/authserver/store/redis"
 	"github.com/mcpauth/mcpauth/internal/testutil/redisserver"
 )
@@ -53,8 +54,18 @@ func (c *redisTrips) take() int {
 // store, for a dynamically registered client (the expensive case: its record is in the
 // store too). Introspection is one round trip; a token request, whatever its grant,
 // two: the client and the code or refresh token read in one pipeline, then the grant's
-// script. `make bench` measures the same under load (docs/performance.md).
+// script. A rotated refresh token presented again inside the reuse window costs the
+// same two: the read, then the rotation script that returns the kept successor. A JWT
+// access token costs the same as an opaque one: its record is keyed by its jti, so
+// introspection verifies the signature and then makes the one read. `make bench`
+// measures the same under load (docs/performance.md).
 func TestRedisRoundTripsPerRequest(t *testing.T) {
+	for _, format := range tokenFormats {
+		t.Run(string(format), func(t *testing.T) { testRedisRoundTrips(t, format) })
+	}
+}
+
+func testRedisRoundTrips(t *testing.T, format config.AccessTokenFormat) {
 	srv := redisserver.Start(t)
 	ctx := t.Context()
 	rs, err := redisstore.New(ctx, redisstore.Options{Addrs: []string{srv.Addr}, Prefix: "trips"})
@@ -68,7 +79,9 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 	}
 	trips := &redisTrips{}
 	rs.Client().AddHook(trips)
-	e := newEnv(t, func(o *Options) { o.Store, o.Now = rs, time.Now })
+	e := newEnv(t, func(o *Options) {
+		o.Store, o.Now, o.RefreshReuseWindow, o.AccessTokenFormat = rs, time.Now, time.Minute, format
+	})
 	step := func(name string, want int) {
 		t.Helper()
 		if got := trips.take(); got != want {
@@ -108,9 +121,27 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		t.Fatalf("refresh: %d %s", rec.Code, rec.Body.String())
 	}
 	step("token (refresh_token)", 2)
+	next := jsonField(t, rec, "refresh_token")
+	rec = e.postForm(pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {clientID}})
+	if rec.Code != http.StatusOK || jsonField(t, rec, "refresh_token") != next {
+		t.Fatalf("refresh again inside the window: %d %s", rec.Code, rec.Body.String())
+	}
+	step("token (refresh_token again inside the reuse window)", 2)
 	rec = e.postForm(pathIntrospect, url.Values{"token": {tok.AccessToken}}, plainRS.ID, plainRS.Secret)
 	if rec.Code != http.StatusOK || jsonField(t, rec, "client_id") != clientID {
 		t.Fatalf("introspect: %d %s", rec.Code, rec.Body.String())
 	}
 	step("introspect", 1)
+	if looksLikeJWT(tok.AccessToken) != (format == config.AccessTokenJWT) {
+		t.Errorf("format %s issued access token %.20s...", format, tok.AccessToken)
+	}
+	rec = e.postForm(pathRevoke, url.Values{"token": {tok.AccessToken}, "client_id": {clientID}})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body.String())
+	}
+	if format == config.AccessTokenJWT {
+		step("revoke (JWT access token: client, token, delete, mark the jti and feed it)", 4)
+	} else {
+		step("revoke (access token: client, token, delete)", 3)
+	}
 }

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -24,14 +26,16 @@ const (
 
 // Endpoint paths, relative to the issuer's path.
 const (
-	pathAuthorize  = "/oauth/authorize"
-	pathConsent    = "/oauth/consent"
-	pathToken      = "/oauth/token"
-	pathRegister   = "/oauth/register"
-	pathIntrospect = "/oauth/introspect"
-	pathRevoke     = "/oauth/revoke"
-	wellKnownAS    = "/.well-known/oauth-authorization-server"
-	wellKnownOIDC  = "/.well-known/openid-configuration"
+	pathAuthorize   = "/oauth/authorize"
+	pathConsent     = "/oauth/consent"
+	pathToken       = "/oauth/token"
+	pathRegister    = "/oauth/register"
+	pathIntrospect  = "/oauth/introspect"
+	pathRevoke      = "/oauth/revoke"
+	pathJWKS        = "/oauth/jwks"
+	pathRevocations = "/oauth/revocations"
+	wellKnownAS     = "/.well-known/oauth-authorization-server"
+	wellKnownOIDC   = "/.well-known/openid-configuration"
 )
 
 // Server is the authorization server. Create it with New; it is safe for concurrent use
@@ -44,13 +48,24 @@ type Server struct {
 	store    store.Store // instrumented: counts backend errors
 	upstream upstream.Provider
 	metrics  *metrics
+	// signing signs JWT access tokens and verifies them; nil when the format is
+	// opaque and no keys were given.
+	signing  *SigningKeys
+	verified verifiedJWTs
+	jwt      bool // issue JWT access tokens
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
+	// upstreamWait bounds how long a caller waits for another caller's refresh of the
+	// same upstream token (upstreamWaitMax; tests shorten it).
+	upstreamWait time.Duration
 
 	issuer   string
 	prefix   string // the issuer's path, prepended to every endpoint path
 	cookies  cookieNames
 	metadata []byte // the RFC 8414 document, rendered once
+	// adminDigest is the SHA-256 of Options.AdminToken (the admin API is routed only
+	// when one is set).
+	adminDigest [sha256.Size]byte
 
 	handler http.Handler
 }
@@ -83,7 +98,17 @@ func New(opts Options) (*Server, error) {
 		cookies:  newCookieNames(iu.Scheme == "https"),
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
+		upstreamWait:  upstreamWaitMax,
+
+		signing: opts.SigningKeys,
+		jwt:     opts.AccessTokenFormat == formatJWT,
 	}
+	if s.jwt && s.signing == nil {
+		if s.signing, err = GenerateSigningKeys(); err != nil {
+			return nil, err
+		}
+	}
+	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
 	}
@@ -126,6 +151,13 @@ func (s *Server) routes() http.Handler {
 	}
 	route("introspect", s.handleIntrospect, s.prefix+pathIntrospect)
 	route("revoke", s.handleRevoke, s.prefix+pathRevoke)
+	if s.opts.AdminToken != "" {
+		// Off means absent, as for registration: no token, no admin API.
+		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)
+		route("admin_revoke", s.admin(s.handleAdminRevoke), s.prefix+adminapi.PathRevoke)
+	}
+	route("jwks", s.handleJWKS, s.prefix+pathJWKS)
+	route("revocations", s.handleRevocations, s.prefix+pathRevocations)
 	route("healthz", s.handleHealthz, "/healthz")
 	route("readyz", s.handleReadyz, "/readyz")
 	if !s.opts.OmitMetricsEndpoint {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpauth/mcpauth/authserver/config"
 )
 
 func TestTokenEndpointAuthenticatesClientsPerTheirRegisteredMethod(t *testing.T) {
@@ -128,7 +130,7 @@ func formRequest(path string, form url.Values) *http.Request {
 }
 
 func TestAuthorizationCodeGrantIssuesOpaqueBearerTokens(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *Options) { o.AccessTokenFormat = config.AccessTokenOpaque })
 	p := newPKCE()
 	code := e.code(trustedClient.ID, webRedirect, p, url.Values{"scope": {"read write"}})
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect},

@@ -90,6 +90,11 @@ var _ = Describe("The CRDs", func() {
 			ttl.RefreshToken.Duration.String(), ttl.ClientRegistration.Duration.String(),
 			ttl.ExternalToken.Duration.String()}).
 			To(Equal([]string{"5m0s", "15m0s", "24h0m0s", "8760h0m0s", "24h0m0s"}))
+		srv := github.Spec.Server
+		Expect(srv.AccessTokenFormat).To(Equal(oauthv1alpha1.AccessTokenJWT))
+		Expect(srv.SigningKeyAlgorithm).To(Equal(oauthv1alpha1.SigningES256))
+		Expect(srv.SigningKeyRotation.Duration.String()).To(Equal("720h0m0s"))
+		Expect(srv.RefreshReuseWindow).To(Equal(&metav1.Duration{Duration: 30e9}))
 
 		var ide oauthv1alpha1.MCPClient
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ide"}, &ide)).To(Succeed())
@@ -155,6 +160,42 @@ var _ = Describe("The CRDs", func() {
 		Entry("a scope with a space", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.ScopesSupported = []string{"mcp tools"}
 		}, refusal{"spec.server.scopesSupported[0]", "should match"}),
+		Entry("upstream scopes for a scope the server does not offer", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:admin", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("upstream scopes for a scope when scopesSupported is left to its default", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = nil
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("a scope with no upstream scope", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes", "should have at least 1 items"}),
+		Entry("an upstream scope with a quote", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{`re"po`}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes[0]", "should match"}),
+		Entry("the same scope twice", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{
+				{Scope: "tools:write", UpstreamScopes: []string{"repo"}}, {Scope: "tools:write", UpstreamScopes: []string{"gist"}}}
+		}, refusal{"spec.server.upstreamScopes[1]", "Duplicate value"}),
+		Entry("an unknown access token format", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.AccessTokenFormat = "paseto"
+		}, refusal{"spec.server.accessTokenFormat", "Unsupported value"}),
+		Entry("a symmetric signing algorithm", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.SigningKeyAlgorithm = "HS256"
+		}, refusal{"spec.server.signingKeyAlgorithm", "Unsupported value"}),
+		Entry("a signing key rotation of half an hour", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.SigningKeyRotation = metav1.Duration{Duration: 30 * 60e9}
+		}, refusal{"spec.server.signingKeyRotation", "must be at least 1h"}),
+		Entry("a refresh reuse window of ten minutes", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: 10 * 60e9}
+		}, refusal{"spec.server.refreshReuseWindow", "must be between 0s and 5m"}),
+		Entry("a negative refresh reuse window", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: -1e9}
+		}, refusal{"spec.server.refreshReuseWindow", "must be between 0s and 5m"}),
 		Entry("the redis store without settings", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore.Type = oauthv1alpha1.TokenStoreRedis
 		}, refusal{"spec.tokenStore.redis", "redis settings are required when type is redis"}),
@@ -162,11 +203,58 @@ var _ = Describe("The CRDs", func() {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreRedis,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis"}}}
 		}, refusal{"spec.tokenStore.redis.addresses[0]", "should match"}),
+		Entry("a GitHub organization rule for Google", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderGoogle
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}}
+		}, refusal{"spec.access", "GitHub organizations and teams can only be checked when type is github"}),
+		Entry("a GitHub team mapping for OIDC", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOIDC
+			p.Spec.IssuerURL = "https://idp.example.com"
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{
+				{Scopes: []string{"mcp"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/dev"}}}}}
+		}, refusal{"spec.access", "GitHub organizations and teams can only be checked when type is github"}),
+		Entry("a hosted domain for GitHub", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GoogleHostedDomains: []string{"example.com"}}}
+		}, refusal{"spec.access", "googleHostedDomains (the hd claim) need type google or oidc"}),
+		Entry("groups for GitHub", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{Groups: []string{"admins"}}}
+		}, refusal{"spec.access", "groups need type oidc or oauth2"}),
+		Entry("a team without its organization", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubTeams: []string{"platform"}}}
+		}, refusal{"spec.access.allow.githubTeams[0]", "should match"}),
+		Entry("an organization that is a URL", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"https://github.com/acme"}}}
+		}, refusal{"spec.access.allow.githubOrganizations[0]", "should match"}),
+		Entry("an e-mail domain with a wildcard", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{EmailDomains: []string{"*.example.com"}}}
+		}, refusal{"spec.access.allow.emailDomains[0]", "should match"}),
+		Entry("an e-mail address without a domain", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{Emails: []string{"alice"}}}
+		}, refusal{"spec.access.allow.emails[0]", "should match"}),
+		Entry("a mapped scope the server does not support", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{
+				{Scopes: []string{"tools:admin"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/admins"}}}}}
+		}, refusal{"spec.access.scopeMappings", "must be in server.scopesSupported"}),
+		Entry("a scope mapping without members", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{{Scopes: []string{"mcp"}}}}
+		}, refusal{"spec.access.scopeMappings[0].members", "members needs at least one rule"}),
+		Entry("an API URL for Google", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderGoogle
+			p.Spec.APIURL = "https://api.example.com"
+		}, refusal{"spec.apiURL", "apiURL is only for type github"}),
 		Entry("redis settings on the memory store", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreMemory,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis:6379"}}}
 		}, refusal{"spec.tokenStore", "redis settings are only allowed when type is redis"}),
 	)
+
+	It("keep a refresh reuse window of 0s, which turns the window off, instead of defaulting it", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		get(p, p.Namespace, p.Name)
+		Expect(p.Spec.Server.RefreshReuseWindow).To(Equal(&metav1.Duration{}))
+	})
 
 	DescribeTable("refuse an invalid MCPClient, naming the field",
 		func(mutate func(*oauthv1alpha1.MCPClient), want refusal) {
@@ -204,6 +292,21 @@ var _ = Describe("The CRDs", func() {
 		Entry("upstream tokens for a public client", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.IntrospectUpstream = true
 		}, refusal{"spec.introspectUpstream", "introspectUpstream needs a confidential client"}),
+		Entry("resources on a public client", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.Resources = []string{"https://mcp.example.com/mcp"}
+		}, refusal{"spec.resources", "resources need a confidential client"}),
+		Entry("a relative resource", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"/mcp"}
+		}, refusal{"spec.resources", "each resource must be an absolute http(s) URI"}),
+		Entry("a resource with a fragment", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"https://mcp.example.com/mcp#tools"}
+		}, refusal{"spec.resources", "without a fragment"}),
+		Entry("a resource without a host", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"urn:example:mcp"}
+		}, refusal{"spec.resources", "each resource must be an absolute http(s) URI"}),
 		Entry("a credentials Secret name that is not a DNS name", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.SecretName = "Bad_Name"
 		}, refusal{"spec.secretName", "should match"}),
@@ -215,6 +318,13 @@ var _ = Describe("The CRDs", func() {
 		p.Spec.IssuerURL = "http://10.88.0.1:9400"
 		p.Spec.InsecureAllowHTTP = true
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
+
+	It("accept the resources of a confidential MCP server", func() {
+		c := validClient(newNamespace())
+		c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		c.Spec.Resources = []string{"https://mcp.example.com/mcp", "http://127.0.0.1:3000/mcp"}
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
 	})
 
 	It("accept a private-use scheme redirect URI for native apps (RFC 8252 §7.1)", func() {

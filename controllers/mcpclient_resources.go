@@ -109,6 +109,7 @@ func registryEntry(cfg *config.Config, c *oauthv1alpha1.MCPClient, creds *corev1
 		Scopes:                  slices.Clone(c.Spec.Scopes),
 		Trusted:                 c.Spec.Trusted,
 		IntrospectUpstream:      c.Spec.IntrospectUpstream,
+		Resources:               slices.Clone(c.Spec.Resources),
 	}
 	if entry.ClientName == "" {
 		entry.ClientName = c.Name

@@ -101,12 +101,14 @@ func TestRegistryEntry(t *testing.T) {
 		c := mcpClient(oauthv1alpha1.AuthMethodClientSecretPost)
 		c.Spec.Trusted = true
 		c.Spec.IntrospectUpstream = true
+		c.Spec.Resources = []string{"https://mcp.example.com/mcp"}
 		e, err := registryEntry(cfg, c, creds(c, "s3cret"))
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(e.SecretHash).To(Equal(config.HashClientSecret("s3cret")))
 		g.Expect(e.TokenEndpointAuthMethod).To(Equal("client_secret_post"))
 		g.Expect(e.Trusted).To(BeTrue())
 		g.Expect(e.IntrospectUpstream).To(BeTrue())
+		g.Expect(e.Resources).To(Equal([]string{"https://mcp.example.com/mcp"}))
 		data, _ := config.MarshalClients([]config.Client{e})
 		g.Expect(string(data)).NotTo(ContainSubstring("s3cret"))
 	})

@@ -137,15 +137,15 @@ func (r *OAuthProviderReconciler) entryFor(ctx context.Context, cfg *config.Conf
 }
 
 // reconcileInputs reads every Secret the pod mounts and hashes them with the config,
-// so that a rotated Secret rolls the pods. A missing Secret or key blocks the
-// deployment with a condition naming it; the Secret watch brings the provider back
-// here when it appears.
+// so that a rotated Secret rolls the pods; all but the signing keys, which the server
+// follows without a restart. A missing Secret or key blocks the deployment with a
+// condition naming it; the Secret watch brings the provider back here when it appears.
 func (r *OAuthProviderReconciler) reconcileInputs(ctx context.Context, s *providerScope) error {
 	if s.blocked != nil {
 		return nil
 	}
 	p := s.provider
-	s.inputs = map[string]map[string][]byte{keysSecretName(p): s.keys.Data}
+	s.inputs = map[string]map[string][]byte{keysSecretName(p): s.keys.Data, adminSecretName(p): s.admin.Data}
 	for _, in := range referencedSecrets(p) {
 		secret, err := getOptional(ctx, r.Client, client.ObjectKey{Namespace: p.Namespace, Name: in.name}, &corev1.Secret{})
 		if err != nil {
@@ -165,8 +165,7 @@ func (r *OAuthProviderReconciler) reconcileInputs(ctx context.Context, s *provid
 		}
 		s.inputs[in.name] = secret.Data
 	}
-	all := append([]secretInput{keysSecretInput(p)}, referencedSecrets(p)...)
-	s.hash = inputsHash(s.configYAML, all, s.inputs)
+	s.hash = inputsHash(s.configYAML, hashedSecrets(p), s.inputs)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +26,9 @@ type Options struct {
 	// AuthServerImage is the authorization server image for OAuthProviders whose spec
 	// names none.
 	AuthServerImage string
+	// Clock tells the time of signing key rotations; nil means the real clock. Tests
+	// move it forward to see a month's rotation in a second.
+	Clock clock.PassiveClock
 }
 
 // SetupWithManager registers the field indexes and both reconcilers with mgr. It is the
@@ -36,7 +40,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	recorder := mgr.GetEventRecorder(managerName)
 	providers := &OAuthProviderReconciler{
 		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: recorder,
-		AuthServerImage: opts.AuthServerImage,
+		AuthServerImage: opts.AuthServerImage, Clock: opts.Clock,
 	}
 	if err := providers.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the OAuthProvider reconciler: %w", err)

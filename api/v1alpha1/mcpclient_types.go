@@ -28,6 +28,7 @@ const (
 // MCPClientSpec pre-registers an MCP client with one OAuthProvider's server.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.introspectUpstream) || !self.introspectUpstream || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod != 'none')",message="introspectUpstream needs a confidential client (tokenEndpointAuthMethod client_secret_basic or client_secret_post)",fieldPath=".introspectUpstream"
+// +kubebuilder:validation:XValidation:rule="!has(self.resources) || size(self.resources) == 0 || (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod != 'none')",message="resources need a confidential client (tokenEndpointAuthMethod client_secret_basic or client_secret_post): only an authenticated MCP server may exchange tokens",fieldPath=".resources"
 // +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || 'authorization_code' in self.grantTypes",message="grantTypes must include authorization_code: it is the only way to obtain a first token",fieldPath=".grantTypes"
 type MCPClientSpec struct {
 	// ProviderRef names the OAuthProvider, in this namespace, whose server the client
@@ -87,6 +88,18 @@ type MCPClientSpec struct {
 	// for MCP servers you run.
 	// +optional
 	IntrospectUpstream bool `json:"introspectUpstream,omitempty"`
+
+	// Resources marks the client of an MCP server too: the RFC 8707 resource URIs the
+	// server serves (its own URL, as MCP clients name it in the resource parameter).
+	// The server may then exchange (RFC 8693 token exchange) a user's access token
+	// bound to one of them for the user's upstream access token; no other caller may.
+	// Absolute URIs without a fragment. Confidential clients only.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=2000
+	// +kubebuilder:validation:XValidation:rule="self.all(u, !u.contains('#') && isURL(u) && url(u).getHostname() != '' && (url(u).getScheme() == 'https' || url(u).getScheme() == 'http'))",message="each resource must be an absolute http(s) URI with a host and without a fragment (RFC 8707)"
+	// +listType=set
+	Resources []string `json:"resources,omitempty"`
 }
 
 // MCPClientStatus is what the operator observed.

@@ -1,7 +1,8 @@
 // Package app assembles a running authorization server from its configuration file
 // (authserver/config): the store, the upstream provider, key material, pre-registered
-// clients (from the file, a clients file and a Kubernetes Secret), Client ID Metadata
-// Documents, TLS with certificate reloading, a metrics listener and graceful shutdown.
+// clients (from the file, a clients file and a Kubernetes Secret), the JWT signing
+// keys (re-read when their file changes), Client ID Metadata Documents, TLS with
+// certificate reloading, a metrics listener and graceful shutdown.
 //
 // cmd/authserver is a thin main over it, and tests and `make dev` run exactly what the
 // binary runs, in process.
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/mcpauth/mcpauth/authserver"
+	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/certreload"
 	"github.com/mcpauth/mcpauth/authserver/cimd"
 	"github.com/mcpauth/mcpauth/authserver/config"
@@ -48,7 +50,8 @@ type Options struct {
 	// Kube is the client used to watch config.ClientsSecret; nil means the in-cluster
 	// client (the server's pod service account).
 	Kube kubernetes.Interface
-	// ClientsFilePoll is how often the clients file is re-read. Default 2 s.
+	// ClientsFilePoll is how often the clients file and the signing keys file are
+	// re-read. Default 2 s.
 	ClientsFilePoll time.Duration
 }
 
@@ -60,6 +63,7 @@ type App struct {
 	server   *authserver.Server
 	store    store.Store
 	clients  *clientSources
+	signing  *signingKeys
 	certs    *certreload.Reloader
 	watcher  *kubeclients.Watcher
 	tlsConf  *tls.Config
@@ -99,6 +103,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if a.clients, err = newClientSources(cfg, o.ReadFile); err != nil {
 		return nil, err
 	}
+	if a.signing, err = newSigningKeys(cfg, o.ReadFile, o.Logger); err != nil {
+		return nil, err
+	}
 	if a.store, err = newStore(ctx, cfg, secrets, o.ReadFile); err != nil {
 		return nil, err
 	}
@@ -118,12 +125,16 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		ServiceDocumentation:  cfg.ServiceDocumentation,
 		ScopesSupported:       cfg.ScopesSupported,
 		DefaultScopes:         cfg.DefaultScopes,
+		UpstreamScopes:        cfg.UpstreamScopes,
 		CallbackPath:          cfg.CallbackPath,
 		CodeTTL:               cfg.Tokens.AuthorizationCodeTTL.Duration(),
 		AccessTokenTTL:        cfg.Tokens.AccessTokenTTL.Duration(),
 		RefreshTokenTTL:       cfg.Tokens.RefreshTokenTTL.Duration(),
 		RegistrationTTL:       cfg.Tokens.ClientRegistrationTTL.Duration(),
 		ExternalTokenTTL:      cfg.Tokens.ExternalTokenTTL.Duration(),
+		RefreshReuseWindow:    cfg.Tokens.RefreshReuseWindow.Duration(),
+		AccessTokenFormat:     cfg.Tokens.AccessTokenFormat,
+		SigningKeys:           a.signing.keys,
 		AllowPKCEPlain:        cfg.AllowPKCEPlain,
 		DynamicRegistration:   cfg.DynamicRegistration.Enabled,
 		RegistrationRateLimit: registrationRateLimit(cfg.DynamicRegistration.RateLimit),
@@ -132,8 +143,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Upstream:              prov,
 		MasterKey:             secrets.EncryptionKey,
 		Clients:               a.clients.registry,
+		AdminToken:            secrets.AdminToken,
 		Logger:                o.Logger,
 		OmitMetricsEndpoint:   cfg.MetricsAddress != "",
+	}
+	if !cfg.Access.IsZero() {
+		srvOpts.Access = access.New(cfg.Access, upstream.Type(cfg.Upstream.Type))
 	}
 	if cfg.ClientIDMetadataDocuments.Enabled {
 		srvOpts.CIMD = cimdAdapter{cimd.New(cimd.Options{
@@ -205,6 +220,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go a.clients.watchFile(ctx, a.opts.ClientsFilePoll, a.log)
+	go a.signing.watch(ctx, a.opts.ClientsFilePoll, a.log)
 	if a.watcher != nil {
 		go func() {
 			if err := a.watcher.Run(ctx); err != nil && ctx.Err() == nil {
@@ -281,7 +297,9 @@ func upstreamConfig(cfg *config.Config, s *config.Secrets) upstream.Config {
 		AuthorizationURL:  u.AuthorizationURL,
 		TokenURL:          u.TokenURL,
 		UserInfoURL:       u.UserInfoURL,
+		APIURL:            u.APIURL,
 		Scopes:            u.Scopes,
+		GroupsField:       cfg.Access.GroupsClaim,
 		UserIDField:       u.UserIDField,
 		RedirectURL:       cfg.CallbackURL(),
 		InsecureAllowHTTP: u.InsecureAllowHTTP,
@@ -291,23 +309,31 @@ func upstreamConfig(cfg *config.Config, s *config.Secrets) upstream.Config {
 	if uc.Type == upstream.TypeOAuth2 && uc.UserIDField == "" {
 		uc.UserIDField = "sub"
 	}
+	// GitHub shows private organization and team memberships only to a token with
+	// read:org; config validation makes an explicit scope list name it.
+	if cfg.Access.UsesGitHubMemberships() && len(uc.Scopes) == 0 {
+		uc.Scopes = append(upstream.DefaultScopes(uc.Type), config.GitHubMembershipScope)
+	}
 	return uc
 }
 
 // newStore opens the configured backend. A Redis that is down does not fail here: the
 // server starts and /readyz reports why it is not ready.
 func newStore(ctx context.Context, cfg *config.Config, s *config.Secrets, readFile func(string) ([]byte, error)) (store.Store, error) {
+	// The feed keeps a revocation until every token it concerns has expired.
+	retention := authserver.FeedRetention(cfg.Tokens.AccessTokenTTL.Duration())
 	if cfg.Store.Type != config.StoreRedis {
-		return memory.New(memory.Options{Prefix: config.DefaultKeyPrefix}), nil
+		return memory.New(memory.Options{Prefix: config.DefaultKeyPrefix, RevocationRetention: retention}), nil
 	}
 	r := cfg.Store.Redis
 	o := redisstore.Options{
-		Addrs:      r.Addresses,
-		MasterName: r.MasterName,
-		Username:   r.Username,
-		Password:   s.RedisPassword,
-		DB:         r.DB,
-		Prefix:     r.KeyPrefix,
+		RevocationRetention: retention,
+		Addrs:               r.Addresses,
+		MasterName:          r.MasterName,
+		Username:            r.Username,
+		Password:            s.RedisPassword,
+		DB:                  r.DB,
+		Prefix:              r.KeyPrefix,
 	}
 	if r.URL != "" {
 		u, err := goredis.ParseURL(r.URL)

@@ -67,6 +67,7 @@ func staticClients(in []config.Client, readFile func(string) ([]byte, error)) ([
 			Scopes:                  c.Scopes,
 			Trusted:                 c.Trusted,
 			IntrospectUpstream:      c.IntrospectUpstream,
+			Resources:               c.Resources,
 		})
 	}
 	return out, nil

@@ -65,6 +65,12 @@ type Client struct {
 	// introspects one of our tokens: an MCP server whose tools call the upstream API
 	// for the user. It must be a confidential client. No other caller ever sees it.
 	IntrospectUpstream bool `json:"introspectUpstream,omitempty"`
+	// Resources are the RFC 8707 resource URIs this client serves (an MCP server's
+	// own URL, as its clients name it in `resource`). Such a client may exchange an
+	// access token bound to one of them for the user's upstream access token (RFC 8693
+	// token exchange, docs/token-exchange.md). Each is an absolute URI without a
+	// fragment. Confidential clients only.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // ClientsFile is the format of the clients file: an object, so it can grow fields.
@@ -244,6 +250,19 @@ func (cl *Client) validate(v *validator, prefix string) {
 	if cl.IntrospectUpstream && !hasSecret {
 		v.addf(prefix+".introspectUpstream", "only a confidential client (secretHash or secretFile) may see upstream tokens")
 	}
+	if len(cl.Resources) > 0 && !hasSecret {
+		v.addf(prefix+".resources", "only a confidential client (secretHash or secretFile) may exchange tokens for its resources")
+	}
+	seenRes := map[string]bool{}
+	for i, r := range cl.Resources {
+		f := fmt.Sprintf("%s.resources[%d]", prefix, i)
+		if msg := CheckResource(r); msg != "" {
+			v.addf(f, "%q: %s", r, msg)
+		} else if seenRes[r] {
+			v.addf(f, "duplicate %q", r)
+		}
+		seenRes[r] = true
+	}
 	if cl.SecretHash != "" && !validSecretHash(cl.SecretHash) {
 		v.addf(prefix+".secretHash", "%s", errSecretHashFormat)
 	}
@@ -303,6 +322,28 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// CheckResource returns what is wrong with an RFC 8707 resource indicator, or "".
+// §2: "an absolute URI ... MUST NOT include a fragment component"; the server also
+// wants a host and no user info, as it does of the resource parameter.
+func CheckResource(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return "must not be empty"
+	case len(raw) > 2000:
+		return "longer than 2000 bytes"
+	case err != nil:
+		return "not a valid URI"
+	case !u.IsAbs() || u.Host == "":
+		return "must be an absolute URI with a host"
+	case strings.Contains(raw, "#"):
+		return "must not contain a fragment"
+	case u.User != nil:
+		return "must not contain user info"
+	}
+	return ""
 }
 
 // forbiddenRedirectSchemes could turn a redirect into script execution, a local file

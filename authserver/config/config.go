@@ -18,6 +18,8 @@ const (
 	PathRegister                    = "/oauth/register"
 	PathIntrospect                  = "/oauth/introspect"
 	PathRevoke                      = "/oauth/revoke"
+	PathJWKS                        = "/oauth/jwks"
+	PathRevocations                 = "/oauth/revocations"
 	PathHealthz                     = "/healthz"
 	PathReadyz                      = "/readyz"
 	PathMetrics                     = "/metrics"
@@ -76,6 +78,13 @@ type Config struct {
 	// DefaultScopes are granted when a client's authorization request has no scope.
 	// Each must be in ScopesSupported. Default ["mcp"].
 	DefaultScopes []string `json:"defaultScopes"`
+	// UpstreamScopes maps a scope of ScopesSupported to the extra upstream scopes a
+	// token with it needs, e.g. "tools:write" → ["repo"]: tools behind that scope call
+	// the upstream API with the user's upstream token, so that token must carry them.
+	// A client that steps up to such a scope sends the user back to the upstream
+	// provider for just the upstream scopes their stored upstream token lacks
+	// (incremental consent); see docs/scopes.md. Default none.
+	UpstreamScopes map[string][]string `json:"upstreamScopes,omitempty"`
 	// CallbackPath is where the upstream provider sends the user back; the upstream
 	// application must have Issuer+CallbackPath registered as its redirect URL (see
 	// CallbackURL). Default "/oauth/callback".
@@ -110,6 +119,10 @@ type Config struct {
 	// ClientsSecret, when set, names a Kubernetes Secret holding more pre-registered
 	// clients that the server watches through the API (see ClientsSecret).
 	ClientsSecret *ClientsSecret `json:"clientsSecret,omitempty"`
+	// Access says who may log in (users, e-mail addresses and domains, GitHub
+	// organizations and teams, Google hosted domains, groups) and which scopes
+	// membership grants. Empty: everyone the upstream authenticates may log in.
+	Access Access `json:"access,omitzero"`
 	// TrustedProxies are the addresses or CIDR networks of the reverse proxies in
 	// front of the server (an ingress, a load balancer). A request from one of them
 	// is attributed to the client address it names in X-Forwarded-For; anyone else's
@@ -164,6 +177,11 @@ type Upstream struct {
 	// UserInfoURL is the endpoint that returns the user's profile as JSON. Required
 	// for oauth2; not allowed for other types.
 	UserInfoURL string `json:"userInfoURL,omitempty"`
+	// APIURL is the base URL of GitHub's REST API, where organization and team
+	// memberships are read (and, unless userInfoURL is set, the user: APIURL/user).
+	// github only; default https://api.github.com. GitHub Enterprise Server:
+	// https://HOST/api/v3.
+	APIURL string `json:"apiURL,omitempty"`
 	// Scopes are requested from the upstream provider. Empty means the provider's
 	// defaults (for example openid, email, profile for oidc).
 	Scopes []string `json:"scopes,omitempty"`

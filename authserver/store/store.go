@@ -26,11 +26,24 @@
 // ErrRefreshReused) and revokes the grant, also when it comes after the grant was
 // revoked. A revoked grant is remembered until the last record it ever held would have
 // expired, so nothing more is issued under its ID.
+//
+// Grace window: a rotation may leave, beside its replay marker and for a short window
+// only, the token response it issued, sealed by the server (Successor). The same
+// client presenting the rotated token again inside the window gets that response back
+// instead of a revocation, so a client that refreshes twice in parallel (or retries a
+// refresh whose answer it lost) keeps its session; concurrent rotations still rotate
+// once. See RotateRefreshToken.
+//
+// Leases: short exclusive claims by name (AcquireLease), so that one replica among
+// many does a piece of work, such as refreshing a user's upstream token, while the
+// others wait for its result.
 package store
 
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -92,6 +105,12 @@ type PendingAuthorization struct {
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OIDC nonce sent upstream.
 	Nonce string `json:"nonce,omitempty"`
+	// UpstreamScope is the scope the upstream authorization request asked for when it
+	// was not the provider's default: a step-up to a scope with upstream scopes.
+	UpstreamScope string `json:"upstream_scope,omitempty"`
+	// StepUpUser is the user whose stored upstream token an incremental authorization
+	// adds to (asking for only what that token lacks); empty for a full one.
+	StepUpUser string `json:"step_up_user,omitempty"`
 	// BrowserBinding is the hash of a cookie set on the user agent that started the
 	// flow; the callback must present the same cookie (RFC 9700 §4.7).
 	BrowserBinding string    `json:"browser_binding,omitempty"`
@@ -143,6 +162,20 @@ type TokenPair struct {
 	Refresh     Token
 }
 
+// Successor is what a rotation keeps beside the retired refresh token's replay marker
+// for the reuse grace window: the token response the rotation issued, sealed by the
+// server (AES-GCM) before it reaches the store, so the store never holds a token in
+// clear.
+type Successor struct {
+	// ClientID is the client the rotation was for; only the same client gets Sealed
+	// back.
+	ClientID string
+	// Sealed is the encrypted token response.
+	Sealed []byte
+	// Until ends the window: after it the successor is gone and reuse revokes.
+	Until time.Time
+}
+
 // UpstreamToken is a user's token at the upstream provider, encrypted by the server
 // (AES-GCM) before it reaches the store.
 type UpstreamToken struct {
@@ -151,6 +184,47 @@ type UpstreamToken struct {
 	// server knows to refresh it without decrypting.
 	AccessExpiresAt time.Time `json:"access_expires_at,omitempty"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	// ReloginRequired marks a user whose upstream refresh token the upstream refused
+	// for good (revoked upstream): Ciphertext is empty, the token is gone, and the
+	// server revokes every grant of the user that finds this record, until a new
+	// login replaces it.
+	ReloginRequired bool `json:"relogin_required,omitempty"`
+}
+
+// DefaultRevocationRetention is how long a backend keeps revocation feed entries
+// unless told otherwise: the default access-token lifetime plus a minute. After that
+// every token an entry could concern has expired.
+const DefaultRevocationRetention = 16 * time.Minute
+
+// Revocation is one entry of the revocation feed: a whole grant (TokenID empty) or one
+// JWT access token of it (TokenID is its jti), revoked at At.
+type Revocation struct {
+	GrantID string
+	TokenID string
+	At      time.Time
+}
+
+// RevocationFeed records revocations for resource servers that verify JWT access
+// tokens without asking the server. Backends record every grant revocation in it
+// themselves; RevokeTokenID adds single tokens.
+//
+// Entries are kept at least the backend's retention (DefaultRevocationRetention unless
+// configured), which the server sets to the access-token lifetime plus a minute, and
+// may be kept longer. Revoking the same grant or jti again records it again with a
+// later At, so an entry may appear once or several times; readers treat entries
+// idempotently.
+type RevocationFeed interface {
+	// Revocations returns the retained entries with At at or after since, oldest
+	// first. A zero since returns every retained entry. At comes from one clock per
+	// backend (on Redis, the Redis server's), so a reader that passes the latest At it
+	// saw misses nothing recorded later.
+	Revocations(ctx context.Context, since time.Time) ([]Revocation, error)
+	// RevokeTokenID marks the access token jti of grantID revoked until until (its
+	// expiry) and records it in the feed. Nothing is recorded once until has passed.
+	RevokeTokenID(ctx context.Context, grantID, jti string, until time.Time) error
+	// TokenIDRevoked reports whether RevokeTokenID marked jti of grantID and the mark
+	// has not expired.
+	TokenIDRevoked(ctx context.Context, grantID, jti string) (bool, error)
 }
 
 // Clients keeps registered clients.
@@ -200,28 +274,67 @@ type Grants interface {
 	// unknown, expired or revoked.
 	GetAccessToken(ctx context.Context, grantID, tokenHash string) (Token, error)
 	// GetRefreshToken reads a current refresh token. A rotated one returns
-	// ErrRefreshReused without revoking (RotateRefreshToken does that); an unknown,
-	// expired or revoked one ErrNotFound.
+	// ErrRefreshReused without revoking or deciding anything: RotateRefreshToken
+	// decides between the grace window and revocation. An unknown, expired or revoked
+	// one returns ErrNotFound.
 	GetRefreshToken(ctx context.Context, grantID, tokenHash string) (Token, error)
-	// RotateRefreshToken retires oldHash and stores next atomically. Presenting an
-	// already-rotated token revokes the grant and returns ErrRefreshReused. A token
-	// that is unknown or expired returns ErrNotFound; a current token of a revoked
-	// grant, ErrGrantRevoked. The access token issued with oldHash stays valid until it
+	// RotateRefreshToken retires oldHash and stores next atomically, and keeps succ
+	// beside oldHash's replay marker until succ.Until, no longer (a zero or past Until,
+	// or an empty succ.Sealed, keeps nothing: no grace window). It returns (nil, nil)
+	// when it rotated. The access token issued with oldHash stays valid until it
 	// expires. next.RefreshHash may be empty (no new refresh token).
 	//
-	// Of concurrent rotations of one token exactly one succeeds; the others are reuse,
-	// so they return ErrRefreshReused and the grant ends revoked, the winner's new
-	// tokens included (OAuth 2.1 §4.3.1: the server cannot tell which party is the
-	// legitimate client).
-	RotateRefreshToken(ctx context.Context, grantID, oldHash string, next TokenPair) error
+	// Presenting an already-rotated token again (OAuth 2.1 §4.3.1 reuse):
+	//   - inside the window its rotation left, by the same client (succ.ClientID equals
+	//     the kept Successor's ClientID, not empty), while the grant is not revoked: it
+	//     returns the kept Successor's Sealed bytes and a nil error. Nothing is stored
+	//     (next is discarded) and nothing is revoked: the caller answers with the
+	//     successor it opens.
+	//   - otherwise (no window, after it, another client, a revoked grant): it revokes
+	//     the grant and returns ErrRefreshReused.
+	// A token that is unknown or expired returns ErrNotFound; a current token of a
+	// revoked grant, ErrGrantRevoked.
+	//
+	// next may be the zero TokenPair when the caller's read already answered
+	// ErrRefreshReused and it has nothing to issue: the call then only settles the
+	// reuse as above. A zero next with a current oldHash changes nothing and returns
+	// an error that is none of the sentinels (it cannot happen: markers never turn
+	// back into tokens).
+	//
+	// Of concurrent rotations of one token exactly one rotates. The others are reuse:
+	// inside the winner's window and from the same client they get the winner's
+	// successor back, and the grant lives on; without a window they return
+	// ErrRefreshReused and the grant ends revoked, the winner's new tokens included
+	// (OAuth 2.1 §4.3.1: the server cannot tell which party is the legitimate client).
+	RotateRefreshToken(ctx context.Context, grantID, oldHash string, next TokenPair, succ Successor) (prior []byte, err error)
 	// GetGrant returns the grant; ErrNotFound if unknown, expired or revoked.
 	GetGrant(ctx context.Context, grantID string) (Grant, error)
-	// RevokeGrant deletes the grant, its unredeemed code and every token of it, and
-	// remembers the revocation (see the package doc); idempotent, and a no-op for an
-	// unknown grant.
+	// RevokeGrant deletes the grant, its unredeemed code, every token of it and every
+	// Successor its rotations kept, and remembers the revocation (see the package doc);
+	// idempotent, and a no-op for an unknown grant.
 	RevokeGrant(ctx context.Context, grantID string) error
 	// RevokeAccessToken deletes one access token; idempotent.
 	RevokeAccessToken(ctx context.Context, grantID, tokenHash string) error
+}
+
+// GrantFilter selects grants for ListGrants. Empty fields match everything: the zero
+// filter selects every grant of the tenant.
+type GrantFilter struct {
+	UserID   string
+	ClientID string
+}
+
+// GrantIndex finds a tenant's grants by user and by client, so that an operator can
+// revoke everything of one user, one client or the whole tenant at once.
+type GrantIndex interface {
+	// ListGrants returns the live grants (redeemed, neither expired nor revoked) that
+	// match f, oldest AuthTime first. A grant whose code is redeemed while the list is
+	// read may be missed; list again to catch it. Backends index a grant when its code
+	// is redeemed (RedeemCode fails rather than hand out a grant it could not index)
+	// and drop index entries of grants that are gone when they meet them, so the
+	// indexes never outgrow the live grants by more than what expired or was revoked
+	// since the last read.
+	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
 }
 
 // UpstreamTokens keeps each user's upstream tokens, keyed by user ID.
@@ -234,13 +347,32 @@ type UpstreamTokens interface {
 	DeleteUpstreamToken(ctx context.Context, userID string) error
 }
 
+// Leases are short exclusive claims by name, shared by every store on the same backend
+// and tenant (every replica), so that one caller does a piece of work while the others
+// wait for its result. A lease is held by the Store value that took it: a replica's
+// ReleaseLease never frees another replica's lease. Callers keep their work shorter
+// than the ttl they asked for; a holder that dies loses the lease when ttl passes.
+type Leases interface {
+	// AcquireLease takes the lease name for ttl if nobody holds it, and reports whether
+	// it did. It is not reentrant: a holder asking again gets false. A ttl <= 0 takes
+	// nothing and returns false.
+	AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives back the lease name if this Store value holds it; a lease it
+	// does not hold (never taken, expired, taken by another since) is left alone.
+	// Idempotent.
+	ReleaseLease(ctx context.Context, name string) error
+}
+
 // Store is everything the authorization server keeps. Implementations are safe for
 // concurrent use and prefix every key with their tenant.
 type Store interface {
 	Clients
 	PendingAuthorizations
 	Grants
+	GrantIndex
 	UpstreamTokens
+	Leases
+	RevocationFeed
 	// Ping reports whether the backend is reachable and safe to use (for /readyz):
 	// on Redis it also refuses an eviction policy other than noeviction.
 	Ping(ctx context.Context) error
@@ -258,7 +390,9 @@ type TokenRequestKeys struct {
 
 // TokenRequestRecords are the answers to TokenRequestKeys, each with the error its own
 // call would have returned (GetClient, PeekCode, GetRefreshToken). A record that was
-// not asked for is zero with a nil error.
+// not asked for is zero with a nil error. Like GetRefreshToken, RefreshErr
+// ErrRefreshReused decides nothing: the caller settles the reuse with
+// RotateRefreshToken, which may answer with the successor kept for the grace window.
 type TokenRequestRecords struct {
 	Client     Client
 	ClientErr  error
@@ -321,4 +455,15 @@ func SaveLogin(ctx context.Context, s Store, l Login) error {
 		return err
 	}
 	return s.SaveCode(ctx, l.GrantID, l.CodeHash, l.Code)
+}
+
+// SortGrants orders grants as ListGrants returns them: oldest AuthTime first, then by
+// ID, so that a list reads the same from either backend.
+func SortGrants(gs []Grant) {
+	slices.SortFunc(gs, func(a, b Grant) int {
+		if c := a.AuthTime.Compare(b.AuthTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }

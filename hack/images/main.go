@@ -8,7 +8,8 @@
 //
 // Images (names as the manifests use them; containerd completes them):
 //
-//	mcpauth:dev            /manager and /authserver, entrypoint /manager (the Dockerfile)
+//	mcpauth:dev            /manager, /authserver and the admin CLI /mcpauth, entrypoint
+//	                       /manager (the Dockerfile)
 //	mcpauth-mcpserver:dev  /mcpserver, the example MCP server (examples/mcpserver)
 //	mcpauth-pause:dev      the pod sandbox (hack/images/pause)
 //	mcpauth-kubecheck:dev  the cluster test's in-pod RBAC check (test/cluster/kubecheck)
@@ -53,7 +54,7 @@ type image struct {
 var images = []image{
 	{
 		name:       "mcpauth:dev",
-		binaries:   map[string]string{"/manager": "./cmd/manager", "/authserver": "./cmd/authserver"},
+		binaries:   map[string]string{"/manager": "./cmd/manager", "/authserver": "./cmd/authserver", "/mcpauth": "./cmd/mcpauth"},
 		entrypoint: []string{"/manager"},
 		user:       "65532:65532",
 	},

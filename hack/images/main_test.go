@@ -16,7 +16,7 @@ import (
 
 // TestImagesAreTheDockerfiles builds the authorization server's image and the pause
 // image and reads them back: the user, entrypoint and files the Dockerfile gives
-// (distroless nonroot, /manager and /authserver), and the same digest on a second
+// (distroless nonroot, /manager, /authserver and /mcpauth), and the same digest on a second
 // build, so an unchanged tree is never imported again.
 func TestImagesAreTheDockerfiles(t *testing.T) {
 	if testing.Short() {
@@ -72,7 +72,7 @@ func TestImagesAreTheDockerfiles(t *testing.T) {
 		return d.String()
 	}
 	first := check("mcpauth_dev.tar", "mcpauth:dev", "65532:65532", []string{"/manager"},
-		"/manager", "/authserver", "/etc/passwd", "/etc/group", "/etc/ssl/certs/ca-certificates.crt", "/tmp", "/home/nonroot")
+		"/manager", "/authserver", "/mcpauth", "/etc/passwd", "/etc/group", "/etc/ssl/certs/ca-certificates.crt", "/tmp", "/home/nonroot")
 	check("mcpauth-pause_dev.tar", "mcpauth-pause:dev", "0:0", []string{"/pause"}, "/pause")
 
 	if err := run(out, "test", ca, want[:1]); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,6 +29,7 @@ import (
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
 	"github.com/mcpauth/mcpauth/authserver/app"
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/controllers"
 	"github.com/mcpauth/mcpauth/internal/devkubelet"
@@ -41,7 +44,8 @@ const clientRedirect = "http://127.0.0.1:38999/callback"
 // apiserver; the authorization server starts from exactly the config and Secrets the
 // operator rendered; a client registered through an MCPClient logs in through an
 // upstream OIDC provider; a second MCPClient works without a restart; a deleted one
-// stops working.
+// stops working; an MCPClient with resources exchanges a token issued for them for the
+// user's upstream token.
 func TestThePiecesFit(t *testing.T) {
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(15 * time.Second)
@@ -91,6 +95,17 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(pod.Config.Issuer).To(Equal(issuer))
 	g.Expect(pod.Config.ClientsSecret).NotTo(BeNil())
+	// The signing keys and the admin token the operator generated reach the pod as
+	// the files its config names, in the form the server reads.
+	keysFile, err := os.ReadFile(pod.Config.Secrets.SigningKeysFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	keys, err := config.ParseSigningKeys(keysFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, ok := config.ActiveSigningKey(keys, time.Now())
+	g.Expect(ok).To(BeTrue(), "a key signs from the start")
+	adminToken, err := os.ReadFile(pod.Config.Secrets.AdminTokenFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(adminToken).To(HaveLen(43))
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
 	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -122,6 +137,25 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(info["client_id"]).To(Equal(creds["client-id"]))
 	g.Expect(info["scope"]).To(Equal("mcp:tools"))
 
+	// A signing key rotation on request reaches the running pod's file in place, as
+	// the kubelet brings it, with no rollout: the Deployment keeps its generation.
+	generation := deploy.Generation
+	patch := []byte(`{"metadata":{"annotations":{"oauth.mcpauth.dev/rotate-signing-key":"now"}}}`)
+	g.Expect(k8s.Patch(ctx, provider, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	g.Eventually(func() (int, error) {
+		if err := devkubelet.Refresh(ctx, k8s, pod); err != nil {
+			return 0, err
+		}
+		b, err := os.ReadFile(pod.Config.Secrets.SigningKeysFile)
+		if err != nil {
+			return 0, err
+		}
+		keys, err := config.ParseSigningKeys(b)
+		return len(keys), err
+	}).Should(Equal(2))
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)).To(Succeed())
+	g.Expect(deploy.Generation).To(Equal(generation), "a rotation does not roll the pods")
+
 	// A second client works within seconds, without restarting the server.
 	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
 	start := time.Now()
@@ -140,6 +174,48 @@ func TestThePiecesFit(t *testing.T) {
 	g.Eventually(func() int {
 		return status(authorizeURL(issuer, ideCreds["client-id"], "challenge-challenge-challenge-challenge-123"))
 	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusBadRequest))
+
+	// An MCP server registered with spec.resources exchanges the agent's token, issued
+	// for its resource, for alice's upstream token (RFC 8693); the agent itself may not.
+	const toolsResource = "https://tools.example.com/mcp"
+	tools := newMCPClient(ns.Name, "tools", oauthv1alpha1.AuthMethodClientSecretBasic)
+	tools.Spec.Resources = []string{toolsResource}
+	g.Expect(k8s.Create(ctx, tools)).To(Succeed())
+	toolsCreds := credentials(g, ctx, k8s, ns.Name, "tools-credentials")
+	bound, err := login(ctx, issuer, creds["client-id"], creds["client-secret"], oauth2.SetAuthURLParam("resource", toolsResource))
+	g.Expect(err).NotTo(HaveOccurred())
+	var upstreamToken map[string]any
+	g.Eventually(func() int {
+		code, body := exchangeToken(issuer, toolsCreds["client-id"], toolsCreds["client-secret"], bound.AccessToken)
+		upstreamToken = body
+		return code
+	}).WithTimeout(5 * time.Second).Should(Equal(http.StatusOK))
+	g.Expect(upstreamToken["issued_token_type"]).To(Equal("urn:ietf:params:oauth:token-type:access_token"))
+	at, _ := upstreamToken["access_token"].(string)
+	g.Expect(idp.ValidAccessToken(at)).To(BeTrue(), "the exchanged token is a live token of the upstream")
+	code, body := exchangeToken(issuer, creds["client-id"], creds["client-secret"], bound.AccessToken)
+	g.Expect(code).To(Equal(http.StatusBadRequest))
+	g.Expect(body["error"]).To(Equal("unauthorized_client"))
+}
+
+// exchangeToken asks for the upstream token of subject (RFC 8693) as the client id.
+func exchangeToken(issuer, id, secret, subject string) (int, map[string]any) {
+	form := url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {subject},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+	}
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
 
 func startOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes.Interface) {
@@ -237,7 +313,7 @@ func authorizeURL(issuer, clientID, challenge string) string {
 
 // login runs the authorization-code flow with PKCE as an MCP client would, the
 // browser being an http.Client with a cookie jar that follows redirects.
-func login(ctx context.Context, issuer, clientID, secret string) (*oauth2.Token, error) {
+func login(ctx context.Context, issuer, clientID, secret string, opts ...oauth2.AuthCodeOption) (*oauth2.Token, error) {
 	conf := &oauth2.Config{
 		ClientID: clientID, ClientSecret: secret, RedirectURL: clientRedirect,
 		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/oauth/authorize", TokenURL: issuer + "/oauth/token"},
@@ -255,7 +331,7 @@ func login(ctx context.Context, issuer, clientID, secret string) (*oauth2.Token,
 		}
 		return nil
 	}}
-	resp, err := browser.Get(conf.AuthCodeURL("state-1", oauth2.S256ChallengeOption(verifier)))
+	resp, err := browser.Get(conf.AuthCodeURL("state-1", append(opts, oauth2.S256ChallengeOption(verifier))...))
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,12 @@
 package memory
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +34,9 @@ type Options struct {
 	// JanitorInterval is how often expired records are deleted; zero means
 	// DefaultJanitorInterval, negative disables the janitor (reads still check expiry).
 	JanitorInterval time.Duration
+	// RevocationRetention is how long revocation feed entries are kept; zero means
+	// store.DefaultRevocationRetention. Stores made with WithPrefix share it.
+	RevocationRetention time.Duration
 }
 
 // Store is the memory backend. The zero value is not usable; call New.
@@ -38,19 +45,33 @@ type Store struct {
 	prefix string
 	// root is set on the Store that New returned: it owns the janitor.
 	root bool
+	// holder names this Store value as a lease holder, as each Redis store (each
+	// replica) has its own.
+	holder string
 }
 
 var _ store.Store = (*Store)(nil)
 
 // database holds the records of every tenant, keyed by tenant-qualified keys.
 type database struct {
-	now func() time.Time
+	now       func() time.Time
+	retention time.Duration
 
 	mu       sync.Mutex
 	clients  map[string]store.Client
 	pending  map[string]store.PendingAuthorization
 	grants   map[string]*grantState
 	upstream map[string]upstreamEntry
+	// index holds the grant IDs of each user, each client and each tenant (see
+	// indexKeys), as the Redis backend's index sets do. Entries of grants that are
+	// gone are dropped by ListGrants and the janitor.
+	index  map[string]map[string]struct{}
+	leases map[string]leaseEntry
+	// feeds are the revocation feeds, by tenant prefix, each keyed by feedMember so
+	// that revoking the same thing again moves its entry rather than adding one.
+	feeds map[string]map[feedMember]time.Time
+	// jtis are revoked JWT IDs, by key(grantID + NUL + jti), until their expiry.
+	jtis map[string]time.Time
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -77,10 +98,18 @@ type codeEntry struct {
 	redeemed bool
 }
 
-// refreshEntry is a refresh token, or after rotation its replay marker.
+// refreshEntry is a refresh token, or after rotation its replay marker with, for the
+// grace window, the rotation's successor.
 type refreshEntry struct {
 	token   store.Token
 	rotated bool
+	succ    *store.Successor // nil: no window, or it passed, or the grant was revoked
+}
+
+// leaseEntry is a held lease: who holds it and until when.
+type leaseEntry struct {
+	holder    string
+	expiresAt time.Time
 }
 
 type upstreamEntry struct {
@@ -100,8 +129,16 @@ func New(opts Options) *Store {
 		pending:  map[string]store.PendingAuthorization{},
 		grants:   map[string]*grantState{},
 		upstream: map[string]upstreamEntry{},
+		index:    map[string]map[string]struct{}{},
+		leases:   map[string]leaseEntry{},
+		feeds:    map[string]map[feedMember]time.Time{},
+		jtis:     map[string]time.Time{},
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+	}
+	db.retention = opts.RevocationRetention
+	if db.retention <= 0 {
+		db.retention = store.DefaultRevocationRetention
 	}
 	interval := opts.JanitorInterval
 	if interval == 0 {
@@ -112,14 +149,14 @@ func New(opts Options) *Store {
 	} else {
 		close(db.stopped)
 	}
-	return &Store{db: db, prefix: opts.Prefix, root: true}
+	return &Store{db: db, prefix: opts.Prefix, root: true, holder: rand.Text()}
 }
 
 // WithPrefix returns a store for another tenant in the same database, as two
 // tenants share one Redis. Closing it is a no-op; the Store from New owns the
 // database.
 func (s *Store) WithPrefix(prefix string) *Store {
-	return &Store{db: s.db, prefix: prefix}
+	return &Store{db: s.db, prefix: prefix, holder: rand.Text()}
 }
 
 // Close stops the janitor. The records stay readable; Close on a WithPrefix store
@@ -322,7 +359,58 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 	g := s.grantForWriteLocked(grantID, now, gr.ExpiresAt)
 	g.grant = &gr
 	s.putTokensLocked(g, tokens)
+	for _, k := range s.indexKeys(gr.UserID, gr.ClientID) {
+		set := db.index[k]
+		if set == nil {
+			set = map[string]struct{}{}
+			db.index[k] = set
+		}
+		set[grantID] = struct{}{}
+	}
 	return nil
+}
+
+// indexKeys are the index entries a grant of user and client is listed under: the
+// user's, the client's and the tenant's. NUL cannot occur in an ID from a request or
+// an upstream identity, so the three kinds never collide.
+func (s *Store) indexKeys(userID, clientID string) []string {
+	return []string{s.key("user\x00" + userID), s.key("client\x00" + clientID), s.key("tenant")}
+}
+
+// ListGrants implements store.GrantIndex.
+func (s *Store) ListGrants(_ context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	k := s.key("tenant")
+	switch {
+	case f.UserID != "":
+		k = s.key("user\x00" + f.UserID)
+	case f.ClientID != "":
+		k = s.key("client\x00" + f.ClientID)
+	}
+	var out []store.Grant
+	for id := range db.index[k] {
+		g := s.grantLocked(id, now)
+		if g == nil || g.grant == nil || !live(g.grant.ExpiresAt, now) {
+			// Everything happens under mu here, so a grant that is not live now is
+			// gone for good: its code was redeemed, and it expired or was revoked.
+			delete(db.index[k], id)
+			continue
+		}
+		if f.ClientID != "" && g.grant.ClientID != f.ClientID {
+			continue
+		}
+		gr := *g.grant
+		gr.Resource = slices.Clone(gr.Resource)
+		out = append(out, gr)
+	}
+	if len(db.index[k]) == 0 {
+		delete(db.index, k)
+	}
+	store.SortGrants(out)
+	return out, nil
 }
 
 // missingLocked is the error for a code or refresh token that is not there:
@@ -396,7 +484,7 @@ func (s *Store) GetRefreshToken(_ context.Context, grantID, tokenHash string) (s
 }
 
 // RotateRefreshToken implements store.Grants.
-func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, next store.TokenPair) error {
+func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, next store.TokenPair, succ store.Successor) ([]byte, error) {
 	db := s.db
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -404,14 +492,25 @@ func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, n
 	e := s.refreshLocked(grantID, oldHash, now)
 	switch {
 	case e == nil:
-		return s.missingLocked(grantID, now)
+		return nil, s.missingLocked(grantID, now)
 	case e.rotated:
+		// Revocation clears every kept successor, so one still here belongs to a
+		// live grant.
+		if k := e.succ; k != nil && live(k.Until, now) && k.ClientID != "" && k.ClientID == succ.ClientID {
+			return slices.Clone(k.Sealed), nil
+		}
 		s.revokeLocked(grantID, now)
-		return store.ErrRefreshReused
+		return nil, store.ErrRefreshReused
+	case next.AccessHash == "":
+		return nil, errors.New("memory store: rotation of a current refresh token without a new pair")
 	}
 	e.rotated = true
+	if live(succ.Until, now) && len(succ.Sealed) > 0 {
+		succ.Sealed = slices.Clone(succ.Sealed)
+		e.succ = &succ
+	}
 	s.putTokensLocked(s.grantLocked(grantID, now), next)
-	return nil
+	return nil, nil
 }
 
 // GetGrant implements store.Grants.
@@ -444,6 +543,7 @@ func (s *Store) revokeLocked(grantID string, now time.Time) {
 	if g == nil {
 		return
 	}
+	s.recordLocked(feedMember{grantID: grantID}, now)
 	g.revoked = true
 	g.grant = nil
 	clear(g.access)
@@ -456,6 +556,7 @@ func (s *Store) revokeLocked(grantID string, now time.Time) {
 		if !e.rotated {
 			delete(g.refresh, h)
 		}
+		e.succ = nil
 	}
 }
 
@@ -502,6 +603,89 @@ func (s *Store) DeleteUpstreamToken(_ context.Context, userID string) error {
 	return nil
 }
 
+// AcquireLease implements store.Leases.
+func (s *Store) AcquireLease(_ context.Context, name string, ttl time.Duration) (bool, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if ttl <= 0 {
+		return false, nil
+	}
+	now, k := db.now(), s.key(name)
+	if l, ok := db.leases[k]; ok && live(l.expiresAt, now) {
+		return false, nil
+	}
+	db.leases[k] = leaseEntry{holder: s.holder, expiresAt: now.Add(ttl)}
+	return true, nil
+}
+
+// ReleaseLease implements store.Leases.
+func (s *Store) ReleaseLease(_ context.Context, name string) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(name)
+	if l, ok := db.leases[k]; ok && l.holder == s.holder {
+		delete(db.leases, k)
+	}
+	return nil
+}
+
+// feedMember names what a feed entry revokes.
+type feedMember struct{ grantID, jti string }
+
+// recordLocked adds a feed entry at now; the caller holds mu.
+func (s *Store) recordLocked(m feedMember, now time.Time) {
+	feed := s.db.feeds[s.prefix]
+	if feed == nil {
+		feed = map[feedMember]time.Time{}
+		s.db.feeds[s.prefix] = feed
+	}
+	feed[m] = now
+}
+
+// Revocations implements store.RevocationFeed.
+func (s *Store) Revocations(_ context.Context, since time.Time) ([]store.Revocation, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	oldest := db.now().Add(-db.retention)
+	var out []store.Revocation
+	for m, at := range db.feeds[s.prefix] {
+		if at.Before(since) || !at.After(oldest) {
+			continue
+		}
+		out = append(out, store.Revocation{GrantID: m.grantID, TokenID: m.jti, At: at})
+	}
+	slices.SortFunc(out, func(a, b store.Revocation) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.GrantID, b.GrantID), cmp.Compare(a.TokenID, b.TokenID))
+	})
+	return out, nil
+}
+
+// RevokeTokenID implements store.RevocationFeed.
+func (s *Store) RevokeTokenID(_ context.Context, grantID, jti string, until time.Time) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	if !live(until, now) {
+		return nil
+	}
+	db.jtis[s.key(grantID+"\x00"+jti)] = until
+	s.recordLocked(feedMember{grantID: grantID, jti: jti}, now)
+	return nil
+}
+
+// TokenIDRevoked implements store.RevocationFeed.
+func (s *Store) TokenIDRevoked(_ context.Context, grantID, jti string) (bool, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	until, ok := db.jtis[s.key(grantID+"\x00"+jti)]
+	return ok && live(until, db.now()), nil
+}
+
 // janitor sweeps every interval until Close.
 func (db *database) janitor(interval time.Duration) {
 	defer close(db.stopped)
@@ -538,6 +722,36 @@ func (db *database) sweep() {
 			delete(db.upstream, k)
 		}
 	}
+	for k, set := range db.index {
+		tenant, _, _ := strings.Cut(k, "\x00")
+		for id := range set {
+			g := db.grants[tenant+"\x00"+id]
+			if g == nil || g.grant == nil || !live(g.grant.ExpiresAt, now) {
+				delete(set, id)
+			}
+		}
+		if len(set) == 0 {
+			delete(db.index, k)
+		}
+	}
+	for k, l := range db.leases {
+		if !live(l.expiresAt, now) {
+			delete(db.leases, k)
+		}
+	}
+	for k, until := range db.jtis {
+		if !live(until, now) {
+			delete(db.jtis, k)
+		}
+	}
+	oldest := now.Add(-db.retention)
+	for _, feed := range db.feeds {
+		for m, at := range feed {
+			if !at.After(oldest) {
+				delete(feed, m)
+			}
+		}
+	}
 	for k, g := range db.grants {
 		if !live(g.horizon, now) {
 			delete(db.grants, k)
@@ -556,6 +770,8 @@ func (db *database) sweep() {
 		for h, e := range g.refresh {
 			if !live(e.token.ExpiresAt, now) {
 				delete(g.refresh, h)
+			} else if e.succ != nil && !live(e.succ.Until, now) {
+				e.succ = nil
 			}
 		}
 	}

@@ -187,7 +187,11 @@ func (s *Store) RedeemCode(ctx context.Context, grantID, codeHash string, gr sto
 		keys = append(keys, g.refresh(tokens.RefreshHash))
 		args = append(args, rt[0], ttl(tokens.Refresh.ExpiresAt))
 	}
-	return s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)
+	err = s.redeemAndIndex(ctx, gr, keys, args)
+	if revocationErr(err) {
+		return s.recordGrant(ctx, grantID, err)
+	}
+	return err
 }
 
 // GetAccessToken reads an access token: one GET.
@@ -200,27 +204,57 @@ func (s *Store) GetRefreshToken(ctx context.Context, grantID, tokenHash string) 
 	return decodeReply("get refresh token", s.rdb.Get(ctx, s.k.grant(grantID).refresh(tokenHash)), store.ErrRefreshReused, tokenExpiry)
 }
 
-// RotateRefreshToken retires oldHash and stores next: one script.
-func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string, next store.TokenPair) error {
+// RotateRefreshToken retires oldHash and stores next, or settles a reuse: one script.
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	const op = "rotate refresh token"
 	if err := checkGrantID(grantID); err != nil {
-		return err
+		return nil, err
 	}
 	g := s.k.grant(grantID)
-	keys := []string{g.refresh(oldHash), g.set(), g.revoked(), g.access(next.AccessHash)}
-	recs, err := encodeAll("rotate refresh token", next.Access)
-	if err != nil {
-		return err
+	keys := []string{g.refresh(oldHash), g.set(), g.revoked(), g.successor(oldHash), g.access(next.AccessHash)}
+	var sealedPX int64
+	if len(succ.Sealed) > 0 {
+		sealedPX = ttl(succ.Until)
 	}
-	args := []any{recs[0], ttl(next.Access.ExpiresAt)}
-	if next.RefreshHash != "" {
-		rt, err := encodeAll("rotate refresh token", next.Refresh)
+	args := []any{succ.ClientID, sealedPX, succ.Sealed, "", 0}
+	if next.AccessHash != "" {
+		recs, err := encodeAll(op, next.Access)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		args[3], args[4] = recs[0], ttl(next.Access.ExpiresAt)
+	}
+	if next.RefreshHash != "" {
+		rt, err := encodeAll(op, next.Refresh)
+		if err != nil {
+			return nil, err
 		}
 		keys = append(keys, g.refresh(next.RefreshHash))
 		args = append(args, rt[0], ttl(next.Refresh.ExpiresAt))
 	}
-	return s.runStatus(ctx, "rotate refresh token", rotateScript, keys, args...)
+	reply, err := rotateScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	status, _ := reply[0].(string)
+	switch status {
+	case "SUCCESSOR":
+		if len(reply) == 2 {
+			if sealed, ok := reply[1].(string); ok {
+				return []byte(sealed), nil
+			}
+		}
+	case "NOPAIR":
+		return nil, fmt.Errorf("redis store: %s: a current refresh token with no new pair", op)
+	default:
+		if err, ok := statusErrors[status]; ok {
+			if revocationErr(err) {
+				return nil, s.recordGrant(ctx, grantID, err)
+			}
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("redis store: %s: unexpected script reply %v", op, reply)
 }
 
 // GetGrant reads a grant.
@@ -234,7 +268,16 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 		return err
 	}
 	g := s.k.grant(grantID)
-	return s.runStatus(ctx, "revoke grant", revokeGrantScript, []string{g.set(), g.revoked()})
+	status, err := s.run(ctx, "revoke grant", revokeGrantScript, []string{g.set(), g.revoked()})
+	switch {
+	case err != nil:
+		return err
+	case status == "NONE":
+		return nil
+	case status != "OK":
+		return fmt.Errorf("redis store: revoke grant: unexpected script status %q", status)
+	}
+	return s.record(ctx, grantID, "")
 }
 
 // RevokeAccessToken deletes one access token; idempotent.
@@ -266,6 +309,26 @@ func (s *Store) DeleteUpstreamToken(ctx context.Context, userID string) error {
 		return unavailable("delete upstream token", err)
 	}
 	return nil
+}
+
+// AcquireLease takes the lease with one SET NX PX.
+func (s *Store) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	if ttl.Milliseconds() <= 0 {
+		return false, nil
+	}
+	err := s.rdb.SetArgs(ctx, s.k.lease(name), s.holder, goredis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return false, nil
+	case err != nil:
+		return false, unavailable("acquire lease", err)
+	}
+	return true, nil
+}
+
+// ReleaseLease deletes the lease if this store holds it: one script.
+func (s *Store) ReleaseLease(ctx context.Context, name string) error {
+	return s.runStatus(ctx, "release lease", releaseLeaseScript, []string{s.k.lease(name)}, s.holder)
 }
 
 // ReadTokenRequest reads a token request's client and code or refresh token in one

@@ -53,14 +53,18 @@ end
 -- revoke deletes every live key of a grant and leaves the revocation marker for as
 -- long as the grant's keys set would have lived, which covers every replay marker.
 -- Replay markers are not in the set, so they stay.
+-- It returns whether the grant was known (live or revoked before), which is when the
+-- caller records the revocation in the feed.
 local function revoke(set, marker)
   local ttl = redis.call('PTTL', set)
+  if ttl < 0 and redis.call('EXISTS', marker) == 1 then return true end
   local members = redis.call('SMEMBERS', set)
   for i = 1, #members, 1000 do
     redis.call('DEL', unpack(members, i, math.min(i + 999, #members)))
   end
   redis.call('DEL', set)
   if ttl > 0 then redis.call('SET', marker, '1', 'PX', ttl) end
+  return ttl > 0
 end
 `
 
@@ -141,35 +145,71 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)
 
-// rotateScript: KEYS old refresh, set, revoked, access[, refresh]; ARGV access, px[, refresh, px].
+// rotateScript: KEYS old refresh, set, revoked, successor, access[, refresh];
+// ARGV client, successor px, sealed successor, access, px[, refresh, px].
+//
+// It answers with a table: {status} or {'SUCCESSOR', sealed}. A live token becomes its
+// replay marker and the new pair is written; the successor (a hash of client and
+// sealed response) is kept for its own px only, in the grant's keys set so that
+// revocation deletes it. Another request's marker is reuse: the same client inside the
+// window gets the kept successor back, anyone else revokes the grant. An empty access
+// record (ARGV[4]) settles a reuse only: it never rotates.
 var rotateScript = script(`
 local v = redis.call('GET', KEYS[1])
 if not v then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
-  return 'NOTFOUND'
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'REVOKED'} end
+  return {'NOTFOUND'}
 end
-local state = spent(v, KEYS[4])
+local state = spent(v, KEYS[5])
 if state == 'retry' then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
-  return 'OK'
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'REVOKED'} end
+  return {'OK'}
 end
 if state == 'reused' then
+  if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
+    local kept = redis.call('HMGET', KEYS[4], 'client', 'sealed')
+    if kept[1] == ARGV[1] and kept[2] then return {'SUCCESSOR', kept[2]} end
+  end
   revoke(KEYS[2], KEYS[3])
-  return 'REFRESH_REUSED'
+  return {'REFRESH_REUSED'}
 end
-redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[4], 'KEEPTTL')
-if KEYS[5] then
-  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2], KEYS[5], ARGV[3], ARGV[4])
+if ARGV[4] == '' then return {'NOPAIR'} end
+redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[5], 'KEEPTTL')
+if KEYS[6] then
+  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5], KEYS[6], ARGV[6], ARGV[7])
 else
-  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
+  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5])
+end
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('HSET', KEYS[4], 'client', ARGV[1], 'sealed', ARGV[3])
+  redis.call('PEXPIRE', KEYS[4], px)
+  redis.call('SADD', KEYS[2], KEYS[4])
+  extend(KEYS[2], px)
 end
 redis.call('SREM', KEYS[2], KEYS[1])
-return 'OK'
+return {'OK'}
 `)
 
-// revokeGrantScript: KEYS set, revoked.
+// revokeGrantScript: KEYS set, revoked. NONE for a grant never seen (or long gone).
 var revokeGrantScript = script(`
-revoke(KEYS[1], KEYS[2])
+if revoke(KEYS[1], KEYS[2]) then return 'OK' end
+return 'NONE'
+`)
+
+// feedAddScript: KEYS feed; ARGV member, retention (ms).
+//
+// The score is Redis's own clock, read in the same step as the ZADD, so scores follow
+// the order entries were added in whatever replica added them: a reader that asks for
+// everything from the latest score it saw misses nothing added after its read. The
+// key's TTL is reset to the retention, so a quiet feed disappears on its own.
+var feedAddScript = script(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - keep))
+redis.call('PEXPIRE', KEYS[1], keep)
 return 'OK'
 `)
 
@@ -180,9 +220,31 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)
 
+// indexGrantScript: KEYS index; ARGV grant ID, grant expiry (unix ms), px, now (unix ms).
+// The index is a sorted set of grant IDs by expiry, so expired entries go by score.
+var indexGrantScript = script(`
+local px = tonumber(ARGV[3])
+if px > 0 then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  extend(KEYS[1], px)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+return 'OK'
+`)
+
+// releaseLeaseScript: KEYS lease; ARGV holder. Deletes the lease only if this holder
+// has it.
+var releaseLeaseScript = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'OK'
+`)
+
 var allScripts = []*goredis.Script{
 	createClientScript, updateClientScript, deleteClientScript,
 	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
+	indexGrantScript,
+	releaseLeaseScript,
+	feedAddScript,
 }
 
 // loadScripts loads every script (on a Cluster, into every master), so the first
