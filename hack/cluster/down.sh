@@ -28,21 +28,30 @@ pid_of() {
   echo "$pid"
 }
 
-# stop NAME: SIGTERM, then SIGKILL after 10 s.
+# stop NAME...: SIGTERM to each, then SIGKILL to what is left after 10 s. Together,
+# because each takes a second or two to exit.
 stop() {
-  local pid i
-  pid=$(pid_of "$1") || { rm -f "$(pidfile "$1")"; return 0; }
-  log "stopping $1 (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null && sleep 0.2
-  rm -f "$(pidfile "$1")"
+  local name pid pids=() i
+  for name in "$@"; do
+    if pid=$(pid_of "$name"); then
+      log "stopping $name (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null
+      pids+=("$pid")
+    fi
+  done
+  for i in $(seq 1 100); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive -eq 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  for name in "$@"; do rm -f "$(pidfile "$name")"; done
 }
 
 # 1. Pods first, while the kubelet runs: it stops their sandboxes, and the CNI plugin
 #    removes their interfaces and network namespaces.
-stop kube-controller-manager
-stop kube-scheduler
+stop kube-controller-manager kube-scheduler
 if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null && pid_of containerd >/dev/null; then
   log "deleting every pod (the kubelet stops their sandboxes)"
   kubectl_ delete pods --all --all-namespaces --grace-period=1 --wait=false >/dev/null 2>&1 || true
@@ -52,8 +61,7 @@ if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null && pid_of conta
     sleep 0.5
   done
 fi
-stop kube-proxy
-stop kubelet
+stop kube-proxy kubelet
 stop kube-apiserver
 
 # 2. Whatever containers are left (a kubelet that was already gone), then containerd.
@@ -66,8 +74,7 @@ if pid_of containerd >/dev/null; then
     ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true
   done
 fi
-stop containerd
-stop etcd
+stop containerd etcd
 
 # Processes still in the cluster's cgroups (containers), and containerd's shims, which
 # name this cluster's socket on their command line: these are ours and nobody else's.
