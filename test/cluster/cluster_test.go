@@ -96,7 +96,8 @@ func gate(t *testing.T, root string) {
 	t.Skip(msg)
 }
 
-func built() bool {
+// clusterBin is where hack/cluster/build.sh keeps the Kubernetes binaries.
+func clusterBin() string {
 	cache := os.Getenv("MCPAUTH_CACHE")
 	if cache == "" {
 		home, _ := os.UserHomeDir()
@@ -106,8 +107,12 @@ func built() bool {
 	if v == "" {
 		v = "v1.37.2"
 	}
+	return filepath.Join(cache, "cluster", v)
+}
+
+func built() bool {
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"} {
-		if !fileExists(filepath.Join(cache, "cluster", v, c)) {
+		if !fileExists(filepath.Join(clusterBin(), c)) {
 			return false
 		}
 	}
@@ -118,7 +123,6 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // env is one run: the cluster, the host-side components, and what they are called.
 type env struct {
-	t        *testing.T
 	root     string
 	kubectl  string
 	k8s      client.Client
@@ -140,7 +144,9 @@ func TestOperatorOnARealCluster(t *testing.T) {
 	gate(t, root)
 	readInputs(t, root)
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	// Generous for a first run, which compiles the images on a busy machine; each wait
+	// inside has its own, shorter bound.
+	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
 	defer cancel()
 
 	before := snapshot(t)
@@ -161,7 +167,7 @@ func TestOperatorOnARealCluster(t *testing.T) {
 		}
 	})
 
-	e := &env{t: t, root: root}
+	e := &env{root: root}
 	// Steps, not subtests: what a step starts (Redis, the IdP, the forwarders) lives
 	// until the end of the test, and a failed step ends it.
 	step := func(name string, f func(t *testing.T)) {
@@ -193,16 +199,7 @@ func (e *env) up(ctx context.Context, t *testing.T) {
 	if _, err := run(ctx, t, "images", e.root, nil, filepath.Join(e.root, "hack/cluster/images.sh")); err != nil {
 		t.Fatalf("images: %v", err)
 	}
-	cache := os.Getenv("MCPAUTH_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "mcpauth")
-	}
-	v := os.Getenv("KUBE_VERSION")
-	if v == "" {
-		v = "v1.37.2"
-	}
-	e.kubectl = filepath.Join(cache, "cluster", v, "kubectl")
+	e.kubectl = filepath.Join(clusterBin(), "kubectl")
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +212,8 @@ func (e *env) up(ctx context.Context, t *testing.T) {
 	}
 }
 
-// kubectl runs kubectl against the cluster, stdin from in.
+// kubectlIn runs kubectl against the cluster with in as its input, and fails the test
+// when it fails.
 func (e *env) kubectlIn(ctx context.Context, t *testing.T, in string, args ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, e.kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
