@@ -58,6 +58,12 @@ type env struct {
 	adminPath   string
 	adminToken  string
 	toolsSecret string
+	// yaml and getenv are the config file and environment every replica starts from.
+	yaml   string
+	getenv func(string) string
+	// port is the issuer's; stopFirst stops the replica listening there.
+	port      int
+	stopFirst func()
 
 	// middleware is an MCP server behind resource.Verifier.Middleware; sdk one behind
 	// the Go MCP SDK's auth.RequireBearerToken with resource.Verifier.TokenVerifier.
@@ -111,7 +117,7 @@ secrets:
   adminTokenFile: %[8]s
 clients:
 - {clientID: %[9]s, redirectURIs: ["http://127.0.0.1/callback"], tokenEndpointAuthMethod: none, trusted: true}
-- {clientID: %[10]s, secretFile: %[6]s/tools-secret, redirectURIs: ["http://127.0.0.1/callback"], tokenEndpointAuthMethod: client_secret_basic}
+- {clientID: %[10]s, secretFile: %[6]s/tools-secret, redirectURIs: ["http://127.0.0.1/callback"], tokenEndpointAuthMethod: client_secret_basic, introspectUpstream: true}
 `, e.issuer, port, e.idp.ClientID, e.idp.Issuer, rdb.Addr, dir, e.keysPath, e.adminPath, agentID, toolsID)
 	getenv := func(k string) string {
 		if k == config.EnvUpstreamClientSecret {
@@ -119,34 +125,52 @@ clients:
 		}
 		return ""
 	}
-	cfg, err := config.Parse([]byte(yaml), getenv)
+	e.yaml, e.getenv = yaml, getenv
+	e.port = port
+	_, e.stopFirst = e.startReplica(t, port)
+	e.middleware = e.newFront(t, "middleware", false)
+	e.sdk = e.newFront(t, "sdk", true)
+	return e
+}
+
+// startReplica runs a replica of the authorization server from the same config file
+// (the same Redis, keys and issuer) listening on port, and returns its address. The
+// first replica listens on the issuer's port. stop ends the replica (gracefully, as
+// on SIGTERM); the test's cleanup calls it too.
+func (e *env) startReplica(t *testing.T, port int) (base string, stop func()) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(e.yaml), e.getenv)
 	if err != nil {
-		t.Fatalf("config: %v\n%s", err, yaml)
+		t.Fatalf("config: %v\n%s", err, e.yaml)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{Getenv: getenv, Logger: slog.New(slog.DiscardHandler), ClientsFilePoll: keysPoll})
+	a, err := app.New(ctx, cfg, app.Options{Getenv: e.getenv, Logger: slog.New(slog.DiscardHandler), ClientsFilePoll: keysPoll})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	if _, err := a.Listen(""); err != nil {
+	addr, err := a.Listen(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("authorization server: %v", err)
-		}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("authorization server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	base = "http://" + addr
+	waitUntil(t, 10*time.Second, "the authorization server at "+base+" is ready", func() bool {
+		return status(base+config.PathReadyz) == http.StatusOK
 	})
-	waitUntil(t, 10*time.Second, "the authorization server is ready", func() bool {
-		return status(e.issuer+config.PathReadyz) == http.StatusOK
-	})
-	e.middleware = e.newFront(t, "middleware", false)
-	e.sdk = e.newFront(t, "sdk", true)
-	return e
+	return base, stop
 }
 
 // newKey makes an ES256 key of the signing keys file.
@@ -216,6 +240,19 @@ func (e *env) newFront(t *testing.T, name string, sdk bool) *front {
 		text := info.Subject + " " + info.ClientID + " " + info.GrantID
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
 	})
+	// upstream hands back the user's upstream access token, as a tool that calls
+	// the upstream API on the user's behalf gets it.
+	mcp.AddTool(server, &mcp.Tool{Name: "upstream"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		info, ok := resource.FromTokenInfo(req.Extra.TokenInfo)
+		if !ok {
+			return nil, nil, fmt.Errorf("no verified token reached the tool")
+		}
+		tok, _, err := f.verifier.UpstreamToken(ctx, info)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: tok}}}, nil, nil
+	})
 	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
 	mux := http.NewServeMux()
 	f.verifier.MountMetadata(mux)
@@ -269,7 +306,10 @@ func (f *front) probe(tok string) (int, string) {
 }
 
 // whoami connects with the SDK's client and calls the whoami tool.
-func (f *front) whoami(tok string) (string, error) {
+func (f *front) whoami(tok string) (string, error) { return f.call(tok, "whoami") }
+
+// call connects with the SDK's client and calls a tool that answers with text.
+func (f *front) call(tok, tool string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	client := mcp.NewClient(&mcp.Implementation{Name: "jwt-e2e-client", Version: "1"}, nil)
@@ -280,12 +320,12 @@ func (f *front) whoami(tok string) (string, error) {
 		return "", fmt.Errorf("%s: connect: %w", f.name, err)
 	}
 	defer cs.Close()
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{}})
 	if err != nil {
-		return "", fmt.Errorf("%s: whoami: %w", f.name, err)
+		return "", fmt.Errorf("%s: %s: %w", f.name, tool, err)
 	}
 	if res.IsError || len(res.Content) != 1 {
-		return "", fmt.Errorf("%s: whoami failed: %+v", f.name, res.Content)
+		return "", fmt.Errorf("%s: %s failed: %+v", f.name, tool, res.Content)
 	}
 	return res.Content[0].(*mcp.TextContent).Text, nil
 }
@@ -367,9 +407,12 @@ func (e *env) token(t *testing.T, form url.Values) tokens {
 
 // revoke is the agent's RFC 7009 revocation of tok; it returns when the server has
 // answered, which is when the revocation counts as done.
-func (e *env) revoke(t *testing.T, tok, hint string) {
+func (e *env) revoke(t *testing.T, tok, hint string) { t.Helper(); e.revokeAt(t, e.issuer, tok, hint) }
+
+// revokeAt is revoke at the replica listening at base.
+func (e *env) revokeAt(t *testing.T, base, tok, hint string) {
 	t.Helper()
-	resp, err := http.PostForm(e.issuer+config.PathRevoke, url.Values{"token": {tok}, "token_type_hint": {hint}, "client_id": {agentID}})
+	resp, err := http.PostForm(base+config.PathRevoke, url.Values{"token": {tok}, "token_type_hint": {hint}, "client_id": {agentID}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,6 +109,33 @@ func TestAJWTFromARealLoginVerifiesAtTheMCPServerWithoutIntrospection(t *testing
 	})
 }
 
+// TestAToolGetsTheUpstreamTokenOfAJWTWithOneIntrospection: a JWT carries no upstream
+// token, so Verifier.UpstreamToken asks the real server by introspection (this MCP
+// server's client may see upstream tokens) and caches the answer: one introspection
+// per MCP server for two tool calls, and the token is a live one of the IdP.
+func TestAToolGetsTheUpstreamTokenOfAJWTWithOneIntrospection(t *testing.T) {
+	e := newEnv(t)
+	tok := e.login(t, e.middleware.url, e.sdk.url)
+	before := e.introspections(t)
+	for _, f := range []*front{e.middleware, e.sdk} {
+		for range 2 {
+			up, err := f.call(tok.AccessToken, "upstream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !e.idp.ValidAccessToken(up) {
+				t.Fatalf("%s: the tool got %.12q…, not a live upstream token", f.name, up)
+			}
+		}
+		if n := f.calls.get(config.PathIntrospect); n != 1 {
+			t.Errorf("%s: %d introspections for two calls, want 1", f.name, n)
+		}
+	}
+	if n := e.introspections(t) - before; n != 2 {
+		t.Errorf("the server answered %d introspections, want one per MCP server", n)
+	}
+}
+
 // TestTokensFromBeforeAndAfterAKeyRotationVerifyAtTheMCPServer rotates the signing key
 // the way the operator does, by rewriting the keys file the running server follows:
 // the successor is published ahead of its activateAt, signs from then on, and the old
@@ -222,6 +249,78 @@ func TestRevocationReachesTheJWTVerifyingMCPServerWithinFiveSeconds(t *testing.T
 			}
 		})
 	}
+}
+
+// TestARevocationAtAnotherReplicaReachesTheMCPServerWithinFiveSeconds: two replicas
+// share Redis; the MCP servers follow the feed through the issuer's URL (one replica,
+// as a Service would pick it), while the client revokes at the other. The feed lives
+// in Redis, scored by Redis's clock, so the entry one replica added is in the other's
+// next answer.
+func TestARevocationAtAnotherReplicaReachesTheMCPServerWithinFiveSeconds(t *testing.T) {
+	e := newEnv(t)
+	other, _ := e.startReplica(t, 0)
+	for _, hint := range []string{"refresh_token", "access_token"} {
+		tok := e.login(t, e.middleware.url, e.sdk.url)
+		refusedWithin(t, e, tok.AccessToken, func() {
+			if hint == "refresh_token" {
+				e.revokeAt(t, other, tok.RefreshToken, hint)
+			} else {
+				e.revokeAt(t, other, tok.AccessToken, hint)
+			}
+		})
+	}
+}
+
+// TestTheFeedOutlivesARestartOfTheAuthorizationServer: the server the MCP servers
+// follow stops (a rolling update with one replica). While it is away, a JWT is
+// verified locally until the feed's last answer is RevocationMaxLag (4 s) old; after
+// that the MCP servers cannot know of revocations and answer 503, never 200, and a
+// grant revoked before the stop stays refused. A new server on the same Redis
+// honours the cursor the old one handed out: the live token works again, and a
+// revocation at the new server reaches the MCP servers within 5 s.
+func TestTheFeedOutlivesARestartOfTheAuthorizationServer(t *testing.T) {
+	e := newEnv(t)
+	revoked := e.login(t, e.middleware.url, e.sdk.url)
+	refusedWithin(t, e, revoked.AccessToken, func() { e.revoke(t, revoked.RefreshToken, "refresh_token") })
+	live := e.login(t, e.middleware.url, e.sdk.url)
+	fronts := []*front{e.middleware, e.sdk}
+	for _, f := range fronts {
+		if code, _ := f.probe(live.AccessToken); code != http.StatusOK {
+			t.Fatalf("%s: a live token got %d", f.name, code)
+		}
+	}
+
+	e.stopFirst()
+	stopped := time.Now()
+	for _, f := range fronts {
+		want := http.StatusServiceUnavailable
+		if f == e.sdk {
+			want = http.StatusInternalServerError // the SDK's middleware answers any error so
+		}
+		waitUntil(t, 10*time.Second, f.name+" stops trusting JWTs without the feed", func() bool {
+			code, _ := f.probe(live.AccessToken)
+			if code != http.StatusOK && code != want {
+				t.Fatalf("%s: with the server away the live token got %d, want 200 then %d", f.name, code, want)
+			}
+			return code == want
+		})
+		if code, _ := f.probe(revoked.AccessToken); code != http.StatusUnauthorized && code != want {
+			t.Errorf("%s: with the server away the revoked token got %d", f.name, code)
+		}
+	}
+	t.Logf("the MCP servers stopped trusting JWTs %s after the server stopped", time.Since(stopped).Round(time.Millisecond))
+
+	_, _ = e.startReplica(t, e.port)
+	for _, f := range fronts {
+		waitUntil(t, 10*time.Second, f.name+" accepts the live token again", func() bool {
+			code, _ := f.probe(live.AccessToken)
+			return code == http.StatusOK
+		})
+		if code, _ := f.probe(revoked.AccessToken); code != http.StatusUnauthorized {
+			t.Errorf("%s: after the restart the revoked token got %d", f.name, code)
+		}
+	}
+	refusedWithin(t, e, live.AccessToken, func() { e.revoke(t, live.RefreshToken, "refresh_token") })
 }
 
 // TestRevokingOneJWTAccessTokenReachesTheMCPServer: RFC 7009 revocation of a JWT
