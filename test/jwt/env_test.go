@@ -173,6 +173,9 @@ func (e *env) startReplica(t *testing.T, port int) (base string, stop func()) {
 	return base, stop
 }
 
+// fronts are the two MCP servers.
+func (e *env) fronts() []*front { return []*front{e.middleware, e.sdk} }
+
 // newKey makes an ES256 key of the signing keys file.
 func newKey(t *testing.T, kid string, activate, publishUntil time.Time) config.SigningKey {
 	t.Helper()

@@ -3,13 +3,16 @@ package jwt
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/config"
+	example "github.com/mcpauth/mcpauth/examples/mcpserver/server"
 	"github.com/mcpauth/mcpauth/internal/admincli"
 )
 
@@ -136,6 +139,42 @@ func TestAToolGetsTheUpstreamTokenOfAJWTWithOneIntrospection(t *testing.T) {
 	}
 }
 
+// TestTheExampleMCPServerWorksWithTheRealServer: the example MCP server as shipped
+// (examples/mcpserver/server, at its defaults) accepts a JWT from a real login, its
+// whoami tool reaches the IdP's user-info endpoint with the user's upstream token,
+// and a revocation reaches it within 5 s.
+func TestTheExampleMCPServerWorksWithTheRealServer(t *testing.T) {
+	e := newEnv(t)
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	calls := &pathCounter{n: map[string]int{}}
+	var err error
+	h, err = example.New(example.Config{
+		ResourceURL: srv.URL + "/mcp", Issuer: e.issuer, ClientID: toolsID, ClientSecret: e.toolsSecret,
+		UpstreamUserinfoURL: e.idp.UserInfoURL, HTTPClient: &http.Client{Transport: calls},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &front{name: "example", url: srv.URL + "/mcp", calls: calls}
+	tok := e.login(t, f.url)
+	who, err := f.call(tok.AccessToken, "whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(who, `"sub":"`+userID+`"`) {
+		t.Fatalf("whoami = %.200q, want the IdP's user-info for %s", who, userID)
+	}
+	// The JWT itself was verified locally: the one introspection is whoami's, for
+	// the upstream token.
+	if n := calls.get(config.PathIntrospect); n != 1 {
+		t.Errorf("%d introspections, want the one whoami made", n)
+	}
+	refusedWithin(t, []*front{f}, tok.AccessToken, func() { e.revoke(t, tok.RefreshToken, "refresh_token") })
+}
+
 // TestTokensFromBeforeAndAfterAKeyRotationVerifyAtTheMCPServer rotates the signing key
 // the way the operator does, by rewriting the keys file the running server follows:
 // the successor is published ahead of its activateAt, signs from then on, and the old
@@ -239,7 +278,7 @@ func TestRevocationReachesTheJWTVerifyingMCPServerWithinFiveSeconds(t *testing.T
 		t.Run(c.name, func(t *testing.T) {
 			tok := e.login(t, e.middleware.url, e.sdk.url)
 			introspected := e.introspections(t)
-			refusedWithin(t, e, tok.AccessToken, func() { c.revoke(t, tok) })
+			refusedWithin(t, e.fronts(), tok.AccessToken, func() { c.revoke(t, tok) })
 			// Which way the refusal came is not the promise, but say it: through the
 			// feed, the server was asked nothing.
 			t.Logf("introspections meanwhile: %d", e.introspections(t)-introspected)
@@ -261,7 +300,7 @@ func TestARevocationAtAnotherReplicaReachesTheMCPServerWithinFiveSeconds(t *test
 	other, _ := e.startReplica(t, 0)
 	for _, hint := range []string{"refresh_token", "access_token"} {
 		tok := e.login(t, e.middleware.url, e.sdk.url)
-		refusedWithin(t, e, tok.AccessToken, func() {
+		refusedWithin(t, e.fronts(), tok.AccessToken, func() {
 			if hint == "refresh_token" {
 				e.revokeAt(t, other, tok.RefreshToken, hint)
 			} else {
@@ -281,7 +320,7 @@ func TestARevocationAtAnotherReplicaReachesTheMCPServerWithinFiveSeconds(t *test
 func TestTheFeedOutlivesARestartOfTheAuthorizationServer(t *testing.T) {
 	e := newEnv(t)
 	revoked := e.login(t, e.middleware.url, e.sdk.url)
-	refusedWithin(t, e, revoked.AccessToken, func() { e.revoke(t, revoked.RefreshToken, "refresh_token") })
+	refusedWithin(t, e.fronts(), revoked.AccessToken, func() { e.revoke(t, revoked.RefreshToken, "refresh_token") })
 	live := e.login(t, e.middleware.url, e.sdk.url)
 	fronts := []*front{e.middleware, e.sdk}
 	for _, f := range fronts {
@@ -320,7 +359,7 @@ func TestTheFeedOutlivesARestartOfTheAuthorizationServer(t *testing.T) {
 			t.Errorf("%s: after the restart the revoked token got %d", f.name, code)
 		}
 	}
-	refusedWithin(t, e, live.AccessToken, func() { e.revoke(t, live.RefreshToken, "refresh_token") })
+	refusedWithin(t, e.fronts(), live.AccessToken, func() { e.revoke(t, live.RefreshToken, "refresh_token") })
 }
 
 // TestRevokingOneJWTAccessTokenReachesTheMCPServer: RFC 7009 revocation of a JWT
@@ -337,7 +376,7 @@ func TestRevokingOneJWTAccessTokenReachesTheMCPServer(t *testing.T) {
 			}
 		}
 	}
-	refusedWithin(t, e, first.AccessToken, func() { e.revoke(t, first.AccessToken, "access_token") })
+	refusedWithin(t, e.fronts(), first.AccessToken, func() { e.revoke(t, first.AccessToken, "access_token") })
 	for _, f := range []*front{e.middleware, e.sdk} {
 		if who, err := f.whoami(second.AccessToken); err != nil || !strings.HasPrefix(who, userID+" ") {
 			t.Errorf("%s: the grant's other access token after one was revoked: %q %v", f.name, who, err)
@@ -345,12 +384,11 @@ func TestRevokingOneJWTAccessTokenReachesTheMCPServer(t *testing.T) {
 	}
 }
 
-// refusedWithin checks that tok works at both MCP servers, runs revoke, and measures
+// refusedWithin checks that tok works at the MCP servers, runs revoke, and measures
 // from its return until each server first refuses tok (401): at most revocationBound.
 // It polls every 20 ms, so the measurement overstates by at most that.
-func refusedWithin(t *testing.T, e *env, tok string, revoke func()) {
+func refusedWithin(t *testing.T, fronts []*front, tok string, revoke func()) {
 	t.Helper()
-	fronts := []*front{e.middleware, e.sdk}
 	for _, f := range fronts {
 		if code, _ := f.probe(tok); code != http.StatusOK {
 			t.Fatalf("%s: before the revocation the token got %d", f.name, code)
