@@ -271,23 +271,48 @@ func (e *env) newFront(t *testing.T, name string, sdk bool) *front {
 	return f
 }
 
-// pathCounter is an http.RoundTripper that counts requests by URL path.
+// pathCounter is an http.RoundTripper that counts requests by URL path, and keeps
+// when each request to the revocation feed was sent and answered.
 type pathCounter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu    sync.Mutex
+	n     map[string]int
+	polls []span
 }
+
+// span is when a request was sent and when its answer's headers arrived.
+type span struct{ sent, answered time.Time }
 
 func (c *pathCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	c.n[r.URL.Path]++
 	c.mu.Unlock()
-	return http.DefaultTransport.RoundTrip(r)
+	sent := time.Now()
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if r.URL.Path == config.PathRevocations && err == nil && resp.StatusCode == http.StatusOK {
+		c.mu.Lock()
+		c.polls = append(c.polls, span{sent, time.Now()})
+		c.mu.Unlock()
+	}
+	return resp, err
 }
 
 func (c *pathCounter) get(path string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[path]
+}
+
+// firstPollAfter returns the first successful read of the revocation feed sent
+// after t.
+func (c *pathCounter) firstPollAfter(t time.Time) (span, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.polls {
+		if p.sent.After(t) {
+			return p, true
+		}
+	}
+	return span{}, false
 }
 
 // initialize is an MCP initialize request, the first thing a client sends.
