@@ -179,7 +179,13 @@ func (e *env) fronts() []*front { return []*front{e.middleware, e.sdk} }
 // newKey makes an ES256 key of the signing keys file.
 func newKey(t *testing.T, kid string, activate, publishUntil time.Time) config.SigningKey {
 	t.Helper()
-	k, err := signingkeys.Generate(kid, config.SigningES256, activate, publishUntil)
+	return newKeyOf(t, config.SigningES256, kid, activate, publishUntil)
+}
+
+// newKeyOf makes a key of alg (config.SigningES256 or config.SigningRS256).
+func newKeyOf(t *testing.T, alg, kid string, activate, publishUntil time.Time) config.SigningKey {
+	t.Helper()
+	k, err := signingkeys.Generate(kid, alg, activate, publishUntil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,15 +512,23 @@ func (e *env) metric(t *testing.T, prefix, label string) int {
 // kidOf returns the kid of a JWT's protected header.
 func kidOf(t *testing.T, tok string) string {
 	t.Helper()
+	kid, _ := headerOf(t, tok)
+	return kid
+}
+
+// headerOf returns the kid and alg of a JWT's protected header.
+func headerOf(t *testing.T, tok string) (kid, alg string) {
+	t.Helper()
 	h, _, _ := strings.Cut(tok, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(h)
 	var header struct {
 		Kid string `json:"kid"`
+		Alg string `json:"alg"`
 	}
 	if err != nil || json.Unmarshal(raw, &header) != nil {
 		t.Fatalf("not a JWT: header %q", h)
 	}
-	return header.Kid
+	return header.Kid, header.Alg
 }
 
 // jwksKids returns the kids the server publishes.

@@ -180,7 +180,8 @@ func TestTheExampleMCPServerWorksWithTheRealServer(t *testing.T) {
 // TestTokensFromBeforeAndAfterAKeyRotationVerifyAtTheMCPServer rotates the signing key
 // the way the operator does, by rewriting the keys file the running server follows:
 // the successor is published ahead of its activateAt, signs from then on, and the old
-// key stays published until its publishUntil. Tokens of both keys verify at both MCP
+// key stays published until its publishUntil; the successor is an RS256 key, the old
+// one ES256. Tokens of both keys verify at both MCP
 // servers meanwhile; once the old key's publishUntil has passed, the server withdraws
 // it from the JWKS by itself and its tokens are refused, while the new key's are not.
 func TestTokensFromBeforeAndAfterAKeyRotationVerifyAtTheMCPServer(t *testing.T) {
@@ -196,7 +197,9 @@ func TestTokensFromBeforeAndAfterAKeyRotationVerifyAtTheMCPServer(t *testing.T) 
 	// Production publishes a successor an access-token lifetime (15 min) ahead and
 	// retires the old key an access-token lifetime after; the test compresses both.
 	activate := time.Now().Add(3 * time.Second)
-	k2 := newKey(t, "k2", activate, time.Time{})
+	// The successor is RS256, as a change of spec.server.signingKeyAlgorithm rotates
+	// to: the MCP servers take both algorithms from the one JWKS.
+	k2 := newKeyOf(t, config.SigningRS256, "k2", activate, time.Time{})
 	k1.PublishUntil = activate.Add(10 * time.Second)
 	e.writeKeys(t, k1, k2)
 	waitUntil(t, 5*time.Second, "the server publishes k2", func() bool { return e.jwksKids(t)["k2"] })
@@ -209,8 +212,8 @@ func TestTokensFromBeforeAndAfterAKeyRotationVerifyAtTheMCPServer(t *testing.T) 
 
 	time.Sleep(time.Until(activate))
 	after := e.login(t, e.middleware.url, e.sdk.url)
-	if kid := kidOf(t, after.AccessToken); kid != "k2" {
-		t.Fatalf("the token after the rotation has kid %q, want k2", kid)
+	if kid, alg := headerOf(t, after.AccessToken); kid != "k2" || alg != "RS256" {
+		t.Fatalf("the token after the rotation has kid %q and alg %q, want k2 and RS256", kid, alg)
 	}
 	for _, f := range []*front{e.middleware, e.sdk} {
 		for name, tok := range map[string]string{"before": before.AccessToken, "after": after.AccessToken} {
