@@ -213,14 +213,14 @@ type front struct {
 // newFront starts an MCP server whose tool whoami answers "<sub> <client_id> <gid>".
 // With sdk it is protected by auth.RequireBearerToken (the SDK's TokenVerifier path),
 // otherwise by the resource package's Middleware.
-func (e *env) newFront(t *testing.T, name string, sdk bool) *front {
+func (e *env) newFront(t *testing.T, name string, sdk bool, edits ...func(*resource.Config)) *front {
 	t.Helper()
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	f := &front{name: name, url: srv.URL + "/mcp", calls: &pathCounter{n: map[string]int{}}}
 	var err error
-	f.verifier, err = resource.New(resource.Config{
+	cfg := resource.Config{
 		Resource:             f.url,
 		AuthorizationServers: []string{e.issuer},
 		ClientID:             toolsID,
@@ -234,7 +234,11 @@ func (e *env) newFront(t *testing.T, name string, sdk bool) *front {
 		JWKSMaxAge:             time.Second,
 		JWKSMinRefetchInterval: time.Second,
 		Logger:                 slog.New(slog.DiscardHandler),
-	})
+	}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	f.verifier, err = resource.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

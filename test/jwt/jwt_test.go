@@ -367,6 +367,31 @@ func TestTheFeedOutlivesARestartOfTheAuthorizationServer(t *testing.T) {
 	refusedWithin(t, e.fronts(), live.AccessToken, func() { e.revoke(t, live.RefreshToken, "refresh_token") })
 }
 
+// TestRevocationReachesTheMCPServerWithinFiveSecondsWhileTheFeedCannotBeRead: an MCP
+// server that cannot read the revocation feed (blocked on the way, or a server that
+// predates it: 404) introspects JWTs instead of trusting them. A revocation must still
+// reach it within the 5 s bound, though introspection results are otherwise cached
+// for CacheTTL (30 s).
+func TestRevocationReachesTheMCPServerWithinFiveSecondsWhileTheFeedCannotBeRead(t *testing.T) {
+	e := newEnv(t)
+	noFeed := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(noFeed.Close)
+	blind := e.newFront(t, "blind", false, func(c *resource.Config) { c.RevocationsEndpoint = noFeed.URL + config.PathRevocations })
+	for _, revoke := range []string{"refresh_token", "access_token"} {
+		tok := e.login(t, blind.url)
+		refusedWithin(t, []*front{blind}, tok.AccessToken, func() {
+			if revoke == "refresh_token" {
+				e.revoke(t, tok.RefreshToken, revoke)
+			} else {
+				e.revoke(t, tok.AccessToken, revoke)
+			}
+		})
+	}
+	if blind.calls.get(config.PathIntrospect) == 0 {
+		t.Error("the JWTs were never introspected, though the feed could not be read")
+	}
+}
+
 // TestRevokingOneJWTAccessTokenReachesTheMCPServer: RFC 7009 revocation of a JWT
 // access token revokes that token alone. The MCP servers refuse it within 5 s, and
 // keep accepting the access token a refresh of the same grant issued.
