@@ -74,7 +74,8 @@ type env struct {
 // short, so rotations in the tests take effect quickly.
 const keysPoll = 100 * time.Millisecond
 
-// newEnv starts everything. key is the first content of the signing keys file.
+// newEnv starts everything. keys are the first content of the signing keys file
+// (default: one ES256 key, k1, active since a minute ago).
 func newEnv(t *testing.T, keys ...config.SigningKey) *env {
 	t.Helper()
 	dir := t.TempDir()
