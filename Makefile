@@ -10,8 +10,10 @@ CONTROLLER_GEN ?= $(CACHE)/tools/controller-gen-$(CONTROLLER_TOOLS_VERSION)/cont
 IMG ?= mcpauth:dev
 GO ?= go
 # Debian packages the tests need: a real Redis (and Sentinel), etcd for envtest, and
-# Chromium for the consent-page test.
+# Chromium for the consent-page test; and what the dev cluster runs on (containerd,
+# runc, the CNI plugins, iptables, conntrack, nftables; hack/cluster).
 DEB_PACKAGES ?= redis-server redis-sentinel etcd-server chromium
+CLUSTER_DEB_PACKAGES ?= containerd runc containernetworking-plugins iptables conntrack nftables
 TEST_FLAGS ?= -timeout 30m
 
 export MCPAUTH_CACHE := $(CACHE)
@@ -52,7 +54,7 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 .PHONY: test
-test: install-deps lint ## Install what the tests need, then run every test (envtest, real Redis, Chromium).
+test: install-deps lint cluster-assets ## Install what the tests need, then run every test (envtest, real Redis, Chromium, the cluster).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh | tail -n 1)" $(GO) test $(TEST_FLAGS) ./...
 
 # FUZZTIME is how long `make fuzz` runs each target; their seed corpora
@@ -85,8 +87,27 @@ bench: ## Benchmark the server against same-run baselines, the operator at scale
 .PHONY: install-deps
 install-deps: ## Install Debian packages and Go modules the tests need (idempotent).
 	@hack/install-deps.sh $(DEB_PACKAGES)
+	@if [[ $$(id -u) -eq 0 ]]; then hack/install-deps.sh $(CLUSTER_DEB_PACKAGES); else echo "install-deps: not root: the dev cluster's packages ($(CLUSTER_DEB_PACKAGES)) are not installed; the cluster test will say so"; fi
 	$(GO) mod download
 	@cd test/e2e/node && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then command -v npm >/dev/null || { echo "install-deps: npm not found: install Node.js 20.19 or later with npm (the end-to-end test runs Node packages)" >&2; exit 1; }; npm ci --no-audit --no-fund; fi
+
+##@ Cluster (a real single-node Kubernetes on this machine, no Docker; hack/cluster)
+
+.PHONY: cluster-assets
+cluster-assets: ## Build the Kubernetes components once (cached), where this machine can run the cluster.
+	@if why=$$(hack/cluster/check.sh); then hack/cluster/build.sh >/dev/null; else echo "cluster-assets: skipped: $$why"; fi
+
+.PHONY: cluster-up
+cluster-up: ## Start the cluster (etcd, Kubernetes, containerd); prints the kubectl line.
+	@hack/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and undo every change it made to the machine.
+	@hack/cluster/down.sh
+
+.PHONY: cluster-images
+cluster-images: ## Build the images without Docker (hack/images) and load them into the cluster.
+	@hack/cluster/images.sh
 
 ##@ Build
 

@@ -125,6 +125,13 @@ var _ = Describe("The CRDs", func() {
 			p.Spec.Type = oauthv1alpha1.ProviderOIDC
 			p.Spec.IssuerURL = "login example"
 		}, refusal{"spec.issuerURL", "must be an https URL"}),
+		Entry("a plain-http issuer on a public host", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOIDC
+			p.Spec.IssuerURL = "http://idp.example.com"
+		}, refusal{"spec.issuerURL", "insecureAllowHTTP allows http elsewhere"}),
+		Entry("a plain-http token URL on a public host", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.TokenURL = "http://10.0.0.1/token"
+		}, refusal{"spec.tokenURL", "insecureAllowHTTP allows http elsewhere"}),
 		Entry("an empty client ID", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.ClientID = ""
 		}, refusal{"spec.clientID", "at least 1 chars long"}),
@@ -363,6 +370,14 @@ var _ = Describe("The CRDs", func() {
 			c.Spec.SecretName = "Bad_Name"
 		}, refusal{"spec.secretName", "should match"}),
 	)
+
+	It("accept a plain-http upstream on another host only with insecureAllowHTTP", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Type = oauthv1alpha1.ProviderOIDC
+		p.Spec.IssuerURL = "http://10.88.0.1:9400"
+		p.Spec.InsecureAllowHTTP = true
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
 
 	It("accept the resources of a confidential MCP server", func() {
 		c := validClient(newNamespace())

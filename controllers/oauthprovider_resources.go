@@ -82,6 +82,8 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 		APIURL:           spec.APIURL,
 		Scopes:           slices.Clone(spec.Scopes),
 		UserIDField:      spec.UserIDField,
+		// The CRD allows http on other hosts only with this set.
+		InsecureAllowHTTP: spec.InsecureAllowHTTP,
 	}
 	renderTTLs(&c.Tokens, spec.Server.TokenTTLs)
 	if spec.Server.AccessTokenFormat != "" {

@@ -154,6 +154,21 @@ func TestRenderConfigPassesPresetEndpointOverrides(t *testing.T) {
 	g.Expect(c.Upstream.UserInfoURL).To(Equal(p.Spec.UserInfoURL))
 }
 
+// A development provider on the node is plain http on a host the server's pods reach:
+// the server accepts it only when the spec says so, and the operator passes that on.
+func TestRenderConfigPassesInsecureAllowHTTP(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Type = oauthv1alpha1.ProviderOIDC
+	p.Spec.IssuerURL = "http://10.88.0.1:9400"
+	_, err := renderConfig(p)
+	g.Expect(err).To(MatchError(ContainSubstring("spec.issuerURL")), "http on another host without the flag")
+	p.Spec.InsecureAllowHTTP = true
+	c := parseRendered(t, p)
+	g.Expect(c.Upstream.InsecureAllowHTTP).To(BeTrue())
+	g.Expect(c.Upstream.IssuerURL).To(Equal("http://10.88.0.1:9400"))
+}
+
 func TestRenderConfigCarriesTheAccessRules(t *testing.T) {
 	g := NewWithT(t)
 	p := provider()

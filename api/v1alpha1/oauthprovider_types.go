@@ -27,6 +27,10 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'oidc' || has(self.issuerURL)",message="issuerURL is required when type is oidc",fieldPath=".issuerURL"
 // +kubebuilder:validation:XValidation:rule="self.type != 'oauth2' || (has(self.authorizationURL) && has(self.tokenURL) && has(self.userInfoURL))",message="authorizationURL, tokenURL and userInfoURL are required when type is oauth2"
 // +kubebuilder:validation:XValidation:rule="(has(self.tokenStore) && self.tokenStore.type == 'redis') || !has(self.server.replicas) || self.server.replicas <= 1",message="server.replicas above 1 needs tokenStore.type redis: the memory store lives in one process",fieldPath=".server.replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerURL) || !isURL(self.issuerURL) || url(self.issuerURL).getScheme() != 'http' || url(self.issuerURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".issuerURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.authorizationURL) || !isURL(self.authorizationURL) || url(self.authorizationURL).getScheme() != 'http' || url(self.authorizationURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".authorizationURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenURL) || !isURL(self.tokenURL) || url(self.tokenURL).getScheme() != 'http' || url(self.tokenURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".tokenURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.userInfoURL) || !isURL(self.userInfoURL) || url(self.userInfoURL).getScheme() != 'http' || url(self.userInfoURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".userInfoURL"
 // +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.apiURL)",message="apiURL is only for type github",fieldPath=".apiURL"
 // +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.access) || ((!has(self.access.allow) || (!has(self.access.allow.githubOrganizations) && !has(self.access.allow.githubTeams))) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.githubOrganizations) && !has(m.members.githubTeams))))",message="GitHub organizations and teams can only be checked when type is github",fieldPath=".access"
 // +kubebuilder:validation:XValidation:rule="self.type in ['google', 'oidc'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.googleHostedDomains)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.googleHostedDomains))))",message="googleHostedDomains (the hd claim) need type google or oidc",fieldPath=".access"
@@ -51,27 +55,34 @@ type OAuthProviderSpec struct {
 	// finds the endpoints. https, or http on a loopback host for development.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	IssuerURL string `json:"issuerURL,omitempty"`
 
 	// AuthorizationURL of the upstream; required for oauth2, an override for presets.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	AuthorizationURL string `json:"authorizationURL,omitempty"`
 
 	// TokenURL of the upstream; required for oauth2, an override for presets.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	TokenURL string `json:"tokenURL,omitempty"`
 
 	// UserInfoURL of the upstream; required for oauth2, an override for presets.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	UserInfoURL string `json:"userInfoURL,omitempty"`
 
+	// InsecureAllowHTTP accepts http:// upstream URLs (issuerURL, authorizationURL,
+	// tokenURL, userInfoURL) on hosts other than loopback, for a development identity
+	// provider on the node or inside the cluster, which the server's pods cannot reach
+	// on their own loopback. Never in production: our client secret and the users'
+	// upstream tokens would cross the network in clear.
+	// +optional
+	InsecureAllowHTTP bool `json:"insecureAllowHTTP,omitempty"`
 	// APIURL is GitHub's REST API, where organization and team memberships are read
 	// (type github; default https://api.github.com; GitHub Enterprise Server:
 	// https://HOST/api/v3).

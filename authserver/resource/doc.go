@@ -49,7 +49,8 @@
 // or jti it names: a grant revoked at the server stops working here within one poll,
 // well inside the 5 s mcpauth promises. If the feed cannot be read for
 // RevocationMaxLag (4 s by default), JWTs are introspected instead, as opaque tokens
-// are, until it answers again: the server's word is then authoritative, and an
+// are, until it answers again, each answer reused for at most RevocationMaxLag so a
+// revocation still arrives within it: the server's word is then authoritative, and an
 // unreachable server gives 503, never a wrongly accepted revoked token nor a wrongly
 // refused live one. Close stops following the feed; Start begins at once and waits
 // for the first read.

@@ -42,6 +42,10 @@ type introspection struct {
 	UpstreamAccessToken    string      `json:"upstream_access_token"`
 	UpstreamTokenExpiresAt numericDate `json:"upstream_token_expires_at"`
 	UpstreamProvider       string      `json:"upstream_provider"`
+
+	// fetched is when the answer was received, for callers that accept only a
+	// recent one (verifyIntrospectedWithin).
+	fetched time.Time
 }
 
 // audience is the "aud" member: RFC 7662 §2.2 (after RFC 7519 §4.1.3) allows a single

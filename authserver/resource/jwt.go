@@ -52,7 +52,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Info, error) {
 	now := v.cfg.Now()
 	if !v.revocations.fresh(now) {
 		if !v.revocations.awaitFirst(ctx) || !v.revocations.fresh(v.cfg.Now()) {
-			return v.verifyIntrospected(ctx, token)
+			return v.verifyIntrospectedWithin(ctx, token, v.cfg.RevocationMaxLag)
 		}
 	}
 	k := keyOf(token)

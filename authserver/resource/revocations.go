@@ -49,9 +49,10 @@ type revocationEntry struct {
 // outage of every MCP server although the tokens are fine and the server may well
 // answer introspection. Introspection is authoritative (the server says whether the
 // grant is live) and fails the way opaque tokens already do: 503 with Retry-After
-// while the server is unreachable. The cost is one introspection per token per
-// CacheTTL while the feed is stale, and a revoked grant then reaches this server
-// within CacheTTL, as for opaque tokens.
+// while the server is unreachable. Its answer for a JWT is reused for at most
+// RevocationMaxLag rather than CacheTTL, so a grant revoked while the feed is stale
+// still stops working here within RevocationMaxLag (and a request); the cost is one
+// introspection per token per RevocationMaxLag while the feed is stale.
 type follower struct {
 	cfg *Config
 

@@ -217,6 +217,45 @@ func TestStaleFeedFallsBackToIntrospection(t *testing.T) {
 	})
 }
 
+// While the feed is stale, an introspected JWT's answer is reused for at most
+// RevocationMaxLag, not CacheTTL: a grant revoked meanwhile stops working within the
+// lag, as it would through the feed. Found by test/jwt against the real server, where
+// a revoked JWT stayed accepted for the 30 s CacheTTL while the feed was unreadable.
+func TestStaleFeedReusesAnIntrospectedJWTForAtMostTheMaxLag(t *testing.T) {
+	as := newFakeAS(t)
+	clock := newClock()
+	key := newKey(t, "k", jose.ES256)
+	as.publish(key)
+	v := newJWTVerifier(t, as, clock, func(c *Config) {
+		c.RevocationPollInterval = 20 * time.Millisecond
+		c.RevocationMaxLag = 4 * time.Second
+		c.CacheTTL = 30 * time.Second
+	})
+	tok := mint(t, key, as.claims(clock.Now(), nil))
+	as.set(tok, clock.Now(), nil)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("with the feed answering: %v", err)
+	}
+	as.setFeedStatus(http.StatusServiceUnavailable)
+	clock.advance(5 * time.Second) // past the max lag
+	if _, err := v.Verify(context.Background(), tok); err != nil || as.introspections.Load() != 1 {
+		t.Fatalf("stale feed: %v after %d introspections, want the token accepted after one", err, as.introspections.Load())
+	}
+	clock.advance(3 * time.Second)
+	if _, err := v.Verify(context.Background(), tok); err != nil || as.introspections.Load() != 1 {
+		t.Fatalf("inside the max lag: %v after %d introspections, want the cached answer", err, as.introspections.Load())
+	}
+
+	as.set(tok, clock.Now(), func(a map[string]any) { a["active"] = false }) // revoked at the server
+	clock.advance(2 * time.Second)                                           // 5 s after the introspection, well inside CacheTTL
+	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a JWT revoked while the feed is stale, past the max lag: %v, want ErrInvalidToken", err)
+	}
+	if n := as.introspections.Load(); n != 2 {
+		t.Errorf("%d introspections, want 2", n)
+	}
+}
+
 func TestFeedRetention(t *testing.T) {
 	f := newFollower(&Config{})
 	now := time.Now()

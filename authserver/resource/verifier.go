@@ -209,8 +209,20 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Info, error) {
 
 // verifyIntrospected validates token by introspection, behind the caches.
 func (v *Verifier) verifyIntrospected(ctx context.Context, token string) (*Info, error) {
+	return v.verifyIntrospectedWithin(ctx, token, 0)
+}
+
+// verifyIntrospectedWithin is verifyIntrospected reusing an active cached result only
+// when it is at most maxAge old (0: as old as the cache keeps it). JWTs introspected
+// because the revocation feed is stale pass RevocationMaxLag: a result cached for
+// CacheTTL would keep a grant revoked meanwhile usable for up to CacheTTL (30 s),
+// past the RevocationMaxLag this package promises (and mcpauth's 5 s).
+func (v *Verifier) verifyIntrospectedWithin(ctx context.Context, token string, maxAge time.Duration) (*Info, error) {
 	k := keyOf(token)
 	res, ok := v.cached(k)
+	if ok && maxAge > 0 && res.Active && v.cfg.Now().Sub(res.fetched) > maxAge {
+		ok = false
+	}
 	if !ok {
 		var err error
 		res, err = v.flights.do(ctx, k, func(ctx context.Context) (*introspection, error) {
@@ -219,6 +231,7 @@ func (v *Verifier) verifyIntrospected(ctx context.Context, token string) (*Info,
 				v.cfg.Logger.WarnContext(ctx, "token introspection failed", "err", err)
 				return nil, err
 			}
+			r.fetched = v.cfg.Now()
 			v.remember(k, r)
 			return r, nil
 		})

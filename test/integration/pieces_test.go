@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +37,7 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/controllers"
 	"github.com/mcpauth/mcpauth/internal/devkubelet"
+	"github.com/mcpauth/mcpauth/internal/testutil/jwtcheck"
 	"github.com/mcpauth/mcpauth/internal/testutil/kubeenv"
 )
 
@@ -45,7 +48,9 @@ const clientRedirect = "http://127.0.0.1:38999/callback"
 // TestThePiecesFit: the operator renders an OAuthProvider and MCPClients on a real
 // apiserver; the authorization server starts from exactly the config and Secrets the
 // operator rendered; a client registered through an MCPClient logs in through an
-// upstream OIDC provider; a second MCPClient works without a restart; a deleted one
+// upstream OIDC provider and gets a JWT signed with the operator's key (the kid of
+// status.signingKeys.activeKeyID); a rotation on request makes a new key sign at
+// once, as status says, and tokens of both keys verify; a second MCPClient works without a restart; a deleted one
 // stops working; an MCPClient with resources exchanges a token issued for them for the
 // user's upstream token.
 func TestThePiecesFit(t *testing.T) {
@@ -139,6 +144,22 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(info["client_id"]).To(Equal(creds["client-id"]))
 	g.Expect(info["scope"]).To(Equal("mcp:tools"))
 
+	// The access token is a JWT signed with the operator's key: its kid is the one
+	// status.signingKeys.activeKeyID reports, it verifies with an independent library
+	// against the server's JWKS, and the file the pod reads says the same key signs.
+	var p oauthv1alpha1.OAuthProvider
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(provider), &p)).To(Succeed())
+	g.Expect(p.Status.SigningKeys).NotTo(BeNil())
+	activeKID := p.Status.SigningKeys.ActiveKeyID
+	g.Expect(activeKID).NotTo(BeEmpty())
+	active, _ := config.ActiveSigningKey(keys, time.Now())
+	g.Expect(active.KeyID).To(Equal(activeKID))
+	g.Expect(kidOf(g, tok.AccessToken)).To(Equal(activeKID))
+	claims, err := jwtcheck.Verify(jwks(g, issuer), tok.AccessToken, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(claims["iss"]).To(Equal(issuer))
+	g.Expect(claims["sub"]).To(Equal("alice-42"))
+
 	// A signing key rotation on request reaches the running pod's file in place, as
 	// the kubelet brings it, with no rollout: the Deployment keeps its generation.
 	generation := deploy.Generation
@@ -157,6 +178,28 @@ func TestThePiecesFit(t *testing.T) {
 	}).Should(Equal(2))
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)).To(Succeed())
 	g.Expect(deploy.Generation).To(Equal(generation), "a rotation does not roll the pods")
+	// A rotation on request is for a suspected leak: the new key signs at once, as
+	// status says, while the old one stays published for the tokens it signed.
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(provider), &p)
+		return p.Status.SigningKeys.ActiveKeyID
+	}).ShouldNot(Equal(activeKID))
+	rotatedKID := p.Status.SigningKeys.ActiveKeyID
+	g.Expect(p.Status.SigningKeys.PublishedKeyIDs).To(ConsistOf(activeKID, rotatedKID))
+	g.Eventually(func() []string {
+		var kids []string
+		for kid := range jwks(g, issuer) {
+			kids = append(kids, kid)
+		}
+		return kids
+	}).Should(ConsistOf(activeKID, rotatedKID))
+	rotated, err := login(ctx, issuer, creds["client-id"], creds["client-secret"])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(kidOf(g, rotated.AccessToken)).To(Equal(rotatedKID))
+	for _, at := range []string{tok.AccessToken, rotated.AccessToken} {
+		_, err := jwtcheck.Verify(jwks(g, issuer), at, time.Now())
+		g.Expect(err).NotTo(HaveOccurred(), "tokens of both keys verify after the rotation")
+	}
 
 	// A second client works within seconds, without restarting the server.
 	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
@@ -364,6 +407,31 @@ func introspect(g *WithT, issuer, id, secret, token string) map[string]any {
 	var out map[string]any
 	g.Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
 	return out
+}
+
+// jwks fetches the server's JWKS, decoded by jwtcheck (the standard library, not
+// the server's JOSE code).
+func jwks(g *WithT, issuer string) map[string]crypto.PublicKey {
+	resp, err := http.Get(issuer + config.PathJWKS)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	keys, err := jwtcheck.ParseJWKS(body)
+	g.Expect(err).NotTo(HaveOccurred())
+	return keys
+}
+
+// kidOf returns the kid of a JWT's protected header.
+func kidOf(g *WithT, tok string) string {
+	h, _, _ := strings.Cut(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(h)
+	g.Expect(err).NotTo(HaveOccurred(), "not a JWT")
+	var header struct {
+		Kid string `json:"kid"`
+	}
+	g.Expect(json.Unmarshal(raw, &header)).To(Succeed())
+	return header.Kid
 }
 
 func status(u string) int {

@@ -11,8 +11,10 @@
 // Environment:
 //   MCP_URL             the MCP endpoint (required)
 //   EXPECT_ISSUER       the authorization server's issuer; iss must equal it (required)
-//   CLIENT_MODE         dcr (default) or cimd
+//   CLIENT_MODE         dcr (default), cimd, or static (a pre-registered public client,
+//                       such as an MCPClient with a loopback redirect URI)
 //   CIMD_URL            the client_id URL in cimd mode
+//   CLIENT_ID           the client ID in static mode
 //   IDP_USER_LOGIN, IDP_USER_PASSWORD  the upstream user's credentials (required)
 //   EXPECT_SUB, EXPECT_EMAIL           what whoami must return (unchecked when unset)
 //   CLIENT_METADATA     JSON merged into the registered client metadata, to try what
@@ -53,6 +55,7 @@ const cfg = {
   issuer: env('EXPECT_ISSUER'),
   mode: env('CLIENT_MODE', 'dcr'),
   cimdURL: process.env.CIMD_URL,
+  clientID: process.env.CLIENT_ID,
   login: env('IDP_USER_LOGIN'),
   password: env('IDP_USER_PASSWORD'),
   sub: process.env.EXPECT_SUB,
@@ -62,8 +65,9 @@ const cfg = {
   metadata: JSON.parse(process.env.CLIENT_METADATA || '{}'),
   stepUpTool: process.env.STEP_UP_TOOL,
 };
-if (!['dcr', 'cimd'].includes(cfg.mode)) fail(`CLIENT_MODE must be dcr or cimd, not ${cfg.mode}`);
+if (!['dcr', 'cimd', 'static'].includes(cfg.mode)) fail(`CLIENT_MODE must be dcr, cimd or static, not ${cfg.mode}`);
 if (cfg.mode === 'cimd' && !cfg.cimdURL) fail('CIMD_URL is required in cimd mode');
+if (cfg.mode === 'static' && !cfg.clientID) fail('CLIENT_ID is required in static mode');
 setTimeout(() => fail(`no result after ${cfg.timeout} ms`), cfg.timeout).unref();
 
 // ---------------------------------------------------------------------------------------
@@ -250,6 +254,8 @@ class E2EProvider {
     this.browsed = undefined;
     this.stateSent = undefined;
     if (cfg.mode === 'cimd') this.clientMetadataUrl = cfg.cimdURL;
+    // A pre-registered client: the SDK registers nothing when it already has one.
+    if (cfg.mode === 'static') this._client = { client_id: cfg.clientID };
   }
 
   get redirectUrl() {
