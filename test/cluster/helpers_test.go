@@ -227,7 +227,7 @@ func (p *proxy) serve() {
 			if target == "" {
 				return
 			}
-			u, err := net.DialTimeout("tcp", target, 5*time.Second)
+			u, err := dialWithRetry(context.Background(), "tcp", target)
 			if err != nil {
 				return
 			}
@@ -251,7 +251,7 @@ func newHTTPProxy(t *testing.T) *proxy {
 		t.Fatal(err)
 	}
 	p := &proxy{l: l}
-	transport := &http.Transport{DisableKeepAlives: true}
+	transport := &http.Transport{DisableKeepAlives: true, DialContext: dialWithRetry}
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		target := p.target
@@ -272,6 +272,27 @@ func newHTTPProxy(t *testing.T) *proxy {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return p
+}
+
+// dialWithRetry dials like net.Dialer, retrying a refused or unreachable connection for
+// up to 10 s. While a rollout replaces the pods, kube-proxy rewrites its rules a moment
+// after the endpoints change, so a connection can briefly meet a pod that is gone; a
+// failed dial sent nothing, so retrying it is what any client would do, and a Service
+// that stays unreachable still fails the test.
+func dialWithRetry(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // freePort returns a port free on host (for a process that must be told its port).
