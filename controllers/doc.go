@@ -73,15 +73,20 @@
 //	                           stays in the JWKS until the last token it signed expired
 //	at publishUntil            the key is removed from the file
 //	annotation                 each new value of oauth.mcpauth.dev/rotate-signing-key adds
-//	                           a key with activateAt = now (a suspected leak); the value
-//	                           is recorded on the Secret and in status, so it acts once
+//	                           a key with activateAt = now + 1m (a suspected leak): it is
+//	                           published at once and signs once the kubelet can have
+//	                           brought the Secret to every replica (requestedRotationSlack),
+//	                           so no replica signs with a key another does not publish yet;
+//	                           the value is recorded on the Secret and in status, so it
+//	                           acts once
 //	a new signingKeyAlgorithm  a successor of that algorithm, activateAt = now + TTL
 //
 // The schedule is read from the keys themselves (the newest activateAt plus the
-// period), so an operator restart loses nothing; the reconciler asks to run again
-// at the next activation, retirement or rotation. status.signingKeys shows the
-// active kid, the next rotation, the published kids and the last request handled;
-// no key material leaves the Secret. Events: SigningKeyGenerated, SigningKeyRotated,
+// period), so an operator restart loses nothing; a successor that has not signed yet
+// is replaced when another rotation is due before it activates. The reconciler asks
+// to run again at the next activation, retirement or rotation. status.signingKeys
+// shows the active kid, the next rotation, the published kids and the last request
+// handled; no key material leaves the Secret. Events: SigningKeyGenerated, SigningKeyRotated,
 // SigningKeyRetired; Warnings SigningKeysInvalid when a file the server could not
 // read is replaced, and SigningKeysLost when the Secret vanished (tokens the lost
 // keys signed no longer verify).

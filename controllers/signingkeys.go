@@ -32,6 +32,20 @@ import (
 // pods (a server that has not yet seen its successor keeps signing with it).
 const publishSlack = time.Minute
 
+// requestedRotationSlack is how long after a rotation on request its new key starts
+// signing. The kubelet brings a changed Secret to each pod at its own moment: within
+// its sync period (1 m by default) plus its Secret cache's delay (next to nothing with
+// the default watch-based cache; its TTL with the TTL-based one), so replicas disagree
+// about the file for up to about a minute. A key that signed at once would
+// meanwhile be missing from the JWKS of the replicas that have not seen it, which call
+// its tokens inactive at introspection, and a verifier that fetched such a JWKS refuses
+// them until it may fetch again. Published a minute ahead, the key is in every
+// replica's JWKS before its first token. The cost is small: the old key signs one
+// minute longer, and it stays published an access-token lifetime plus publishSlack
+// after its successor activates anyway. Periodic and algorithm rotations wait a whole
+// access-token lifetime, which covers this too.
+const requestedRotationSlack = time.Minute
+
 // Defaults of the spec fields, for objects stored before the CRD defaulted them.
 const (
 	defaultSigningKeyRotation = 720 * time.Hour
@@ -82,7 +96,8 @@ type newKeyFunc func(algorithm string, activateAt time.Time) (config.SigningKey,
 
 // planSigningKeys decides the signing keys at now from the current ones (valid keys,
 // as config.ParseSigningKeys accepts them; none when the Secret is missing or broken).
-// requested asks for a key that signs at once. now must be truncated to the second:
+// requested asks for a key that signs as soon as every replica can have it, after
+// requestedRotationSlack. now must be truncated to the second:
 // the times are written to the Secret and to status, which keep seconds only.
 func planSigningKeys(current []config.SigningKey, now time.Time, pol signingPolicy, requested bool, newKey newKeyFunc) (keyPlan, error) {
 	keys := slices.Clone(current)
@@ -162,11 +177,13 @@ func rotationDue(keys []config.SigningKey, now time.Time, pol signingPolicy, req
 	}
 	newest := keys[len(keys)-1]
 	// A successor is published a TTL before it signs, so verifiers that cache the
-	// JWKS have it before the first token it signs reaches them. A request is for
-	// a key that signs now (a suspected leak); verifiers fetch an unknown kid.
+	// JWKS have it before the first token it signs reaches them. A request is for a
+	// key that signs soon (a suspected leak): as soon as the Secret can have reached
+	// every replica, so that none signs with a key another does not publish yet;
+	// verifiers that cached the JWKS before fetch an unknown kid.
 	switch {
 	case requested:
-		return rotationRequest, now
+		return rotationRequest, now.Add(requestedRotationSlack)
 	case newest.Algorithm != pol.algorithm:
 		return rotationAlgorithm, now.Add(pol.accessTokenTTL)
 	case !now.Before(newest.ActivateAt.Add(pol.rotation)):

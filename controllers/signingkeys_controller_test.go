@@ -119,7 +119,7 @@ var _ = Describe("Signing keys and the admin token", func() {
 		Expect(get(&corev1.Secret{}, ns, "gh-authserver-admin").(*corev1.Secret).Data["admin-token"]).To(Equal(admin))
 	})
 
-	It("rotates at once, once for each value of the rotate-signing-key annotation", func() {
+	It("rotates on request, a minute on, once for each value of the rotate-signing-key annotation", func() {
 		p.Annotations = map[string]string{oauthv1alpha1.RotateSigningKeyAnnotation: "present-at-creation"}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		Eventually(signingKeys(ns, "gh")).Should(HaveLen(1))
@@ -127,16 +127,31 @@ var _ = Describe("Signing keys and the admin token", func() {
 		Consistently(signingKeys(ns, "gh"), "500ms").Should(HaveLen(1), "the first key answers a request made before it")
 		old := signingKeys(ns, "gh")()[0]
 
-		By("a new value: a key that signs now")
+		By("a new value: a key published now that signs a minute on, once every replica can have it")
+		requested := testClock.Now()
 		annotate(p, oauthv1alpha1.RotateSigningKeyAnnotation, "2026-11-24")
 		Eventually(signingKeys(ns, "gh")).Should(HaveLen(2))
 		keys := signingKeys(ns, "gh")()
-		Expect(keys[1].ActivateAt).To(BeTemporally("<=", testClock.Now().Add(time.Second)))
+		Expect(keys[0].KeyID).To(Equal(old.KeyID))
+		Expect(keys[1].ActivateAt).To(And(
+			BeTemporally(">=", requested.Add(time.Minute).Truncate(time.Second)),
+			BeTemporally("<=", testClock.Now().Add(time.Minute+time.Second))))
 		Expect(keys[0].PublishUntil).To(BeTemporally("==", keys[1].ActivateAt.Add(16*time.Minute)))
-		Eventually(signingStatus(p)).Should(And(HaveField("ActiveKeyID", keys[1].KeyID),
+		Eventually(signingStatus(p)).Should(And(HaveField("ActiveKeyID", old.KeyID),
+			HaveField("PublishedKeyIDs", []string{old.KeyID, keys[1].KeyID}),
 			HaveField("LastRotationRequest", "2026-11-24")))
 		Expect(get(&corev1.Secret{}, ns, "gh-authserver-signing-keys").GetAnnotations()).
 			To(HaveKeyWithValue(rotationHandledAnnotation, "2026-11-24"))
+		Eventually(func() []eventsv1.Event { return listEvents(ns) }).Should(ContainElement(And(
+			HaveField("Reason", "SigningKeyRotated"),
+			HaveField("Note", ContainSubstring("signing from "+keys[1].ActivateAt.Format(time.RFC3339))))))
+
+		By("a minute on, the new key signs; the Secret is not written")
+		secretVersion := get(&corev1.Secret{}, ns, "gh-authserver-signing-keys").GetResourceVersion()
+		testClock.Step(time.Minute)
+		touch(p, "requested-active")
+		Eventually(signingStatus(p)).Should(HaveField("ActiveKeyID", keys[1].KeyID))
+		Expect(get(&corev1.Secret{}, ns, "gh-authserver-signing-keys").GetResourceVersion()).To(Equal(secretVersion))
 
 		By("the same value again, and other passes: no further rotation")
 		touch(p, "other")

@@ -33,7 +33,7 @@ func key(kid, alg string, activate, publishUntil time.Time) config.SigningKey {
 }
 
 func TestPlanSigningKeys(t *testing.T) {
-	ttl, slack := pol.accessTokenTTL, publishSlack
+	ttl, slack, reqSlack := pol.accessTokenTTL, publishSlack, requestedRotationSlack
 	es := config.SigningES256
 	tests := []struct {
 		name      string
@@ -94,24 +94,63 @@ func TestPlanSigningKeys(t *testing.T) {
 			active: "new", next: t0.Add(time.Hour + pol.rotation),
 		},
 		{
-			name:    "a request: a key that signs at once, the old one kept until its tokens expire",
+			name:    "a request: a key published at once that signs a minute on, the old one kept until its tokens expire",
 			current: []config.SigningKey{key("old", es, t0, time.Time{})},
 			now:     t0.Add(time.Hour), pol: pol, requested: true,
 			want: []config.SigningKey{
-				key("old", es, t0, t0.Add(time.Hour+ttl+slack)),
-				key("k1", es, t0.Add(time.Hour), time.Time{}),
+				key("old", es, t0, t0.Add(time.Hour+reqSlack+ttl+slack)),
+				key("k1", es, t0.Add(time.Hour+reqSlack), time.Time{}),
 			},
-			reason: rotationRequest, active: "k1", next: t0.Add(time.Hour + ttl + slack),
+			reason: rotationRequest, active: "old", next: t0.Add(time.Hour + reqSlack),
 		},
 		{
-			name:    "a request in the second the key was made: the new key still comes last",
+			name: "a minute after a request: the new key signs, nothing to write",
+			current: []config.SigningKey{
+				key("old", es, t0, t0.Add(time.Hour+reqSlack+ttl+slack)),
+				key("k1", es, t0.Add(time.Hour+reqSlack), time.Time{}),
+			},
+			now: t0.Add(time.Hour + reqSlack), pol: pol,
+			want: []config.SigningKey{
+				key("old", es, t0, t0.Add(time.Hour+reqSlack+ttl+slack)),
+				key("k1", es, t0.Add(time.Hour+reqSlack), time.Time{}),
+			},
+			active: "k1", next: t0.Add(time.Hour + reqSlack + ttl + slack),
+		},
+		{
+			name:    "a request in the second the key was made: the new key still signs a minute on",
 			current: []config.SigningKey{key("old", es, t0, time.Time{})},
 			now:     t0, pol: pol, requested: true,
 			want: []config.SigningKey{
-				key("old", es, t0, t0.Add(time.Second+ttl+slack)),
-				key("k1", es, t0.Add(time.Second), time.Time{}),
+				key("old", es, t0, t0.Add(reqSlack+ttl+slack)),
+				key("k1", es, t0.Add(reqSlack), time.Time{}),
 			},
-			reason: rotationRequest, active: "old", next: t0.Add(time.Second),
+			reason: rotationRequest, active: "old", next: t0.Add(reqSlack),
+		},
+		{
+			name: "a request while a scheduled successor waits: the successor, which never signed, is replaced",
+			current: []config.SigningKey{
+				key("old", es, t0, t0.Add(pol.rotation+ttl+ttl+slack)),
+				key("waiting", es, t0.Add(pol.rotation+ttl), time.Time{}),
+			},
+			now: t0.Add(pol.rotation + 5*time.Minute), pol: pol, requested: true,
+			want: []config.SigningKey{
+				key("old", es, t0, t0.Add(pol.rotation+ttl+ttl+slack)),
+				key("k1", es, t0.Add(pol.rotation+5*time.Minute+reqSlack), time.Time{}),
+			},
+			reason: rotationRequest, active: "old", next: t0.Add(pol.rotation + 5*time.Minute + reqSlack),
+		},
+		{
+			name: "a second request inside the minute: the first request's key, which never signed, is replaced",
+			current: []config.SigningKey{
+				key("old", es, t0, t0.Add(time.Hour+reqSlack+ttl+slack)),
+				key("first", es, t0.Add(time.Hour+reqSlack), time.Time{}),
+			},
+			now: t0.Add(time.Hour + 30*time.Second), pol: pol, requested: true,
+			want: []config.SigningKey{
+				key("old", es, t0, t0.Add(time.Hour+30*time.Second+reqSlack+ttl+slack)),
+				key("k1", es, t0.Add(time.Hour+30*time.Second+reqSlack), time.Time{}),
+			},
+			reason: rotationRequest, active: "old", next: t0.Add(time.Hour + 30*time.Second + reqSlack),
 		},
 		{
 			name:    "another algorithm: a successor of it, published first",
@@ -207,7 +246,7 @@ func walkSchedule(t *testing.T, p signingPolicy) {
 	firstSeen := map[string]time.Time{}  // when a kid first appeared in the set
 	lastSigned := map[string]time.Time{} // the last moment a kid was the active one
 	adds := map[string]string{}          // why each kid was added
-	steps := 0
+	steps, requestedSigned := 0, 0
 	for now.Before(t0.Add(2 * 365 * 24 * time.Hour)) {
 		steps++
 		requested := rng.IntN(50) == 0
@@ -239,10 +278,16 @@ func walkSchedule(t *testing.T, p signingPolicy) {
 		}
 		g.Expect(plan.active).NotTo(BeEmpty(), "some key signs at %s", now)
 		lastSigned[plan.active] = now
-		// A scheduled successor was published a TTL before it signed.
-		if r := adds[plan.active]; r == rotationPeriod || r == rotationAlgorithm {
+		// A scheduled successor was published a TTL before it signed; one requested,
+		// long enough before it signed for the Secret to reach every replica.
+		switch adds[plan.active] {
+		case rotationPeriod, rotationAlgorithm:
 			g.Expect(firstSeen[plan.active].Add(p.accessTokenTTL).After(now)).To(BeFalse(),
 				"%s signs at %s but was published only at %s", plan.active, now, firstSeen[plan.active])
+		case rotationRequest:
+			g.Expect(firstSeen[plan.active].Add(requestedRotationSlack).After(now)).To(BeFalse(),
+				"%s, requested, signs at %s but was published only at %s", plan.active, now, firstSeen[plan.active])
+			requestedSigned++
 		}
 		// Retired keys leave: at most those of the last TTL, one waiting, the active one.
 		g.Expect(len(plan.keys)).To(BeNumerically("<=", 4+int(p.accessTokenTTL/p.rotation)), "retired keys leave: %v", plan.keys)
@@ -259,6 +304,7 @@ func walkSchedule(t *testing.T, p signingPolicy) {
 	}
 	g.Expect(steps).To(BeNumerically(">", 100))
 	g.Expect(adds).To(ContainElements(rotationPeriod, rotationRequest, rotationAlgorithm))
+	g.Expect(requestedSigned).To(BeNumerically(">", 0), "some requested key came to sign")
 }
 
 func TestNewSigningKeyIsWhatTheServerReads(t *testing.T) {

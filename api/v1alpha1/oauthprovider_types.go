@@ -321,9 +321,10 @@ const (
 	SigningRS256 SigningKeyAlgorithm = "RS256"
 )
 
-// RotateSigningKeyAnnotation on an OAuthProvider asks for a signing key rotation at
-// once: each new value adds a key that signs immediately (the old one stays published
-// until its tokens expire). kubectl annotate oauthprovider X
+// RotateSigningKeyAnnotation on an OAuthProvider asks for a signing key rotation now:
+// each new value adds a key, published at once, that signs one minute later, once the
+// kubelet can have brought the Secret to every replica (the old one signs until then
+// and stays published until its tokens expire). kubectl annotate oauthprovider X
 // oauth.mcpauth.dev/rotate-signing-key="$(date +%s)" --overwrite
 const RotateSigningKeyAnnotation = "oauth.mcpauth.dev/rotate-signing-key"
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	"golang.org/x/oauth2"
 	appsv1 "k8s.io/api/apps/v1"
@@ -49,10 +50,11 @@ const clientRedirect = "http://127.0.0.1:38999/callback"
 // apiserver; the authorization server starts from exactly the config and Secrets the
 // operator rendered; a client registered through an MCPClient logs in through an
 // upstream OIDC provider and gets a JWT signed with the operator's key (the kid of
-// status.signingKeys.activeKeyID); a rotation on request makes a new key sign at
-// once, as status says, and tokens of both keys verify; a second MCPClient works without a restart; a deleted one
-// stops working; an MCPClient with resources exchanges a token issued for them for the
-// user's upstream token.
+// status.signingKeys.activeKeyID); a rotation on request publishes a new key at once
+// and makes it sign a minute later (when the Secret has reached every replica), as
+// status says, and tokens of both keys verify; a second MCPClient works without a
+// restart; a deleted one stops working; an MCPClient with resources exchanges a token
+// issued for them for the user's upstream token.
 func TestThePiecesFit(t *testing.T) {
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(15 * time.Second)
@@ -163,6 +165,7 @@ func TestThePiecesFit(t *testing.T) {
 	// A signing key rotation on request reaches the running pod's file in place, as
 	// the kubelet brings it, with no rollout: the Deployment keeps its generation.
 	generation := deploy.Generation
+	requested := time.Now()
 	patch := []byte(`{"metadata":{"annotations":{"oauth.mcpauth.dev/rotate-signing-key":"now"}}}`)
 	g.Expect(k8s.Patch(ctx, provider, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
 	g.Eventually(func() (int, error) {
@@ -178,14 +181,17 @@ func TestThePiecesFit(t *testing.T) {
 	}).Should(Equal(2))
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(deploy), deploy)).To(Succeed())
 	g.Expect(deploy.Generation).To(Equal(generation), "a rotation does not roll the pods")
-	// A rotation on request is for a suspected leak: the new key signs at once, as
-	// status says, while the old one stays published for the tokens it signed.
-	g.Eventually(func() string {
+	// A rotation on request is for a suspected leak: the new key is published at once
+	// and signs a minute later, once the Secret can have reached every replica; until
+	// then the old key signs, as status says.
+	g.Eventually(func() []string {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(provider), &p)
-		return p.Status.SigningKeys.ActiveKeyID
-	}).ShouldNot(Equal(activeKID))
-	rotatedKID := p.Status.SigningKeys.ActiveKeyID
-	g.Expect(p.Status.SigningKeys.PublishedKeyIDs).To(ConsistOf(activeKID, rotatedKID))
+		return p.Status.SigningKeys.PublishedKeyIDs
+	}).Should(HaveLen(2))
+	g.Expect(p.Status.SigningKeys.PublishedKeyIDs[0]).To(Equal(activeKID))
+	rotatedKID := p.Status.SigningKeys.PublishedKeyIDs[1]
+	g.Expect(rotatedKID).NotTo(Equal(activeKID))
+	g.Expect(p.Status.SigningKeys.ActiveKeyID).To(Equal(activeKID), "the new key does not sign yet")
 	g.Eventually(func() []string {
 		var kids []string
 		for kid := range jwks(g, issuer) {
@@ -193,13 +199,20 @@ func TestThePiecesFit(t *testing.T) {
 		}
 		return kids
 	}).Should(ConsistOf(activeKID, rotatedKID))
-	rotated, err := login(ctx, issuer, creds["client-id"], creds["client-secret"])
+	b, err := os.ReadFile(pod.Config.Secrets.SigningKeysFile)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(kidOf(g, rotated.AccessToken)).To(Equal(rotatedKID))
-	for _, at := range []string{tok.AccessToken, rotated.AccessToken} {
-		_, err := jwtcheck.Verify(jwks(g, issuer), at, time.Now())
-		g.Expect(err).NotTo(HaveOccurred(), "tokens of both keys verify after the rotation")
-	}
+	keys, err = config.ParseSigningKeys(b)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(keys[1].KeyID).To(Equal(rotatedKID))
+	g.Expect(keys[1].ActivateAt).To(And(
+		BeTemporally(">=", requested.Add(time.Minute).Truncate(time.Second)),
+		BeTemporally("<=", time.Now().Add(time.Minute+time.Second))),
+		"the new key signs a minute after the request")
+	g.Expect(keys[0].PublishUntil).To(BeTemporally("==", keys[1].ActivateAt.Add(16*time.Minute)),
+		"the old key stays published until its last token has expired (15m), plus a minute")
+	beforeActivation, err := login(ctx, issuer, creds["client-id"], creds["client-secret"])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(kidOf(g, beforeActivation.AccessToken)).To(Equal(activeKID), "the old key signs until the new one activates")
 
 	// A second client works within seconds, without restarting the server.
 	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
@@ -241,6 +254,22 @@ func TestThePiecesFit(t *testing.T) {
 	code, body := exchangeToken(issuer, creds["client-id"], creds["client-secret"], bound.AccessToken)
 	g.Expect(code).To(Equal(http.StatusBadRequest))
 	g.Expect(body["error"]).To(Equal("unauthorized_client"))
+
+	// The minute after the rotation request is up (the steps above overlap it): the
+	// new key signs, as status says, and tokens of both keys verify.
+	g.Eventually(func() string {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(provider), &p)
+		return p.Status.SigningKeys.ActiveKeyID
+	}).WithTimeout(90 * time.Second).WithPolling(time.Second).Should(Equal(rotatedKID))
+	g.Expect(time.Now()).To(BeTemporally(">=", keys[1].ActivateAt), "status names the new key once it signs, not before")
+	g.Expect(p.Status.SigningKeys.PublishedKeyIDs).To(Equal([]string{activeKID, rotatedKID}))
+	rotated, err := login(ctx, issuer, creds["client-id"], creds["client-secret"])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(kidOf(g, rotated.AccessToken)).To(Equal(rotatedKID))
+	for _, at := range []string{tok.AccessToken, beforeActivation.AccessToken, rotated.AccessToken} {
+		_, err := jwtcheck.Verify(jwks(g, issuer), at, time.Now())
+		g.Expect(err).NotTo(HaveOccurred(), "tokens of both keys verify after the rotation")
+	}
 }
 
 // exchangeToken asks for the upstream token of subject (RFC 8693) as the client id.
@@ -274,6 +303,9 @@ func startOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
+	// The operator's logs are not this test's subject; set, so that controller-runtime
+	// does not complain of a logger never set once the test runs past 30 s.
+	ctrl.SetLogger(logr.Discard())
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = oauthv1alpha1.AddToScheme(scheme)
