@@ -274,14 +274,14 @@ func newHTTPProxy(t *testing.T) *proxy {
 	return p
 }
 
-// dialWithRetry dials like net.Dialer, retrying a refused or unreachable connection for
-// up to 10 s. While a rollout replaces the pods, kube-proxy rewrites its rules a moment
-// after the endpoints change, so a connection can briefly meet a pod that is gone; a
-// failed dial sent nothing, so retrying it is what any client would do, and a Service
-// that stays unreachable still fails the test.
+// dialWithRetry dials addr, each attempt bounded by 2 s, retrying for up to 20 s. While a
+// rollout replaces the pods, kube-proxy rewrites its rules a moment after the endpoints
+// change (seconds on a loaded machine), so a connection can meet a pod that is gone:
+// refused, or a SYN into the void. A failed dial sent nothing, so retrying it is what
+// any client would do, and a Service that stays unreachable still fails the test.
 func dialWithRetry(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	deadline := time.Now().Add(10 * time.Second)
+	d := net.Dialer{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := d.DialContext(ctx, network, addr)
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
