@@ -768,9 +768,38 @@ func (e *env) rotate(ctx context.Context, t *testing.T) {
 	}
 	e.awaitServerPods(ctx, t, 2, old)
 	e.awaitProviderReady(ctx, t)
+	e.awaitServiceAnswers(ctx, t)
 	sum := e.runClient(ctx, t, "client-after-rotation", "dcr", "")
 	if sum.Identity["sub"] != userSub {
 		t.Errorf("after the rotation: identity %v", sum.Identity)
+	}
+}
+
+// awaitServiceAnswers waits until ten requests in a row through the Service reach a
+// ready server: the pods being Ready does not mean kube-proxy has caught up with their
+// new addresses yet, and on a loaded machine it can lag by seconds.
+func (e *env) awaitServiceAnswers(ctx context.Context, t *testing.T) {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	inARow := 0
+	err := poll(ctx, time.Minute, func() error {
+		resp, err := hc.Get(e.issuerURL() + "/readyz")
+		if err != nil {
+			inARow = 0
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			inARow = 0
+			return fmt.Errorf("readyz answered %d", resp.StatusCode)
+		}
+		if inARow++; inARow < 10 {
+			return fmt.Errorf("%d answers in a row", inARow)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the Service did not answer steadily after the rollout: %v", err)
 	}
 }
 
