@@ -99,15 +99,7 @@ type deviceAuthorizationResponse struct {
 // token endpoint (public clients with their client_id), asks for a scope and
 // resources, and gets its codes.
 func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
-	if preflight(w, r) || !s.allowMethods(w, r, http.MethodPost) {
-		return
-	}
-	resp, err := s.deviceAuthorization(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	servePostJSON(s, w, r, s.deviceAuthorization)
 }
 
 func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*deviceAuthorizationResponse, error) {

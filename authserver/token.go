@@ -29,10 +29,17 @@ type tokenResponse struct {
 // handleToken is the token endpoint (RFC 6749 §3.2): form body only, client
 // authenticated per its registered method, then one grant.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	servePostJSON(s, w, r, s.token)
+}
+
+// servePostJSON is the frame of the endpoints that take a form POST and answer
+// JSON (token, device authorization), kept in one place so that they cannot
+// drift apart in CORS, method or error handling.
+func servePostJSON[T any](s *Server, w http.ResponseWriter, r *http.Request, handle func(http.ResponseWriter, *http.Request) (T, error)) {
 	if preflight(w, r) || !s.allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	resp, err := s.token(w, r)
+	resp, err := handle(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
