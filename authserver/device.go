@@ -3,8 +3,6 @@ package authserver
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -482,23 +480,11 @@ const deviceFormCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ance
 // deviceCSRF signs a verification form's step and user code together with the
 // browser's flow cookie and an expiry, as csrfToken does for the consent form.
 func (s *Server) deviceCSRF(binding, step, userCode string, exp time.Time) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(exp.Unix()))
-	mac := s.keys.sign("device-csrf", deviceCSRFPayload(exp.Unix(), binding, step, userCode))
-	return base64.RawURLEncoding.EncodeToString(append(b[:], mac...))
+	return s.signExpiring("device-csrf", exp, func(exp int64) string { return deviceCSRFPayload(exp, binding, step, userCode) })
 }
 
 func (s *Server) verifyDeviceCSRF(token, binding, step, userCode string) bool {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) != 8+32 {
-		return false
-	}
-	exp := int64(binary.BigEndian.Uint64(raw[:8]))
-	if s.now().Unix() >= exp {
-		return false
-	}
-	want := s.keys.sign("device-csrf", deviceCSRFPayload(exp, binding, step, userCode))
-	return equalHash(string(raw[8:]), string(want))
+	return s.verifyExpiring(token, "device-csrf", func(exp int64) string { return deviceCSRFPayload(exp, binding, step, userCode) })
 }
 
 func deviceCSRFPayload(exp int64, binding, step, userCode string) string {
