@@ -441,19 +441,7 @@ func (s *Server) redeemDeviceApproval(r *http.Request, c *client, grantID, h str
 	if err != nil {
 		return nil, err
 	}
-	g := store.Grant{
-		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
-		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
-	}
-	access, refresh, pair, err := s.newTokens(c, g, ac.Scope, resources, now)
-	if err != nil {
-		return nil, err
-	}
-	pair.ClientUse = s.clientUse(c, now)
-	if err := s.store.RedeemCode(ctx, grantID, h, g, pair); err != nil {
-		return nil, s.codeError(ctx, grantID, err)
-	}
-	return s.tokenResponse(access, refresh, pair.Access, now), nil
+	return s.redeemCode(ctx, c, grantID, h, ac, resources, now)
 }
 
 // renderDeviceEntry shows the form to type a user code, with message when the last

@@ -198,7 +198,14 @@ func (s *Server) exchangeCode(r *http.Request, c *client, reads *tokenReads) (*t
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	return s.redeemCode(ctx, c, grantID, codeHash, ac, resources, s.now())
+}
+
+// redeemCode opens the grant of a checked authorization code, or of an approved
+// device code, and issues its first tokens. The two grants share it so that they
+// cannot drift apart in what a grant holds or in how a failed redemption (a
+// replayed code, say) is answered.
+func (s *Server) redeemCode(ctx context.Context, c *client, grantID, codeHash string, ac store.AuthorizationCode, resources []string, now time.Time) (*tokenResponse, error) {
 	g := store.Grant{
 		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
 		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
