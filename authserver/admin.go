@@ -164,23 +164,34 @@ func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) (any,
 	return res, nil
 }
 
-// readRevokeRequest decodes a RevokeRequest and checks it selects exactly one thing.
-func readRevokeRequest(w http.ResponseWriter, r *http.Request) (adminapi.RevokeRequest, error) {
-	var req adminapi.RevokeRequest
+// readAdminJSON decodes the body of an admin API request into v. Every admin
+// endpoint reads its body the same strict way (JSON only, bounded, no unknown
+// fields, one value), so that a typo in a field name is refused rather than
+// silently acting on less than the operator meant.
+func readAdminJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
-		return req, errInvalidRequest("content type must be application/json")
+		return errInvalidRequest("content type must be application/json")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return req, errBodyTooLarge
+			return errBodyTooLarge
 		}
-		return req, errInvalidRequest("malformed JSON body: " + err.Error())
+		return errInvalidRequest("malformed JSON body: " + err.Error())
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, errInvalidRequest("malformed JSON body: more than one value")
+		return errInvalidRequest("malformed JSON body: more than one value")
+	}
+	return nil
+}
+
+// readRevokeRequest decodes a RevokeRequest and checks it selects exactly one thing.
+func readRevokeRequest(w http.ResponseWriter, r *http.Request) (adminapi.RevokeRequest, error) {
+	var req adminapi.RevokeRequest
+	if err := readAdminJSON(w, r, &req); err != nil {
+		return req, err
 	}
 	n := 0
 	for _, set := range []bool{req.UserID != "", req.ClientID != "", req.All} {

@@ -1,11 +1,8 @@
 package authserver
 
 import (
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"strings"
 
 	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/clientpolicy"
@@ -136,20 +133,8 @@ func (s *Server) approvalSubject(r *http.Request, id string) (store.ClientApprov
 // readApprovalRequest decodes an ApprovalRequest strictly.
 func readApprovalRequest(w http.ResponseWriter, r *http.Request) (adminapi.ApprovalRequest, error) {
 	var req adminapi.ApprovalRequest
-	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
-		return req, errInvalidRequest("content type must be application/json")
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return req, errBodyTooLarge
-		}
-		return req, errInvalidRequest("malformed JSON body: " + err.Error())
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, errInvalidRequest("malformed JSON body: more than one value")
+	if err := readAdminJSON(w, r, &req); err != nil {
+		return req, err
 	}
 	switch {
 	case req.ClientID == "" || len(req.ClientID) > 2000:

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -228,16 +226,9 @@ func (s *Server) reapproveUpdate(ctx context.Context, prev, next store.Client) e
 
 // readUpdate decodes an update request, refusing the fields a client must not send.
 func readUpdate(w http.ResponseWriter, r *http.Request) (*updateRequest, error) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, metadataError("content type must be application/json")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
+	body, err := readMetadataBody(w, r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, errBodyTooLarge
-		}
-		return nil, errInvalidRequest("cannot read the request body")
+		return nil, err
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {

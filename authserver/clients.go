@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
 
@@ -454,24 +455,10 @@ func loopbackMatch(registered, requested string) bool {
 	if ru.User != nil || qu.User != nil || ru.Fragment != "" || qu.Fragment != "" || strings.Contains(requested, "#") {
 		return false
 	}
-	if p := qu.Port(); p != "" && !isPort(p) {
+	if p := qu.Port(); p != "" && !config.IsPort(p) {
 		return false
 	}
 	return ru.EscapedPath() == qu.EscapedPath() && ru.RawQuery == qu.RawQuery && ru.ForceQuery == qu.ForceQuery
-}
-
-func isPort(p string) bool {
-	if len(p) == 0 || len(p) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-		n = n*10 + int(p[i]-'0')
-	}
-	return n > 0 && n < 65536
 }
 
 // isLoopbackHost: a loopback IP literal (RFC 8252 §7.3), or "localhost", which RFC 8252

@@ -148,13 +148,28 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 // consent page and its token for their own client, but cannot make it valid in the
 // victim's browser, whose flow cookie they do not know.
 func (s *Server) csrfToken(binding string, req authzRequest, exp time.Time) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(exp.Unix()))
-	mac := s.keys.sign("consent-csrf", csrfPayload(exp.Unix(), binding, req))
-	return base64.RawURLEncoding.EncodeToString(append(b[:], mac...))
+	return s.signExpiring("consent-csrf", exp, func(exp int64) string { return csrfPayload(exp, binding, req) })
 }
 
 func (s *Server) verifyCSRF(token, binding string, req authzRequest) bool {
+	return s.verifyExpiring(token, "consent-csrf", func(exp int64) string { return csrfPayload(exp, binding, req) })
+}
+
+// signExpiring makes the CSRF tokens of the consent and device verification forms:
+// the expiry (8 bytes, big-endian Unix seconds) in the clear, so that the verifier
+// can rebuild the payload without keeping state, then the MAC under label of
+// payload(expiry), which binds the expiry as well. The label keeps a token of one
+// form from passing for the other's.
+func (s *Server) signExpiring(label string, exp time.Time, payload func(exp int64) string) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(exp.Unix()))
+	mac := s.keys.sign(label, payload(exp.Unix()))
+	return base64.RawURLEncoding.EncodeToString(append(b[:], mac...))
+}
+
+// verifyExpiring checks a token of signExpiring: unexpired, and its MAC that of
+// payload(expiry) under label.
+func (s *Server) verifyExpiring(token, label string, payload func(exp int64) string) bool {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(raw) != 8+32 {
 		return false
@@ -163,7 +178,7 @@ func (s *Server) verifyCSRF(token, binding string, req authzRequest) bool {
 	if s.now().Unix() >= exp {
 		return false
 	}
-	want := s.keys.sign("consent-csrf", csrfPayload(exp, binding, req))
+	want := s.keys.sign(label, payload(exp))
 	return equalHash(string(raw[8:]), string(want))
 }
 

@@ -3,8 +3,6 @@ package authserver
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -99,15 +97,7 @@ type deviceAuthorizationResponse struct {
 // token endpoint (public clients with their client_id), asks for a scope and
 // resources, and gets its codes.
 func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
-	if preflight(w, r) || !s.allowMethods(w, r, http.MethodPost) {
-		return
-	}
-	resp, err := s.deviceAuthorization(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	servePostJSON(s, w, r, s.deviceAuthorization)
 }
 
 func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*deviceAuthorizationResponse, error) {
@@ -451,19 +441,7 @@ func (s *Server) redeemDeviceApproval(r *http.Request, c *client, grantID, h str
 	if err != nil {
 		return nil, err
 	}
-	g := store.Grant{
-		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
-		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
-	}
-	access, refresh, pair, err := s.newTokens(c, g, ac.Scope, resources, now)
-	if err != nil {
-		return nil, err
-	}
-	pair.ClientUse = s.clientUse(c, now)
-	if err := s.store.RedeemCode(ctx, grantID, h, g, pair); err != nil {
-		return nil, s.codeError(ctx, grantID, err)
-	}
-	return s.tokenResponse(access, refresh, pair.Access, now), nil
+	return s.redeemCode(ctx, c, grantID, h, ac, resources, now)
 }
 
 // renderDeviceEntry shows the form to type a user code, with message when the last
@@ -490,23 +468,11 @@ const deviceFormCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ance
 // deviceCSRF signs a verification form's step and user code together with the
 // browser's flow cookie and an expiry, as csrfToken does for the consent form.
 func (s *Server) deviceCSRF(binding, step, userCode string, exp time.Time) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(exp.Unix()))
-	mac := s.keys.sign("device-csrf", deviceCSRFPayload(exp.Unix(), binding, step, userCode))
-	return base64.RawURLEncoding.EncodeToString(append(b[:], mac...))
+	return s.signExpiring("device-csrf", exp, func(exp int64) string { return deviceCSRFPayload(exp, binding, step, userCode) })
 }
 
 func (s *Server) verifyDeviceCSRF(token, binding, step, userCode string) bool {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) != 8+32 {
-		return false
-	}
-	exp := int64(binary.BigEndian.Uint64(raw[:8]))
-	if s.now().Unix() >= exp {
-		return false
-	}
-	want := s.keys.sign("device-csrf", deviceCSRFPayload(exp, binding, step, userCode))
-	return equalHash(string(raw[8:]), string(want))
+	return s.verifyExpiring(token, "device-csrf", func(exp int64) string { return deviceCSRFPayload(exp, binding, step, userCode) })
 }
 
 func deviceCSRFPayload(exp int64, binding, step, userCode string) string {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/store/memory"
 )
 
@@ -90,7 +91,7 @@ func FuzzMatchRedirectURI(f *testing.F) {
 		if req.EscapedPath() != reg.EscapedPath() || req.RawQuery != reg.RawQuery {
 			t.Fatalf("%q matched %q with another path or query", requested, registered)
 		}
-		if p := req.Port(); p != "" && !isPort(p) {
+		if p := req.Port(); p != "" && !config.IsPort(p) {
 			t.Fatalf("%q matched %q with port %q", requested, registered, p)
 		}
 		if err := validateRedirectURI(requested, AppTypeNative); err != nil {

@@ -87,7 +87,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-func readRegistration(w http.ResponseWriter, r *http.Request) (*registrationRequest, error) {
+// readMetadataBody reads the JSON body of a registration (RFC 7591) or of an
+// update (RFC 7592): both take the same client metadata, so they share one
+// content type check and one size bound.
+func readMetadataBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, metadataError("content type must be application/json")
 	}
@@ -98,6 +101,14 @@ func readRegistration(w http.ResponseWriter, r *http.Request) (*registrationRequ
 			return nil, errBodyTooLarge
 		}
 		return nil, errInvalidRequest("cannot read the request body")
+	}
+	return body, nil
+}
+
+func readRegistration(w http.ResponseWriter, r *http.Request) (*registrationRequest, error) {
+	body, err := readMetadataBody(w, r)
+	if err != nil {
+		return nil, err
 	}
 	var req registrationRequest
 	if err := json.Unmarshal(body, &req); err != nil {

@@ -29,10 +29,17 @@ type tokenResponse struct {
 // handleToken is the token endpoint (RFC 6749 §3.2): form body only, client
 // authenticated per its registered method, then one grant.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	servePostJSON(s, w, r, s.token)
+}
+
+// servePostJSON is the frame of the endpoints that take a form POST and answer
+// JSON (token, device authorization), kept in one place so that they cannot
+// drift apart in CORS, method or error handling.
+func servePostJSON[T any](s *Server, w http.ResponseWriter, r *http.Request, handle func(http.ResponseWriter, *http.Request) (T, error)) {
 	if preflight(w, r) || !s.allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	resp, err := s.token(w, r)
+	resp, err := handle(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -191,7 +198,14 @@ func (s *Server) exchangeCode(r *http.Request, c *client, reads *tokenReads) (*t
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	return s.redeemCode(ctx, c, grantID, codeHash, ac, resources, s.now())
+}
+
+// redeemCode opens the grant of a checked authorization code, or of an approved
+// device code, and issues its first tokens. The two grants share it so that they
+// cannot drift apart in what a grant holds or in how a failed redemption (a
+// replayed code, say) is answered.
+func (s *Server) redeemCode(ctx context.Context, c *client, grantID, codeHash string, ac store.AuthorizationCode, resources []string, now time.Time) (*tokenResponse, error) {
 	g := store.Grant{
 		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
 		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),

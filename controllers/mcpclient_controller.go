@@ -243,23 +243,35 @@ func (r *MCPClientReconciler) checkRegistration(ctx context.Context, s *clientSc
 		s.problem = &blocker{reason: oauthv1alpha1.ReasonInvalidSpec, message: err.Error()}
 		return nil
 	}
-	key := client.ObjectKey{Namespace: s.provider.Namespace, Name: registrySecretName(s.provider.Name)}
-	registry, err := getOptional(ctx, r.Client, key, &corev1.Secret{})
-	if err != nil || registry == nil || !ownedBy(registry, s.provider) {
+	f, err := r.readRegistry(ctx, s)
+	if err != nil || f == nil {
 		return err
 	}
-	entries, err := config.ParseClients(registry.Data[registryKey])
-	if err != nil {
-		// The provider is its only writer and validates what it writes.
-		ctrl.LoggerFrom(ctx).Error(err, "registry Secret does not parse", "secret", registry.Name)
-		return nil
-	}
-	for _, e := range entries {
+	for _, e := range f.Clients {
 		if e.ClientID == want.ClientID {
 			s.registered = equality.Semantic.DeepEqual(e, want)
 		}
 	}
 	return nil
+}
+
+// readRegistry returns the provider's registry as the provider last wrote it, or
+// nil when there is none to compare with yet: the Secret is missing, is not the
+// provider's, or does not parse. The provider is its only writer and validates
+// what it writes, so a registry that does not parse is logged, not an error to
+// requeue on.
+func (r *MCPClientReconciler) readRegistry(ctx context.Context, s *clientScope) (*config.ClientsFile, error) {
+	key := client.ObjectKey{Namespace: s.provider.Namespace, Name: registrySecretName(s.provider.Name)}
+	registry, err := getOptional(ctx, r.Client, key, &corev1.Secret{})
+	if err != nil || registry == nil || !ownedBy(registry, s.provider) {
+		return nil, err
+	}
+	f, err := config.ParseClientsFile(registry.Data[registryKey])
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "registry Secret does not parse", "secret", registry.Name)
+		return nil, nil
+	}
+	return &f, nil
 }
 
 // checkApproval is checkRegistration for an MCPClient with approveClientID: the
@@ -273,15 +285,9 @@ func (r *MCPClientReconciler) checkApproval(ctx context.Context, s *clientScope)
 		s.problem = &blocker{reason: oauthv1alpha1.ReasonInvalidSpec, message: err.Error()}
 		return nil
 	}
-	key := client.ObjectKey{Namespace: s.provider.Namespace, Name: registrySecretName(s.provider.Name)}
-	registry, err := getOptional(ctx, r.Client, key, &corev1.Secret{})
-	if err != nil || registry == nil || !ownedBy(registry, s.provider) {
+	f, err := r.readRegistry(ctx, s)
+	if err != nil || f == nil {
 		return err
-	}
-	f, err := config.ParseClientsFile(registry.Data[registryKey])
-	if err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "registry Secret does not parse", "secret", registry.Name)
-		return nil
 	}
 	for _, c := range f.Clients {
 		if c.ClientID == want.ClientID {

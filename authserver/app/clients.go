@@ -118,12 +118,24 @@ func (s *clientSources) reloadFile(cfg *config.Config) (bool, error) {
 	return true, nil
 }
 
-// watchFile polls the clients file: kubelet swaps mounted files through symlinks,
-// which inotify on the file itself would miss.
+// watchFile polls the clients file.
 func (s *clientSources) watchFile(ctx context.Context, every time.Duration, log *slog.Logger) {
 	if s.path == "" {
 		return
 	}
+	pollFile(ctx, every, func() (bool, error) { return s.reloadFile(nil) }, func(err error) {
+		log.Error("clients file rejected; keeping the previous clients", "error", err)
+	}, func() {
+		log.Info("clients file reloaded", "path", s.path)
+	})
+}
+
+// pollFile calls reload every tick until ctx ends. Mounted files are polled, not
+// watched: kubelet swaps a mounted Secret's or ConfigMap's files through
+// symlinks, which inotify on the file itself would miss. A missing file is passed
+// over in silence; any other error goes to rejected, and the caller keeps what it
+// had.
+func pollFile(ctx context.Context, every time.Duration, reload func() (bool, error), rejected func(error), reloaded func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -131,12 +143,12 @@ func (s *clientSources) watchFile(ctx context.Context, every time.Duration, log 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			changed, err := s.reloadFile(nil)
+			changed, err := reload()
 			switch {
 			case err != nil && !os.IsNotExist(err):
-				log.Error("clients file rejected; keeping the previous clients", "error", err)
+				rejected(err)
 			case changed:
-				log.Info("clients file reloaded", "path", s.path)
+				reloaded()
 			}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -76,27 +75,15 @@ func (s *signingKeys) reload() (bool, error) {
 	return true, nil
 }
 
-// watch polls the file, as clientSources.watchFile does the clients file: kubelet
-// swaps a mounted Secret's files through symlinks, which inotify on the file misses.
+// watch polls the file, as clientSources.watchFile does the clients file.
 func (s *signingKeys) watch(ctx context.Context, every time.Duration, log *slog.Logger) {
 	if s.path == "" {
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			changed, err := s.reload()
-			switch {
-			case err != nil && !os.IsNotExist(err):
-				log.Error("signing keys file rejected; keeping the previous keys", "error", err)
-			case changed:
-				kid, _, active := s.keys.Active(time.Now())
-				log.Info("signing keys reloaded", "path", s.path, "activeKeyID", kid, "active", active)
-			}
-		}
-	}
+	pollFile(ctx, every, s.reload, func(err error) {
+		log.Error("signing keys file rejected; keeping the previous keys", "error", err)
+	}, func() {
+		kid, _, active := s.keys.Active(time.Now())
+		log.Info("signing keys reloaded", "path", s.path, "activeKeyID", kid, "active", active)
+	})
 }

@@ -148,7 +148,7 @@ func ParseRedirectPattern(s string) (RedirectPattern, error) {
 			return bad("empty port")
 		}
 	}
-	if port != "" && port != "*" && !isPort(port) {
+	if port != "" && port != "*" && !IsPort(port) {
 		return bad("the port must be a number or *")
 	}
 	p.port = port
@@ -233,20 +233,6 @@ func validScheme(s string) bool {
 	return true
 }
 
-func isPort(p string) bool {
-	if len(p) == 0 || len(p) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-		n = n*10 + int(p[i]-'0')
-	}
-	return n > 0 && n < 65536
-}
-
 func isIPv4(h string) bool {
 	parts := strings.Split(h, ".")
 	if len(parts) != 4 {
@@ -262,4 +248,21 @@ func isIPv4(h string) bool {
 
 func isLoopback(host string) bool {
 	return host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.") && isIPv4(host)
+}
+
+// IsPort reports whether p is a TCP port as a URI may carry it: 1 to 5 decimal
+// digits naming 1 to 65535. It is exported so that the server's redirect URI
+// matching accepts exactly the ports a client policy pattern does.
+func IsPort(p string) bool {
+	if len(p) == 0 || len(p) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n > 0 && n < 65536
 }

@@ -324,16 +324,7 @@ func (cl *Client) validate(v *validator, prefix string) {
 	if len(cl.Resources) > 0 && !hasSecret {
 		v.addf(prefix+".resources", "only a confidential client (secretHash or secretFile) may exchange tokens for its resources")
 	}
-	seenRes := map[string]bool{}
-	for i, r := range cl.Resources {
-		f := fmt.Sprintf("%s.resources[%d]", prefix, i)
-		if msg := CheckResource(r); msg != "" {
-			v.addf(f, "%q: %s", r, msg)
-		} else if seenRes[r] {
-			v.addf(f, "duplicate %q", r)
-		}
-		seenRes[r] = true
-	}
+	checkURIList(v, prefix+".resources", cl.Resources, CheckResource)
 	if cl.SecretHash != "" && !validSecretHash(cl.SecretHash) {
 		v.addf(prefix+".secretHash", "%s", errSecretHashFormat)
 	}
@@ -341,16 +332,7 @@ func (cl *Client) validate(v *validator, prefix string) {
 	if len(cl.RedirectURIs) == 0 && (len(cl.GrantTypes) == 0 || slices.Contains(cl.GrantTypes, GrantAuthorizationCode)) {
 		v.addf(prefix+".redirectURIs", "at least one is required with authorization_code")
 	}
-	seen := map[string]bool{}
-	for i, r := range cl.RedirectURIs {
-		f := fmt.Sprintf("%s.redirectURIs[%d]", prefix, i)
-		if msg := CheckRedirectURI(r); msg != "" {
-			v.addf(f, "%q: %s", r, msg)
-		} else if seen[r] {
-			v.addf(f, "duplicate %q", r)
-		}
-		seen[r] = true
-	}
+	checkURIList(v, prefix+".redirectURIs", cl.RedirectURIs, CheckRedirectURI)
 
 	grants := map[string]bool{}
 	for i, g := range cl.GrantTypes {
@@ -459,4 +441,20 @@ func CheckRedirectURI(raw string) string {
 		}
 	}
 	return ""
+}
+
+// checkURIList reports, under field[i], each URI of list that check refuses (its
+// message) and each repeat of an earlier one. A client's redirect URIs and its
+// resources are both URI lists whose repeats say the configuration is mistaken.
+func checkURIList(v *validator, field string, list []string, check func(string) string) {
+	seen := map[string]bool{}
+	for i, r := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if msg := check(r); msg != "" {
+			v.addf(f, "%q: %s", r, msg)
+		} else if seen[r] {
+			v.addf(f, "duplicate %q", r)
+		}
+		seen[r] = true
+	}
 }

@@ -170,6 +170,16 @@ type tools struct {
 // authorization server hands this server the upstream token through introspection
 // (for a JWT verified locally, Verifier.UpstreamToken introspects it on demand).
 func (t *tools) whoami(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+	_, body, err := t.callerUserinfo(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}}}, nil, nil
+}
+
+// callerUserinfo is the verified token of the call and the user-info answer for
+// it, what both whoami tools show; a call without a verified token gets nothing.
+func (t *tools) callerUserinfo(ctx context.Context, req *mcp.CallToolRequest) (*resource.Info, []byte, error) {
 	info, ok := resource.FromTokenInfo(req.Extra.TokenInfo)
 	if !ok || t.verifier == nil {
 		return nil, nil, errors.New("this request carries no verified token")
@@ -178,18 +188,14 @@ func (t *tools) whoami(ctx context.Context, req *mcp.CallToolRequest, _ struct{}
 	if err != nil {
 		return nil, nil, err
 	}
-	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(body)}}}, nil, nil
+	return info, body, nil
 }
 
 // adminWhoami is whoami plus the token's scopes. The resource middleware lets a call
 // of it through only with tools:admin (Config.ToolScopes); the tool trusts that, as
 // tools behind it should.
 func (t *tools) adminWhoami(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-	info, ok := resource.FromTokenInfo(req.Extra.TokenInfo)
-	if !ok || t.verifier == nil {
-		return nil, nil, errors.New("this request carries no verified token")
-	}
-	body, err := t.userinfo(ctx, info)
+	info, body, err := t.callerUserinfo(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
