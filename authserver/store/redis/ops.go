@@ -102,7 +102,7 @@ func (s *Store) writeClient(ctx context.Context, op string, sc *goredis.Script, 
 
 // GetClient reads a registration.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	return decodeReply("get client", s.rdb.Get(ctx, s.k.client(id)), nil, clientExpiry)
+	return decodeReply("get client", s.str(ctx, "get", s.k.client(id)), nil, clientExpiry)
 }
 
 // DeleteClient removes a registration; idempotent.
@@ -133,9 +133,9 @@ func (s *Store) SavePending(ctx context.Context, stateHash string, p store.Pendi
 func (s *Store) setOrDelete(ctx context.Context, op, key, value string, px int64) error {
 	var err error
 	if px > 0 {
-		err = s.rdb.Set(ctx, key, value, time.Duration(px)*time.Millisecond).Err()
+		err = s.status(ctx, "set", key, value, "px", px)
 	} else {
-		err = s.rdb.Del(ctx, key).Err()
+		err = s.status(ctx, "del", key)
 	}
 	if err != nil {
 		return unavailable(op, err)
@@ -145,7 +145,7 @@ func (s *Store) setOrDelete(ctx context.Context, op, key, value string, px int64
 
 // TakePending reads and deletes the record in one GETDEL.
 func (s *Store) TakePending(ctx context.Context, stateHash string) (store.PendingAuthorization, error) {
-	return decodeReply("take pending", s.rdb.GetDel(ctx, s.k.pending(stateHash)), nil, pendingExpiry)
+	return decodeReply("take pending", s.str(ctx, "getdel", s.k.pending(stateHash)), nil, pendingExpiry)
 }
 
 // SaveCode stores a new code under its grant.
@@ -164,7 +164,7 @@ func (s *Store) SaveCode(ctx context.Context, grantID, codeHash string, c store.
 
 // PeekCode reads a code without consuming it.
 func (s *Store) PeekCode(ctx context.Context, grantID, codeHash string) (store.AuthorizationCode, error) {
-	return decodeReply("peek code", s.rdb.Get(ctx, s.k.grant(grantID).code(codeHash)), store.ErrCodeReused, codeExpiry)
+	return decodeReply("peek code", s.str(ctx, "get", s.k.grant(grantID).code(codeHash)), store.ErrCodeReused, codeExpiry)
 }
 
 // RedeemCode consumes the code and stores the grant and its first tokens: one script.
@@ -192,12 +192,12 @@ func (s *Store) RedeemCode(ctx context.Context, grantID, codeHash string, gr sto
 
 // GetAccessToken reads an access token: one GET.
 func (s *Store) GetAccessToken(ctx context.Context, grantID, tokenHash string) (store.Token, error) {
-	return decodeReply("get access token", s.rdb.Get(ctx, s.k.grant(grantID).access(tokenHash)), nil, tokenExpiry)
+	return decodeReply("get access token", s.str(ctx, "get", s.k.grant(grantID).access(tokenHash)), nil, tokenExpiry)
 }
 
 // GetRefreshToken reads a current refresh token; ErrRefreshReused for a rotated one.
 func (s *Store) GetRefreshToken(ctx context.Context, grantID, tokenHash string) (store.Token, error) {
-	return decodeReply("get refresh token", s.rdb.Get(ctx, s.k.grant(grantID).refresh(tokenHash)), store.ErrRefreshReused, tokenExpiry)
+	return decodeReply("get refresh token", s.str(ctx, "get", s.k.grant(grantID).refresh(tokenHash)), store.ErrRefreshReused, tokenExpiry)
 }
 
 // RotateRefreshToken retires oldHash and stores next: one script.
@@ -225,7 +225,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string,
 
 // GetGrant reads a grant.
 func (s *Store) GetGrant(ctx context.Context, grantID string) (store.Grant, error) {
-	return decodeReply("get grant", s.rdb.Get(ctx, s.k.grant(grantID).grant()), nil, grantExpiry)
+	return decodeReply("get grant", s.str(ctx, "get", s.k.grant(grantID).grant()), nil, grantExpiry)
 }
 
 // RevokeGrant deletes the grant and everything live under it: one script.
@@ -257,12 +257,12 @@ func (s *Store) PutUpstreamToken(ctx context.Context, userID string, t store.Ups
 
 // GetUpstreamToken reads the user's upstream token; its key's TTL is its only expiry.
 func (s *Store) GetUpstreamToken(ctx context.Context, userID string) (store.UpstreamToken, error) {
-	return decodeReply[store.UpstreamToken]("get upstream token", s.rdb.Get(ctx, s.k.upstream(userID)), nil, nil)
+	return decodeReply[store.UpstreamToken]("get upstream token", s.str(ctx, "get", s.k.upstream(userID)), nil, nil)
 }
 
 // DeleteUpstreamToken removes the user's upstream token; idempotent.
 func (s *Store) DeleteUpstreamToken(ctx context.Context, userID string) error {
-	if err := s.rdb.Del(ctx, s.k.upstream(userID)).Err(); err != nil {
+	if err := s.status(ctx, "del", s.k.upstream(userID)); err != nil {
 		return unavailable("delete upstream token", err)
 	}
 	return nil

@@ -29,7 +29,9 @@
 // rotation and revocation are one EVALSHA each (go-redis falls back to EVAL when the
 // server lacks the script); ReadTokenRequest (a token request's client and code or
 // refresh token) and SaveLogin (the callback's upstream token and code) are one
-// pipeline each. Needs Redis 6.2 or later (GETDEL).
+// pipeline each. Under load, the single commands and scripts of concurrent requests
+// share round trips through go-redis's autopipelining (autopipeline.go). Needs Redis
+// 6.2 or later (GETDEL).
 package redis
 
 import (
@@ -87,6 +89,7 @@ var ErrEvictionPolicy = errors.New("redis maxmemory-policy is not noeviction")
 // Store is the Redis backend. It is safe for concurrent use.
 type Store struct {
 	rdb        goredis.UniversalClient
+	ap         *goredis.AutoPipeliner // nil: each command on its own (autopipeline.go)
 	ownsClient bool
 	skipPolicy bool
 	k          keys
@@ -123,6 +126,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		PipelineWriteBufferSize: pipelineBufferSize,
 	})
 	s, err := newStore(rdb, opts)
+	if c, ok := rdb.(asyncAutoPipeliner); ok && err == nil {
+		// The autopipeliner is the client's, and closes with it: only a client the
+		// Store owns gets one.
+		s.ap, err = c.AsyncAutoPipeline()
+	}
 	if err != nil {
 		_ = rdb.Close()
 		return nil, err

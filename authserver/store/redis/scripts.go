@@ -197,7 +197,7 @@ func (s *Store) loadScripts(ctx context.Context) {
 
 // run runs a script and returns its status word.
 func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (string, error) {
-	status, err := sc.Run(ctx, s.rdb, keys, args...).Text()
+	status, err := sc.Run(ctx, scripter{s.rdb, s}, keys, args...).Text()
 	if err != nil {
 		return "", unavailable(op, err)
 	}
