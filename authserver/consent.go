@@ -69,15 +69,21 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, v *valida
 // 'self' it must allow the upstream authorization endpoint (Approve) and the client's
 // redirect URI (Deny, and the end of the chain when the upstream login is silent).
 func (s *Server) consentCSP(redirectURI string) string {
-	sources := []string{"'self'"}
-	if src, ok := cspSource(s.upstream.AuthCodeURL("csp", upstream.AuthParams{})); ok {
-		sources = append(sources, src)
-	}
+	csp := s.consentCSPBase
 	if src, ok := cspSource(redirectURI); ok {
-		sources = append(sources, src)
+		csp += " " + src
 	}
-	return "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action " +
-		strings.Join(sources, " ")
+	return csp
+}
+
+// consentCSPBaseFor is the consent CSP up to the client's redirect URI: all that does not
+// vary, made once in New.
+func (s *Server) consentCSPBaseFor() string {
+	csp := "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	if src, ok := cspSource(s.upstream.AuthCodeURL("csp", upstream.AuthParams{})); ok {
+		csp += " " + src
+	}
+	return csp
 }
 
 // cspSource returns the CSP source expression matching a URL: its origin for http(s),

@@ -51,6 +51,8 @@ type Server struct {
 	prefix   string // the issuer's path, prepended to every endpoint path
 	cookies  cookieNames
 	metadata []byte // the RFC 8414 document, rendered once
+	// consentCSPBase is the consent page's CSP but for the client's redirect URI.
+	consentCSPBase string
 
 	handler http.Handler
 }
@@ -87,6 +89,7 @@ func New(opts Options) (*Server, error) {
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
 	}
+	s.consentCSPBase = s.consentCSPBaseFor()
 	s.handler = s.routes()
 	return s, nil
 }

@@ -126,6 +126,71 @@ func TestClientMemo(t *testing.T) {
 	}
 }
 
+// TestClientMemoPrimedAsDecoded: what a write puts in the memo is exactly what
+// encoding/json makes of the record, whatever the client's times and slices look like;
+// a client that decoding would change is not put in.
+func TestClientMemoPrimedAsDecoded(t *testing.T) {
+	now := time.Now() // with a monotonic reading, in Local
+	base := store.Client{ID: "mcpc_primed", Name: "A <b> & c", RedirectURIs: []string{"http://127.0.0.1/cb"},
+		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none",
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	variant := func(name string, f func(c *store.Client)) store.Client {
+		c := base
+		c.ID += "-" + name
+		f(&c)
+		return c
+	}
+	cases := []store.Client{
+		base,
+		variant("utc", func(c *store.Client) { c.CreatedAt, c.ExpiresAt = now.UTC(), now.UTC().Add(time.Hour) }),
+		variant("fixed-zone", func(c *store.Client) { c.CreatedAt = now.In(time.FixedZone("X", 5*3600+1800)) }),
+		variant("zero-times", func(c *store.Client) { c.CreatedAt, c.ExpiresAt = time.Time{}, time.Time{} }),
+		variant("nil-slices", func(c *store.Client) { c.RedirectURIs, c.GrantTypes, c.ResponseTypes = nil, nil, nil }),
+		variant("empty-slices", func(c *store.Client) {
+			c.RedirectURIs, c.GrantTypes, c.ResponseTypes = []string{}, []string{}, []string{}
+		}),
+		variant("everything", func(c *store.Client) {
+			c.SecretHash, c.Scope, c.ApplicationType, c.ClientURI, c.LogoURI = "h", "mcp read", "web", "https://a.example", "https://a.example/l.png"
+			c.Trusted, c.RegistrationTokenHash = true, "r"
+			c.GrantTypes = []string{"authorization_code", "refresh_token"}
+		}),
+	}
+	for _, c := range cases {
+		rec, err := encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rememberClient(rec, c)
+		clients.mu.Lock()
+		primed, ok := clients.m[rec]
+		clients.mu.Unlock()
+		if !ok {
+			t.Errorf("%s: not in the memo", c.ID)
+			continue
+		}
+		var decoded store.Client
+		if err := json.Unmarshal([]byte(rec), &decoded); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(primed, decoded) {
+			t.Errorf("%s: primed %#v\nwant (decoded) %#v", c.ID, primed, decoded)
+		}
+	}
+
+	bad := variant("bad-utf8", func(c *store.Client) { c.Name = "\xff" })
+	rec, err := encode(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rememberClient(rec, bad)
+	clients.mu.Lock()
+	_, ok := clients.m[rec]
+	clients.mu.Unlock()
+	if ok {
+		t.Error("a client with a name that is not UTF-8 was put in the memo as it is")
+	}
+}
+
 // BenchmarkCodec compares the fast paths with encoding/json on typical records.
 func BenchmarkCodec(b *testing.B) {
 	tok := codecTokens()[0]

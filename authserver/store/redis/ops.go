@@ -96,8 +96,12 @@ func (s *Store) writeClient(ctx context.Context, op string, sc *goredis.Script, 
 	if err != nil {
 		return err
 	}
-	return s.runStatus(ctx, op, sc, []string{s.k.client(c.ID), s.k.clients()},
+	err = s.runStatus(ctx, op, sc, []string{s.k.client(c.ID), s.k.clients()},
 		rec[0], ttl(c.ExpiresAt), c.ID, ms(c.ExpiresAt), ms(time.Now()))
+	if err == nil {
+		rememberClient(rec[0], c)
+	}
+	return err
 }
 
 // GetClient reads a registration.
