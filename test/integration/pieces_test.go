@@ -92,7 +92,7 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(pod.Config.Issuer).To(Equal(issuer))
 	g.Expect(pod.Config.ClientsSecret).NotTo(BeNil())
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
-	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
+	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs.CoreV1().RESTClient()})
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = server.Listen("")
 	g.Expect(err).NotTo(HaveOccurred())

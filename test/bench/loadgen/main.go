@@ -324,8 +324,10 @@ func startTarget(dir, name, bin, upstreamURL, redisAddr, prefix string) (*target
 }
 
 // writeServerConfig writes the server's configuration file: the Redis store, the fast
-// upstream as a plain OAuth 2.0 provider, dynamic registration on (the default), and
-// one pre-registered confidential client, the MCP server that introspects.
+// upstream as a plain OAuth 2.0 provider, dynamic registration on (the default), opaque
+// access tokens (what introspection is for; the baselines are sized for their
+// records), and one pre-registered confidential client, the MCP server that
+// introspects.
 func writeServerConfig(dir, name, addr, upstreamURL, redisAddr, prefix, introspectSecret string) (string, []string, error) {
 	sum := sha256.Sum256([]byte(introspectSecret))
 	cfg := fmt.Sprintf(`issuer: http://%[1]s
@@ -340,6 +342,8 @@ upstream:
   userInfoURL: %[2]s/userinfo
 clientIDMetadataDocuments:
   enabled: false
+tokens:
+  accessTokenFormat: opaque
 store:
   type: redis
   redis:
