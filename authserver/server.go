@@ -208,6 +208,7 @@ func routeOf(r *http.Request) string {
 // instrument records the request in metrics and the access log. The log line has the
 // route name, never the URL: query strings carry codes and states.
 func (s *Server) instrument(name string, h http.HandlerFunc) http.Handler {
+	obs := s.metrics.route(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, name))
@@ -222,9 +223,11 @@ func (s *Server) instrument(name string, h http.HandlerFunc) http.Handler {
 				defer panic(v) // recoverPanics answers; we only count
 			}
 			elapsed := time.Since(start)
-			s.metrics.observeRequest(name, status, elapsed)
-			s.log.DebugContext(r.Context(), "request", "route", name, "method", r.Method,
-				"status", status, "duration", elapsed)
+			obs.observe(status, elapsed)
+			if s.log.Enabled(r.Context(), slog.LevelDebug) { // spare the arguments' allocations
+				s.log.DebugContext(r.Context(), "request", "route", name, "method", r.Method,
+					"status", status, "duration", elapsed)
+			}
 		}()
 		h(rec, r)
 	})
