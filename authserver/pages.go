@@ -42,7 +42,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int,
 // renderStoreError shows the page for an internal failure: 503 for a store outage, 500
 // otherwise; the cause goes to the log.
 func (s *Server) renderStoreError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err)
+	s.log.ErrorContext(r.Context(), "request failed", "route", s.routeOf(r), "err", err)
 	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		s.renderError(w, r, http.StatusServiceUnavailable, "The service is temporarily unavailable. Please try again in a moment.")
 		return
