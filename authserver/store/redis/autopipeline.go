@@ -17,8 +17,10 @@ import (
 // lone command would be (the scripts recognise their own retry, see replayMarker).
 // Alone, a command leaves at once: no waiting to fill a batch.
 //
-// The store's own pipelines (ReadTokenRequest, SaveLogin) keep their plain pipeline:
-// their commands must share one round trip even when nothing else is in flight.
+// A pipeline would not do: its commands must share one round trip even when nothing
+// else is in flight, and the autopipeliner may send the first before the second
+// arrives. So what needed one (ReadTokenRequest, SaveLogin) is one command instead,
+// an MGET and a script, except on a Cluster, where their keys lie in two slots.
 
 // asyncAutoPipeliner is the clients that can autopipeline: go-redis's standalone (and
 // Sentinel-managed) and Cluster clients.

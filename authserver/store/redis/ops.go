@@ -273,8 +273,13 @@ func (s *Store) DeleteUpstreamToken(ctx context.Context, userID string) error {
 }
 
 // ReadTokenRequest reads a token request's client and code or refresh token in one
-// pipeline: one round trip (on a Cluster, one per node holding a key, in parallel).
+// round trip: one MGET, which concurrent requests' commands share (autopipeline.go);
+// on a Cluster, where the keys lie in two slots, a pipeline (one round trip per node
+// holding a key, in parallel).
 func (s *Store) ReadTokenRequest(ctx context.Context, k store.TokenRequestKeys) store.TokenRequestRecords {
+	if _, cluster := s.rdb.(*goredis.ClusterClient); !cluster {
+		return s.readTokenRequestMGET(ctx, k)
+	}
 	var out store.TokenRequestRecords
 	pipe := s.rdb.Pipeline()
 	client := pipe.Get(ctx, s.k.client(k.ClientID))
@@ -297,9 +302,57 @@ func (s *Store) ReadTokenRequest(ctx context.Context, k store.TokenRequestKeys) 
 	return out
 }
 
-// SaveLogin writes the user's upstream token and saves the code in one pipeline: one
-// round trip (on a Cluster, one per node holding a key, in parallel). Should Redis
-// have lost the script (a restart), the code is saved with a second round trip.
+func (s *Store) readTokenRequestMGET(ctx context.Context, k store.TokenRequestKeys) store.TokenRequestRecords {
+	var out store.TokenRequestRecords
+	g := s.k.grant(k.GrantID)
+	args := []any{"mget", s.k.client(k.ClientID)}
+	if k.CodeHash != "" {
+		args = append(args, g.code(k.CodeHash))
+	}
+	if k.RefreshHash != "" {
+		args = append(args, g.refresh(k.RefreshHash))
+	}
+	mget := goredis.NewSliceCmd(ctx, args...)
+	err := s.send(ctx, mget)
+	var vals []any
+	if !abandoned(ctx, err) {
+		vals, err = mget.Result()
+	}
+	if err == nil && len(vals) != len(args)-1 {
+		err = fmt.Errorf("MGET of %d keys answered %d values", len(args)-1, len(vals))
+	}
+	// next is the next value as the reply of its own GET, for decodeReply.
+	next := func() *goredis.StringCmd {
+		c := goredis.NewStringCmd(ctx)
+		switch {
+		case err != nil:
+			c.SetErr(err)
+		case vals[0] == nil:
+			c.SetErr(goredis.Nil)
+		default:
+			v, _ := vals[0].(string)
+			c.SetVal(v)
+		}
+		if err == nil {
+			vals = vals[1:]
+		}
+		return c
+	}
+	out.Client, out.ClientErr = decodeReply("get client", next(), nil, clientExpiry)
+	if k.CodeHash != "" {
+		out.Code, out.CodeErr = decodeReply("peek code", next(), store.ErrCodeReused, codeExpiry)
+	}
+	if k.RefreshHash != "" {
+		out.Refresh, out.RefreshErr = decodeReply("get refresh token", next(), store.ErrRefreshReused, tokenExpiry)
+	}
+	return out
+}
+
+// SaveLogin writes the user's upstream token and saves the code in one round trip: one
+// script (saveLoginScript); on a Cluster, where the two keys lie in two slots, a
+// pipeline of SET and saveCodeScript (one round trip per node holding a key, in
+// parallel). Should Redis have lost the script (a restart), a second round trip
+// sends it.
 func (s *Store) SaveLogin(ctx context.Context, l store.Login) error {
 	if err := checkGrantID(l.GrantID); err != nil {
 		return err
@@ -311,6 +364,11 @@ func (s *Store) SaveLogin(ctx context.Context, l store.Login) error {
 	g := s.k.grant(l.GrantID)
 	keys := []string{g.code(l.CodeHash), g.set(), g.revoked()}
 	args := []any{recs[1], ttl(l.Code.ExpiresAt)}
+	if _, cluster := s.rdb.(*goredis.ClusterClient); !cluster {
+		// One script, which concurrent requests' commands share (autopipeline.go).
+		return s.runStatus(ctx, "save login", saveLoginScript, append(keys, s.k.upstream(l.UserID)),
+			append(args, recs[0], l.UpstreamTTL.Milliseconds())...)
+	}
 	pipe := s.rdb.Pipeline()
 	var put goredis.Cmder
 	if px := l.UpstreamTTL.Milliseconds(); px > 0 {

@@ -28,10 +28,10 @@
 // Round trips. GetAccessToken, the introspection hot path, is one GET; redemption,
 // rotation and revocation are one EVALSHA each (go-redis falls back to EVAL when the
 // server lacks the script); ReadTokenRequest (a token request's client and code or
-// refresh token) and SaveLogin (the callback's upstream token and code) are one
-// pipeline each. Under load, the single commands and scripts of concurrent requests
-// share round trips through go-redis's autopipelining (autopipeline.go). Needs Redis
-// 6.2 or later (GETDEL).
+// refresh token) is one MGET and SaveLogin (the callback's upstream token and code) one
+// script, each a pipeline on a Cluster, where their keys lie in two slots. Under load,
+// the commands and scripts of concurrent requests share round trips through go-redis's
+// autopipelining (autopipeline.go). Needs Redis 6.2 or later (GETDEL).
 package redis
 
 import (
