@@ -129,7 +129,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if c, ok := rdb.(asyncAutoPipeliner); ok && err == nil {
 		// The autopipeliner is the client's, and closes with it: only a client the
 		// Store owns gets one.
-		s.ap, err = c.AsyncAutoPipeline()
+		s.ap, err = c.AsyncAutoPipelineWithOptions(autoPipelineOptions())
 	}
 	if err != nil {
 		_ = rdb.Close()
