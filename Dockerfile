@@ -23,10 +23,13 @@ COPY controllers/ controllers/
 COPY internal/ internal/
 ENV CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH}
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/manager ./cmd/manager && \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/authserver ./cmd/authserver
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/authserver ./cmd/authserver && \
+    go build -trimpath -ldflags "-s -w" -o /out/mcpauth ./cmd/mcpauth
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/manager /manager
 COPY --from=build /out/authserver /authserver
+# The admin CLI, so that `kubectl exec` into a server pod can revoke grants.
+COPY --from=build /out/mcpauth /mcpauth
 USER 65532:65532
 ENTRYPOINT ["/manager"]

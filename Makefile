@@ -10,8 +10,10 @@ CONTROLLER_GEN ?= $(CACHE)/tools/controller-gen-$(CONTROLLER_TOOLS_VERSION)/cont
 IMG ?= mcpauth:dev
 GO ?= go
 # Debian packages the tests need: a real Redis (and Sentinel), etcd for envtest, and
-# Chromium for the consent-page test.
+# Chromium for the consent-page test; and what the dev cluster runs on (containerd,
+# runc, the CNI plugins, iptables, conntrack, nftables; hack/cluster).
 DEB_PACKAGES ?= redis-server redis-sentinel etcd-server chromium
+CLUSTER_DEB_PACKAGES ?= containerd runc containernetworking-plugins iptables conntrack nftables
 TEST_FLAGS ?= -timeout 30m
 
 export MCPAUTH_CACHE := $(CACHE)
@@ -52,16 +54,16 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 .PHONY: test
-test: install-deps lint ## Install what the tests need, then run every test (envtest, real Redis, Chromium).
+test: install-deps lint cluster-assets ## Install what the tests need, then run every test (envtest, real Redis, Chromium, the cluster).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh | tail -n 1)" $(GO) test $(TEST_FLAGS) ./...
 
 # FUZZTIME is how long `make fuzz` runs each target; their seed corpora
 # (authserver/testdata/fuzz) run in every `make test`.
 FUZZTIME ?= 30s
-FUZZ_TARGETS ?= FuzzValidateRedirectURI FuzzMatchRedirectURI FuzzRegistration FuzzTokenRequest FuzzPKCE
+FUZZ_TARGETS ?= FuzzValidateRedirectURI FuzzMatchRedirectURI FuzzRegistration FuzzTokenRequest FuzzPKCE FuzzVerifyJWT
 
 .PHONY: fuzz
-fuzz: ## Fuzz the redirect URI validator, registration JSON, token form and PKCE, FUZZTIME (30s) each.
+fuzz: ## Fuzz the redirect URI validator, registration JSON, token form, PKCE and JWT verification, FUZZTIME (30s) each.
 	@for t in $(FUZZ_TARGETS); do echo "fuzz $$t for $(FUZZTIME)"; $(GO) test ./authserver -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME); done
 
 .PHONY: envtest
@@ -69,7 +71,7 @@ envtest: ## Provide kube-apiserver, etcd and kubectl for envtest; prints KUBEBUI
 	@hack/envtest-assets.sh
 
 .PHONY: bench
-bench: ## Benchmark the server against same-run baselines, and the operator at scale once envtest is built (docs/performance.md).
+bench: ## Benchmark the server against same-run baselines, the operator at scale once envtest is built, and JWT-protected MCP calls (docs/performance.md).
 	@hack/install-deps.sh redis-server gnuplot-nox
 	$(GO) build -trimpath -ldflags "-s -w" -o bin/authserver ./cmd/authserver
 	$(GO) build -o bin/loadgen ./test/bench/loadgen
@@ -79,19 +81,41 @@ bench: ## Benchmark the server against same-run baselines, and the operator at s
 	  KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh | tail -n 1)" bin/operatorbench -manager bin/manager -out bin/bench; \
 	else echo "bench: operator benchmark skipped: envtest's kube-apiserver is not built yet (make envtest builds it, about 5 minutes)"; fi
 	bin/loadgen -authserver bin/authserver -out bin/bench -plot docs/performance.png
+	$(GO) build -o bin/mcpbench ./test/bench/mcpbench
+	bin/mcpbench -out bin/bench
 
 .PHONY: install-deps
 install-deps: ## Install Debian packages and Go modules the tests need (idempotent).
 	@hack/install-deps.sh $(DEB_PACKAGES)
+	@if [[ $$(id -u) -eq 0 ]]; then hack/install-deps.sh $(CLUSTER_DEB_PACKAGES); else echo "install-deps: not root: the dev cluster's packages ($(CLUSTER_DEB_PACKAGES)) are not installed; the cluster test will say so"; fi
 	$(GO) mod download
 	@cd test/e2e/node && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then command -v npm >/dev/null || { echo "install-deps: npm not found: install Node.js 20.19 or later with npm (the end-to-end test runs Node packages)" >&2; exit 1; }; npm ci --no-audit --no-fund; fi
+
+##@ Cluster (a real single-node Kubernetes on this machine, no Docker; hack/cluster)
+
+.PHONY: cluster-assets
+cluster-assets: ## Build the Kubernetes components once (cached), where this machine can run the cluster.
+	@if why=$$(hack/cluster/check.sh); then hack/cluster/build.sh >/dev/null; else echo "cluster-assets: skipped: $$why"; fi
+
+.PHONY: cluster-up
+cluster-up: ## Start the cluster (etcd, Kubernetes, containerd); prints the kubectl line.
+	@hack/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and undo every change it made to the machine.
+	@hack/cluster/down.sh
+
+.PHONY: cluster-images
+cluster-images: ## Build the images without Docker (hack/images) and load them into the cluster.
+	@hack/cluster/images.sh
 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and authorization server binaries into bin/.
+build: ## Build the manager, authorization server and mcpauth CLI binaries into bin/.
 	$(GO) build -o bin/manager ./cmd/manager
 	$(GO) build -o bin/authserver ./cmd/authserver
+	$(GO) build -o bin/mcpauth ./cmd/mcpauth
 
 .PHONY: run
 run: manifests ## Run the operator against the cluster of the current kubeconfig.

@@ -439,7 +439,8 @@ func TestRegistrationIsRateLimitedPerClientAddress(t *testing.T) {
 		wantLimited(t, register(e, "10.1.1.1:1111", "203.0.113.3", "198.51.100.1, 10.3.3.3"), "10")
 	})
 	t.Run("a negative burst turns the limit off", func(t *testing.T) {
-		e := newEnv(t, func(o *Options) { o.RegistrationRateLimit = RateLimit{Burst: -1} })
+		// The per-source count of live registrations is a limit of its own: off too.
+		e := newEnv(t, func(o *Options) { o.RegistrationRateLimit, o.RegistrationMaxPerSource = RateLimit{Burst: -1}, -1 })
 		for i := range 2 * DefaultRegistrationRateLimit.Burst {
 			if rec := register(e, "192.0.2.1:1111"); rec.Code != http.StatusCreated {
 				t.Fatalf("registration %d: %d", i+1, rec.Code)

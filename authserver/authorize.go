@@ -103,6 +103,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, v.RedirectURI, v.State, newError(http.StatusBadRequest, "login_required", "this server cannot authorize without user interaction"))
 		return
 	}
+	if !s.approvalGate(w, r, v) {
+		return
+	}
 	if s.needsConsent(r, v) {
 		s.renderConsent(w, r, v)
 		return
@@ -138,7 +141,11 @@ func (s *Server) checkClientAndRedirect(w http.ResponseWriter, r *http.Request, 
 		return nil, false
 	}
 	c, err := s.resolveClient(r.Context(), req.ClientID)
+	var refused *clientRefusedError
 	switch {
+	case errors.As(err, &refused):
+		s.renderError(w, r, http.StatusForbidden, refused.Page)
+		return nil, false
 	case errors.Is(err, errUnknownClient):
 		s.renderError(w, r, http.StatusBadRequest, "The application is not registered with this server.")
 		return nil, false
@@ -249,6 +256,8 @@ func (s *Server) needsConsent(r *http.Request, v *validatedAuthz) bool {
 func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *validatedAuthz) {
 	state := randomString(secretBytes)
 	params := upstream.NewAuthParams() // PKCE verifier and OIDC nonce, kept server-side
+	var stepUpUser string
+	params.Scopes, stepUpUser = s.upstreamScopesFor(r, v.scopes)
 	binding := s.flowCookie(w, r)
 	p := store.PendingAuthorization{
 		ClientID:            v.client.ID,
@@ -260,6 +269,8 @@ func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request, v *valida
 		Resource:            v.resources,
 		UpstreamVerifier:    params.Verifier,
 		Nonce:               params.Nonce,
+		UpstreamScope:       joinScope(params.Scopes),
+		StepUpUser:          stepUpUser,
 		BrowserBinding:      s.keys.hash(labelBrowser, binding),
 		ExpiresAt:           s.now().Add(s.opts.PendingTTL),
 	}
@@ -283,7 +294,13 @@ func asAuthorizeError(err error) *oauthError {
 
 // redirectError sends an error to the client's (validated) redirect URI with state and,
 // per RFC 9207 §2, iss.
+//
+// A login without a redirect URI (a device's, RFC 8628) gets an error page instead.
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state string, oe *oauthError) {
+	if redirectURI == "" {
+		s.renderError(w, r, oe.Status, "The sign-in could not be completed: "+safeDescription(oe.Description)+".")
+		return
+	}
 	q := url.Values{"error": {oe.Code}}
 	if oe.Description != "" {
 		q.Set("error_description", safeDescription(oe.Description))
@@ -296,10 +313,20 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectU
 // in ... responses, including error responses"). RFC 6749 §3.1.2 keeps the redirect
 // URI's own query component.
 func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redirectURI, state string, params url.Values) {
-	u, err := url.Parse(redirectURI)
+	u, err := s.clientRedirectURL(redirectURI, state, params)
 	if err != nil { // validated before; cannot happen
 		s.renderError(w, r, http.StatusBadRequest, "The redirect_uri is invalid.")
 		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u, http.StatusFound)
+}
+
+// clientRedirectURL builds the authorization response URL redirectToClient sends.
+func (s *Server) clientRedirectURL(redirectURI, state string, params url.Values) (string, error) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return "", err
 	}
 	q := u.Query()
 	for k, vs := range params {
@@ -310,6 +337,5 @@ func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redire
 	}
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	return u.String(), nil
 }

@@ -26,8 +26,9 @@ var upstreamErrorsPassedOn = []string{
 
 // handleCallback is where the upstream provider sends the user back. It redeems the
 // upstream state once, checks the browser is the one that started, exchanges the
-// upstream code, keeps the upstream tokens for the user, and answers the MCP client
-// with our own code.
+// upstream code, applies the access rules (who may log in, which restricted scopes
+// they get), keeps the upstream tokens for the user, and answers the MCP client with
+// our own code.
 func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if !s.allowMethods(w, r, http.MethodGet) {
 		return
@@ -35,6 +36,13 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p, ok := s.takePending(w, r, q.Get("state"))
 	if !ok {
+		return
+	}
+	if !s.callbackApproval(w, r, p.ClientID) {
+		return
+	}
+	if p.Device != nil {
+		s.deviceCallback(w, r, p)
 		return
 	}
 	if upErr := q.Get("error"); upErr != "" {
@@ -57,12 +65,18 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, exchangeError(err))
 		return
 	}
+	scope, ok := s.applyAccessPolicy(w, r, p, tok, id)
+	if !ok {
+		return
+	}
+	p.Scope = scope
 	ourCode, err := s.issueCode(r.Context(), p, tok, id)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issue authorization code", "client_id", p.ClientID, "err", err)
 		s.redirectError(w, r, p.RedirectURI, p.State, asAuthorizeError(err))
 		return
 	}
+	s.setUserHint(w, id.Subject)
 	s.redirectToClient(w, r, p.RedirectURI, p.State, url.Values{"code": {ourCode}})
 }
 
@@ -115,7 +129,21 @@ func exchangeError(err error) *oauthError {
 // issueCode keeps the user's upstream tokens and stores our authorization code, bound
 // to everything the token request must match (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 8707).
 // Both writes go to the store together (store.SaveLogin: one round trip on Redis).
+//
+// The upstream token keeps the upstream scopes it covers, and the code only those of
+// the requested scopes whose upstream scopes it covers (stepup.go).
 func (s *Server) issueCode(ctx context.Context, p store.PendingAuthorization, tok *upstream.Token, id *upstream.Identity) (string, error) {
+	if tok != nil {
+		withScope := *tok
+		granted := s.grantedUpstreamScopes(ctx, p, tok, id.Subject)
+		withScope.Scope = joinScope(granted)
+		tok = &withScope
+		if covered := s.coveredScopes(splitScope(p.Scope), granted); len(covered) < len(splitScope(p.Scope)) {
+			s.log.InfoContext(ctx, "the upstream token lacks upstream scopes of requested scopes; they are not granted",
+				"client_id", p.ClientID, "requested", p.Scope, "granted", joinScope(covered), "upstream_scope", withScope.Scope)
+			p.Scope = joinScope(covered)
+		}
+	}
 	up, err := s.sealUpstreamToken(ctx, id.Subject, tok)
 	if err != nil {
 		return "", err
@@ -179,19 +207,30 @@ func (s *Server) sealUpstreamToken(ctx context.Context, userID string, tok *upst
 	return store.UpstreamToken{Ciphertext: sealed, AccessExpiresAt: tok.Expiry, UpdatedAt: s.now()}, nil
 }
 
-// loadUpstreamToken reads and opens the user's upstream token.
+// loadUpstreamToken reads and opens the user's upstream token; errUpstreamRelogin
+// when the upstream refused it for good.
 func (s *Server) loadUpstreamToken(ctx context.Context, userID string) (*upstream.Token, error) {
+	tok, _, err := s.readUpstreamToken(ctx, userID)
+	return tok, err
+}
+
+// readUpstreamToken is loadUpstreamToken with the store record (its UpdatedAt tells
+// one refresh from the next).
+func (s *Server) readUpstreamToken(ctx context.Context, userID string) (*upstream.Token, store.UpstreamToken, error) {
 	rec, err := s.store.GetUpstreamToken(ctx, userID)
 	if err != nil {
-		return nil, err
+		return nil, rec, err
+	}
+	if rec.ReloginRequired {
+		return nil, rec, errUpstreamRelogin
 	}
 	plain, err := s.keys.open(rec.Ciphertext, userID)
 	if err != nil {
-		return nil, err
+		return nil, rec, err
 	}
 	var tok upstream.Token
 	if err := json.Unmarshal(plain, &tok); err != nil {
-		return nil, fmt.Errorf("upstream token: %w", err)
+		return nil, rec, fmt.Errorf("upstream token: %w", err)
 	}
-	return &tok, nil
+	return &tok, rec, nil
 }

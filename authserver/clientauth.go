@@ -92,6 +92,10 @@ func (s *Server) authenticateClientWith(r *http.Request, mode authMode, resolve 
 		return nil, errInvalidClient("client authentication is required")
 	}
 	c, err := resolve(r.Context(), cred.clientID)
+	var refused *clientRefusedError
+	if errors.As(err, &refused) {
+		return nil, errInvalidClient(refused.Description)
+	}
 	if errors.Is(err, errUnknownClient) {
 		return nil, errInvalidClient("unknown client")
 	}

@@ -18,11 +18,17 @@ import (
 
 // Client authentication methods (RFC 7591 §2).
 const (
-	AuthMethodNone   = "none"
-	AuthMethodBasic  = "client_secret_basic"
-	AuthMethodPost   = "client_secret_post"
-	grantAuthCode    = "authorization_code"
-	grantRefresh     = "refresh_token"
+	AuthMethodNone  = "none"
+	AuthMethodBasic = "client_secret_basic"
+	AuthMethodPost  = "client_secret_post"
+	grantAuthCode   = "authorization_code"
+	grantRefresh    = "refresh_token"
+	// grantTokenExchange is RFC 8693 token exchange (§2.1).
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// grantClientCredentials is RFC 6749 §4.4: a confidential client acting for itself.
+	grantClientCredentials = "client_credentials"
+	// grantDeviceCode is the RFC 8628 device authorization grant (§3.4).
+	grantDeviceCode  = "urn:ietf:params:oauth:grant-type:device_code"
 	responseTypeCode = "code"
 )
 
@@ -51,6 +57,8 @@ type StaticClient struct {
 	// RedirectURIs are compared exactly (loopback http URIs with any port, RFC 8252 §7.3).
 	RedirectURIs []string
 	// GrantTypes the client may use. Default: authorization_code and refresh_token.
+	// client_credentials (RFC 6749 §4.4) needs a confidential client; the device
+	// code grant (RFC 8628) works also for public ones.
 	GrantTypes []string
 	// TokenEndpointAuthMethod: none, client_secret_basic or client_secret_post.
 	// Default: none without a Secret, client_secret_basic with one.
@@ -63,6 +71,10 @@ type StaticClient struct {
 	// upstream access token (an MCP server that calls the upstream API for the user).
 	// No other caller ever sees it.
 	IntrospectUpstream bool
+	// Resources are the RFC 8707 resource URIs this client serves: an MCP server's own
+	// URL. A confidential client with resources may exchange (RFC 8693) an access
+	// token bound to one of them for the user's upstream token; no other caller may.
+	Resources []string
 }
 
 // ClientRegistry finds pre-registered clients. The operator can feed it from MCPClient
@@ -78,6 +90,9 @@ type ClientRegistry interface {
 type StaticClients struct {
 	mu      sync.RWMutex
 	clients map[string]StaticClient
+	// approved are dynamic and metadata-document client IDs approved in the registry
+	// (see ApprovalRegistry).
+	approved map[string]bool
 }
 
 // NewStaticClients returns a registry holding clients, after validating them.
@@ -122,6 +137,14 @@ func (r *StaticClients) Lookup(_ context.Context, id string) (StaticClient, bool
 	return c, ok, nil
 }
 
+// Len returns how many clients the registry holds (the static kind of
+// mcpauth_registered_clients).
+func (r *StaticClients) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.clients)
+}
+
 func (c StaticClient) withDefaults() StaticClient {
 	if c.Name == "" {
 		c.Name = c.ID
@@ -153,9 +176,23 @@ func (c StaticClient) validate() error {
 		}
 	}
 	for _, g := range c.GrantTypes {
-		if g != grantAuthCode && g != grantRefresh {
+		switch g {
+		case grantAuthCode, grantRefresh, grantDeviceCode:
+		case grantClientCredentials:
+			if !c.hasSecret() {
+				return errors.New("only a confidential client may use client_credentials")
+			}
+		default:
 			return fmt.Errorf("unsupported grant type %q", g)
 		}
+	}
+	for _, r := range c.Resources {
+		if _, ok := normalizeResource(r); !ok {
+			return fmt.Errorf("resource %q is not an absolute URI without a fragment (RFC 8707)", r)
+		}
+	}
+	if len(c.Resources) > 0 && !c.hasSecret() {
+		return errors.New("only a confidential client may serve resources (token exchange)")
 	}
 	if c.Secret != "" && len(c.SecretSHA256) > 0 {
 		return errors.New("give Secret or SecretSHA256, not both")
@@ -217,7 +254,13 @@ type client struct {
 	Scopes             []string // allowed; empty: all supported
 	Trusted            bool
 	IntrospectUpstream bool
-	Source             clientSource
+	// Resources are the normalized RFC 8707 resources the client serves (static
+	// clients only): the tokens it may exchange.
+	Resources []string
+	Source    clientSource
+	// stored is the store's record of a dynamically registered client; nil for the
+	// other sources.
+	stored *store.Client
 	// secretHash is the HMAC of the secret (dynamic clients store it so);
 	// secretSHA256 is the SHA-256 digest of a static client's secret.
 	secretHash   string
@@ -288,6 +331,9 @@ func (s *Server) resolveMetadataClient(ctx context.Context, id string) (*client,
 	if s.opts.CIMD == nil {
 		return nil, errUnknownClient
 	}
+	if err := s.checkMetadataDomain(id); err != nil {
+		return nil, err
+	}
 	doc, err := s.opts.CIMD.Fetch(ctx, id)
 	if err != nil {
 		s.log.InfoContext(ctx, "client metadata document refused", "client_id", id, "err", err)
@@ -299,6 +345,9 @@ func (s *Server) resolveMetadataClient(ctx context.Context, id string) (*client,
 	// A metadata document cannot carry a secret, so these clients are public.
 	if m := doc.TokenEndpointAuthMethod; m != "" && m != AuthMethodNone {
 		return nil, errUnknownClient
+	}
+	if err := s.checkMetadataRedirects(doc.RedirectURIs); err != nil {
+		return nil, err
 	}
 	grants := doc.GrantTypes
 	if len(grants) == 0 {
@@ -326,10 +375,17 @@ func fromStatic(sc StaticClient) *client {
 		sum := sha256.Sum256([]byte(sc.Secret))
 		digest = sum[:]
 	}
+	var resources []string
+	for _, r := range sc.Resources {
+		if n, ok := normalizeResource(r); ok && !slices.Contains(resources, n) {
+			resources = append(resources, n)
+		}
+	}
 	return &client{
 		ID: sc.ID, Name: sc.Name, RedirectURIs: sc.RedirectURIs, GrantTypes: sc.GrantTypes,
 		AuthMethod: sc.TokenEndpointAuthMethod, Scopes: sc.Scopes, Trusted: sc.Trusted,
-		IntrospectUpstream: sc.IntrospectUpstream, Source: sourceStatic, secretSHA256: digest,
+		IntrospectUpstream: sc.IntrospectUpstream, Resources: resources, Source: sourceStatic,
+		secretSHA256: digest,
 	}
 }
 
@@ -345,10 +401,15 @@ func fromStored(c store.Client) *client {
 			method = AuthMethodNone
 		}
 	}
+	// The scope a client registered itself with is kept and echoed (RFC 7591), but is
+	// no ceiling: whoever registered can register again with more, so it protects
+	// nothing, and MCP clients register with the scope of their first challenge (the
+	// TypeScript SDK does), which would make every later step-up an invalid_scope.
+	// An administrator's limit is MCPClient/static scopes.
 	return &client{
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: grants,
-		AuthMethod: method, Scopes: splitScope(c.Scope), Trusted: c.Trusted,
-		Source: sourceDynamic, secretHash: c.SecretHash,
+		AuthMethod: method, Trusted: c.Trusted,
+		Source: sourceDynamic, secretHash: c.SecretHash, stored: &c,
 	}
 }
 
@@ -473,7 +534,44 @@ func isPrivateUseScheme(raw string) bool {
 	return err == nil && u.Scheme != "http" && u.Scheme != "https"
 }
 
-// registrationExpiry is when a registration made at t lapses.
-func (s *Server) registrationExpiry(t time.Time) time.Time {
-	return t.Add(s.opts.RegistrationTTL)
+// registrationLapse is when a registration made at created lapses however much it is
+// used (Options.RegistrationTTL).
+func (s *Server) registrationLapse(created time.Time) time.Time {
+	return created.Add(s.opts.RegistrationTTL)
 }
+
+// registrationExpiry is when a registration made at created and last used at lastUse
+// (its creation, when never used) goes: at its lapse, or after the idle TTL without a
+// use, whichever comes first. The store drops it then on its own.
+func (s *Server) registrationExpiry(created, lastUse time.Time) time.Time {
+	exp := s.registrationLapse(created)
+	if idle := s.opts.RegistrationIdleTTL; idle > 0 && lastUse.Add(idle).Before(exp) {
+		exp = lastUse.Add(idle)
+	}
+	return exp
+}
+
+// touchInterval is how long after a recorded use the next one is recorded: at most one
+// write per client per hour, sooner only for an idle TTL so short (tests) that an hour
+// would matter.
+func (s *Server) touchInterval() time.Duration {
+	if idle := s.opts.RegistrationIdleTTL; idle > 0 {
+		return min(time.Hour, idle/10)
+	}
+	return time.Hour
+}
+
+// clientUse is the use to record when c obtains tokens at now, or nil: only stored
+// registrations have one, and only when the last recorded use is touchInterval old.
+// It rides the grant's own round trip (store.TokenPair.ClientUse), so the token
+// endpoint stays at two.
+func (s *Server) clientUse(c *client, now time.Time) *store.ClientUse {
+	st := c.stored
+	if st == nil || (!st.LastUsedAt.IsZero() && now.Sub(st.LastUsedAt) < s.touchInterval()) {
+		return nil
+	}
+	return &store.ClientUse{ClientID: st.ID, Source: st.Source, LastUsedAt: now, ExpiresAt: s.registrationExpiry(st.CreatedAt, now)}
+}
+
+// maxPerSource is the per-source limit passed to the store; 0 is none.
+func (s *Server) maxPerSource() int { return max(0, s.opts.RegistrationMaxPerSource) }

@@ -149,6 +149,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	switch form.Get("decision") {
 	case "approve":
+		if !s.approvalGate(w, r, v) {
+			return
+		}
 		s.rememberConsent(w, r, c.ID, v.scopes)
 		s.startUpstream(w, r, v)
 	case "deny":

@@ -296,3 +296,26 @@ func TestCSRFPayloadIsValuesEncode(t *testing.T) {
 		}
 	}
 }
+
+// TestCSRFPayloadCoversEveryField: each field of authzRequest, set alone, is signed as
+// url.Values.Encode of the request's values signs it, so that a parameter added to
+// authzRequest (and values) and not to csrfPayload fails here.
+func TestCSRFPayloadCoversEveryField(t *testing.T) {
+	typ := reflect.TypeOf(authzRequest{})
+	for i := range typ.NumField() {
+		var req authzRequest
+		f := reflect.ValueOf(&req).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("v &é" + typ.Field(i).Name)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"a b", "c&d"}))
+		default:
+			t.Fatalf("field %s: no filler for %s", typ.Field(i).Name, f.Type())
+		}
+		want := "7\x00bind\x00" + req.values().Encode()
+		if got := csrfPayload(7, "bind", req); got != want {
+			t.Errorf("%s:\ngot  %q\nwant %q", typ.Field(i).Name, got, want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 type cookieNames struct {
 	flow    string
 	consent string
+	user    string
 	secure  bool
 }
 
@@ -21,9 +22,9 @@ func newCookieNames(https bool) cookieNames {
 	if https {
 		// __Host-: the browser only accepts it Secure, with Path=/ and no Domain, so a
 		// sibling subdomain cannot plant or overwrite it (RFC 6265bis §4.1.3.2).
-		return cookieNames{flow: "__Host-mcpauth_flow", consent: "__Host-mcpauth_consent", secure: true}
+		return cookieNames{flow: "__Host-mcpauth_flow", consent: "__Host-mcpauth_consent", user: "__Host-mcpauth_user", secure: true}
 	}
-	return cookieNames{flow: "mcpauth_flow", consent: "mcpauth_consent"}
+	return cookieNames{flow: "mcpauth_flow", consent: "mcpauth_consent", user: "mcpauth_user"}
 }
 
 // maxConsentCookie keeps the consent cookie under the 4096-byte limit browsers apply to

@@ -27,7 +27,10 @@ const (
 	labelToken        = "token"          // codes, access and refresh tokens (prefix included)
 	labelState        = "upstream-state" // the state we send upstream
 	labelClientSecret = "client-secret"
-	labelBrowser      = "browser" // the flow cookie
+	labelBrowser      = "browser"   // the flow cookie
+	labelUserCode     = "user-code" // RFC 8628 user codes, normalized
+	// labelRegistrationToken: RFC 7592 registration access tokens.
+	labelRegistrationToken = "registration-token"
 )
 
 // sealVersion prefixes every ciphertext so the format can change later.
@@ -110,10 +113,21 @@ func equalHash(a, b string) bool {
 	return hmac.Equal([]byte(a), []byte(b))
 }
 
-// seal encrypts plaintext with AES-256-GCM. The associated data (the user ID the
-// record is stored under) binds the ciphertext to its key, so a record copied under
-// another user's key fails to open.
-func (k *keys) seal(plaintext []byte, aad string) ([]byte, error) {
+// seal encrypts a user's upstream token with AES-256-GCM. The associated data (the
+// user ID the record is stored under) binds the ciphertext to its key, so a record
+// copied under another user's key fails to open.
+func (k *keys) seal(plaintext []byte, userID string) ([]byte, error) {
+	return k.sealAD(plaintext, sealAAD(userID))
+}
+
+// open reverses seal.
+func (k *keys) open(ciphertext []byte, userID string) ([]byte, error) {
+	return k.openAD(ciphertext, sealAAD(userID))
+}
+
+// sealAD encrypts plaintext with AES-256-GCM under associated data ad, which names
+// what the ciphertext is and where it is stored: opening it anywhere else fails.
+func (k *keys) sealAD(plaintext, ad []byte) ([]byte, error) {
 	nonce := make([]byte, k.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -121,23 +135,29 @@ func (k *keys) seal(plaintext []byte, aad string) ([]byte, error) {
 	out := make([]byte, 0, 1+len(nonce)+len(plaintext)+k.aead.Overhead())
 	out = append(out, sealVersion)
 	out = append(out, nonce...)
-	return k.aead.Seal(out, nonce, plaintext, sealAAD(aad)), nil
+	return k.aead.Seal(out, nonce, plaintext, ad), nil
 }
 
-// open reverses seal.
-func (k *keys) open(ciphertext []byte, aad string) ([]byte, error) {
+// openAD reverses sealAD.
+func (k *keys) openAD(ciphertext, ad []byte) ([]byte, error) {
 	ns := k.aead.NonceSize()
 	if len(ciphertext) < 1+ns+k.aead.Overhead() || ciphertext[0] != sealVersion {
-		return nil, errors.New("upstream token: malformed ciphertext")
+		return nil, errors.New("sealed record: malformed ciphertext")
 	}
 	nonce, body := ciphertext[1:1+ns], ciphertext[1+ns:]
-	plain, err := k.aead.Open(nil, nonce, body, sealAAD(aad))
+	plain, err := k.aead.Open(nil, nonce, body, ad)
 	if err != nil {
-		return nil, errors.New("upstream token: cannot decrypt (wrong key or tampered)")
+		return nil, errors.New("sealed record: cannot decrypt (wrong key, wrong place or tampered)")
 	}
 	return plain, nil
 }
 
 func sealAAD(userID string) []byte {
 	return []byte("mcpauth upstream token\x00" + userID)
+}
+
+// successorAAD binds a sealed refresh successor (see token.go) to the grant and the
+// rotated refresh token it was kept for.
+func successorAAD(grantID, oldHash string) []byte {
+	return []byte("mcpauth refresh successor\x00" + grantID + "\x00" + oldHash)
 }

@@ -13,6 +13,8 @@ type Metadata struct {
 	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri,omitempty"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint,omitempty"`
 	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ResponseModesSupported            []string `json:"response_modes_supported"`
@@ -41,7 +43,7 @@ func (s *Server) Metadata() Metadata {
 		ScopesSupported:                   s.opts.ScopesSupported,
 		ResponseTypesSupported:            []string{responseTypeCode},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{grantAuthCode, grantRefresh},
+		GrantTypesSupported:               []string{grantAuthCode, grantRefresh, grantTokenExchange, grantClientCredentials},
 		CodeChallengeMethodsSupported:     methods,
 		TokenEndpointAuthMethodsSupported: []string{AuthMethodNone, AuthMethodBasic, AuthMethodPost},
 		// Introspection is for resource servers holding credentials (RFC 7662 §2.1).
@@ -55,6 +57,13 @@ func (s *Server) Metadata() Metadata {
 	}
 	if s.opts.DynamicRegistration {
 		m.RegistrationEndpoint = s.endpoint(pathRegister)
+	}
+	if s.signing != nil {
+		m.JWKSURI = s.endpoint(pathJWKS)
+	}
+	if s.opts.DeviceAuthorization.Enabled {
+		m.DeviceAuthorizationEndpoint = s.endpoint(pathDeviceAuthorization)
+		m.GrantTypesSupported = append(m.GrantTypesSupported, grantDeviceCode)
 	}
 	return m
 }

@@ -49,7 +49,7 @@ func TestMetadataIsServedAtBothWellKnownPaths(t *testing.T) {
 	}
 	wantLists := map[string][]string{
 		"response_types_supported":              {"code"},
-		"grant_types_supported":                 {"authorization_code", "refresh_token"},
+		"grant_types_supported":                 {"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange", "client_credentials"},
 		"code_challenge_methods_supported":      {"S256"},
 		"token_endpoint_auth_methods_supported": {"none", "client_secret_basic", "client_secret_post"},
 		"scopes_supported":                      {"read", "write", "offline_access"},

@@ -26,6 +26,10 @@ const (
 	errCodeTemporarilyUnavailable  = "temporarily_unavailable"
 	errCodeInvalidRedirectURI      = "invalid_redirect_uri"
 	errCodeInvalidClientMetadata   = "invalid_client_metadata"
+	// RFC 8628 §3.5: the device polls the token endpoint.
+	errCodeAuthorizationPending = "authorization_pending"
+	errCodeSlowDown             = "slow_down"
+	errCodeExpiredToken         = "expired_token"
 )
 
 // oauthError is an error the client is told about: an RFC error code, a description

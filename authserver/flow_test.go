@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/store/memory"
 	redisstore "github.com/mcpauth/mcpauth/authserver/store/redis"
@@ -45,9 +47,20 @@ type flowEnv struct {
 	served  []atomic.Int64 // requests per server
 }
 
-// newFlowEnv starts one Server per store. All share the master key, as replicas must.
-func newFlowEnv(t *testing.T, stores []store.Store, useTLS bool) *flowEnv {
+// newFlowEnv starts one Server per store, issuing JWT access tokens. All share the
+// master key and the signing keys, as replicas must; mods adjust every server's options.
+func newFlowEnv(t *testing.T, stores []store.Store, useTLS bool, mods ...func(*Options)) *flowEnv {
 	t.Helper()
+	return newFlowEnvWith(t, stores, useTLS, config.AccessTokenJWT, mods...)
+}
+
+// newFlowEnvWith is newFlowEnv issuing access tokens in format.
+func newFlowEnvWith(t *testing.T, stores []store.Store, useTLS bool, format config.AccessTokenFormat, mods ...func(*Options)) *flowEnv {
+	t.Helper()
+	keys, err := GenerateSigningKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
 	fe := &flowEnv{served: make([]atomic.Int64, len(stores))}
 	var next atomic.Int64
 	fe.front = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -76,10 +89,15 @@ func newFlowEnv(t *testing.T, stores []store.Store, useTLS bool) *flowEnv {
 		if err != nil {
 			t.Fatalf("upstream: %v", err)
 		}
-		srv, err := New(Options{
+		opts := Options{
 			Issuer: fe.issuer, ScopesSupported: []string{"read", "write"}, DefaultScopes: []string{"read"},
 			DynamicRegistration: true, Store: st, Upstream: prov, MasterKey: testKey, Clients: reg,
-		})
+			AccessTokenFormat: format, SigningKeys: keys,
+		}
+		for _, m := range mods {
+			m(&opts)
+		}
+		srv, err := New(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,6 +143,14 @@ func runFlow(t *testing.T, fe *flowEnv) flowSecrets {
 		t.Fatalf("token %+v scope %v", tok, tok.Extra("scope"))
 	}
 
+	if looksLikeJWT(tok.AccessToken) {
+		// A resource server verifies it on its own, with another JOSE library.
+		claims := verifyIndependently(t, fe.httpClient(), meta.JWKSURI, tok.AccessToken)
+		if claims["iss"] != fe.issuer || claims["sub"] != "alice" || claims["aud"] != flowResource ||
+			claims["client_id"] != reg.ClientID || claims["scope"] != "read write" {
+			t.Fatalf("JWT claims %v", claims)
+		}
+	}
 	info := fe.introspect(t, meta, tok.AccessToken)
 	if info.Active != true || info.Subject != "alice" || info.ClientID != reg.ClientID ||
 		strings.Join(info.Audience, " ") != flowResource || info.Issuer != fe.issuer {
@@ -155,6 +181,11 @@ func runFlow(t *testing.T, fe *flowEnv) flowSecrets {
 		if fe.introspect(t, meta, tk).Active {
 			t.Errorf("%s token active after revocation", name)
 		}
+	}
+	// The revocation reaches resource servers that verify JWTs on their own.
+	grantID, _ := parseToken(prefixRefresh, next.RefreshToken)
+	if feed := fe.revocations(t, ""); !slices.ContainsFunc(feed.Revocations, func(e revocationEntry) bool { return e.GrantID == grantID }) {
+		t.Errorf("the revoked grant is not in the revocation feed %+v", feed)
 	}
 	return flowSecrets{q.Get("code"), tok.AccessToken, tok.RefreshToken, next.AccessToken, next.RefreshToken,
 		upstreamToken, again.UpstreamAccessToken, verifier}
@@ -265,21 +296,46 @@ func (fe *flowEnv) revoke(t *testing.T, m Metadata, clientID, tok string) {
 	}
 }
 
+// revocations reads the revocation feed as the resource server.
+func (fe *flowEnv) revocations(t *testing.T, since string) revocationsResponse {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, fe.issuer+pathRevocations+"?"+url.Values{"since": {since}}.Encode(), nil)
+	req.SetBasicAuth(resourceServer.ID, resourceServer.Secret)
+	resp, err := fe.httpClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out revocationsResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("revocations: %d %v", resp.StatusCode, err)
+	}
+	return out
+}
+
+var tokenFormats = []config.AccessTokenFormat{config.AccessTokenJWT, config.AccessTokenOpaque}
+
 func TestWholeFlowOnMemory(t *testing.T) {
-	for _, useTLS := range []bool{true, false} {
-		t.Run(fmt.Sprintf("https=%v", useTLS), func(t *testing.T) {
-			mem := memory.New(memory.Options{Prefix: "flow"})
-			t.Cleanup(func() { _ = mem.Close() })
-			rec := &testStore{Store: mem}
-			fe := newFlowEnv(t, []store.Store{rec}, useTLS)
-			secrets := runFlow(t, fe)
-			seen := rec.recorded()
-			for _, s := range secrets {
-				if strings.Contains(seen, s) {
-					t.Errorf("secret %.10s... reached the store in clear", s)
-				}
-			}
-		})
+	for _, format := range tokenFormats {
+		for _, useTLS := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/https=%v", format, useTLS), func(t *testing.T) {
+				testWholeFlowOnMemory(t, format, useTLS)
+			})
+		}
+	}
+}
+
+func testWholeFlowOnMemory(t *testing.T, format config.AccessTokenFormat, useTLS bool) {
+	mem := memory.New(memory.Options{Prefix: "flow"})
+	t.Cleanup(func() { _ = mem.Close() })
+	rec := &testStore{Store: mem}
+	fe := newFlowEnvWith(t, []store.Store{rec}, useTLS, format)
+	secrets := runFlow(t, fe)
+	seen := rec.recorded()
+	for _, s := range secrets {
+		if strings.Contains(seen, s) {
+			t.Errorf("secret %.10s... reached the store in clear", s)
+		}
 	}
 }
 
@@ -335,8 +391,14 @@ func dumpRedis(t *testing.T, rdb goredis.UniversalClient) string {
 }
 
 func TestWholeFlowOnRedis(t *testing.T) {
+	for _, format := range tokenFormats {
+		t.Run(string(format), func(t *testing.T) { testWholeFlowOnRedis(t, format) })
+	}
+}
+
+func testWholeFlowOnRedis(t *testing.T, format config.AccessTokenFormat) {
 	stores, raw := startRedisStores(t, 1)
-	fe := newFlowEnv(t, stores, true)
+	fe := newFlowEnvWith(t, stores, true, format)
 	secrets := runFlow(t, fe)
 	dump := dumpRedis(t, raw)
 	for _, s := range secrets {
@@ -355,8 +417,14 @@ func TestWholeFlowOnRedis(t *testing.T) {
 // redeemed on the second, and so on. It passes only if no flow state is in process
 // memory.
 func TestWholeFlowAcrossTwoServersSharingRedis(t *testing.T) {
+	for _, format := range tokenFormats {
+		t.Run(string(format), func(t *testing.T) { testWholeFlowAcrossTwoServers(t, format) })
+	}
+}
+
+func testWholeFlowAcrossTwoServers(t *testing.T, format config.AccessTokenFormat) {
 	stores, _ := startRedisStores(t, 2)
-	fe := newFlowEnv(t, stores, true)
+	fe := newFlowEnvWith(t, stores, true, format)
 	runFlow(t, fe)
 	a, b := fe.served[0].Load(), fe.served[1].Load()
 	if a < 5 || b < 5 || a-b > 1 || b-a > 1 {

@@ -229,6 +229,8 @@ func newFuzzServer(f *testing.F, mod func(*Options)) *Server {
 		Issuer: testIssuer, ScopesSupported: []string{"read", "write", "offline_access"}, DefaultScopes: []string{"read"},
 		DynamicRegistration: true, Store: mem, Upstream: newFakeUpstream(time.Now()), MasterKey: testKey, Clients: reg,
 		RegistrationRateLimit: RateLimit{Burst: -1},
+		// Every fuzzed registration comes from one address.
+		RegistrationMaxPerSource: -1,
 	}
 	if mod != nil {
 		mod(&opts)

@@ -20,7 +20,8 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReadyz answers 200 when the store is reachable and safe to use (on Redis: the
-// eviction policy is noeviction), else 503 with the reason, so a replica that cannot
+// eviction policy is noeviction) and, with JWT access tokens, a signing key is active;
+// else 503 with the reason, so a replica that cannot
 // serve logins is taken out of the Service.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if !s.allowMethods(w, r, http.MethodGet, http.MethodHead) {
@@ -31,6 +32,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ping(ctx); err != nil {
 		writePlain(w, http.StatusServiceUnavailable, "not ready: store: "+err.Error()+"\n")
 		return
+	}
+	if s.jwt {
+		if _, _, ok := s.signing.Active(s.now()); !ok {
+			writePlain(w, http.StatusServiceUnavailable, "not ready: signing keys: "+errNoActiveKey.Error()+
+				" (every key in the signing keys file has a later activateAt), so no access token can be signed\n")
+			return
+		}
 	}
 	writePlain(w, http.StatusOK, "ok\n")
 }

@@ -81,7 +81,13 @@ type fakeUpstream struct {
 	refreshTok  upstream.Token
 	refreshes   int
 	lastParams  upstream.AuthParams
+	// scopes are the provider's default scopes (upstream.Scoper).
+	scopes []string
+	// refreshGate, when set, holds every Refresh (after counting it) until closed.
+	refreshGate chan struct{}
 }
+
+func (f *fakeUpstream) Scopes() []string { return f.scopes }
 
 const goodUpstreamCode = "good-code"
 
@@ -108,7 +114,7 @@ func (f *fakeUpstream) Exchange(_ context.Context, code string, p upstream.AuthP
 	if f.exchangeErr != nil {
 		return nil, nil, f.exchangeErr
 	}
-	if code != goodUpstreamCode || p != f.lastParams {
+	if code != goodUpstreamCode || p.Verifier != f.lastParams.Verifier || p.Nonce != f.lastParams.Nonce {
 		return nil, nil, upstream.ErrExchange
 	}
 	tok := f.token
@@ -117,8 +123,14 @@ func (f *fakeUpstream) Exchange(_ context.Context, code string, p upstream.AuthP
 
 func (f *fakeUpstream) Refresh(_ context.Context, refreshToken string) (*upstream.Token, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.refreshes++
+	gate := f.refreshGate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.refreshErr != nil {
 		return nil, f.refreshErr
 	}
@@ -149,6 +161,9 @@ func (s *testStore) before(op string, args ...any) error {
 		if t, ok := a.(store.UpstreamToken); ok {
 			s.seen = append(s.seen, string(t.Ciphertext))
 		}
+		if t, ok := a.(store.Successor); ok {
+			s.seen = append(s.seen, string(t.Sealed))
+		}
 	}
 	s.mu.Unlock()
 	if p, _ := s.panicOn.Load().(string); p == op {
@@ -172,6 +187,48 @@ func (s *testStore) CreateClient(ctx context.Context, c store.Client) error {
 		return err
 	}
 	return s.Store.CreateClient(ctx, c)
+}
+
+func (s *testStore) CreateClientLimited(ctx context.Context, c store.Client, limit int) error {
+	if err := s.before("CreateClient", c); err != nil {
+		return err
+	}
+	return s.Store.CreateClientLimited(ctx, c, limit)
+}
+
+func (s *testStore) UpdateClient(ctx context.Context, c store.Client) error {
+	if err := s.before("UpdateClient", c); err != nil {
+		return err
+	}
+	return s.Store.UpdateClient(ctx, c)
+}
+
+func (s *testStore) DeleteClient(ctx context.Context, id string) error {
+	if err := s.before("DeleteClient", id); err != nil {
+		return err
+	}
+	return s.Store.DeleteClient(ctx, id)
+}
+
+func (s *testStore) TouchClient(ctx context.Context, u store.ClientUse) error {
+	if err := s.before("TouchClient", u); err != nil {
+		return err
+	}
+	return s.Store.TouchClient(ctx, u)
+}
+
+func (s *testStore) ListClients(ctx context.Context) ([]store.Client, error) {
+	if err := s.before("ListClients"); err != nil {
+		return nil, err
+	}
+	return s.Store.ListClients(ctx)
+}
+
+func (s *testStore) CountClients(ctx context.Context) (int, error) {
+	if err := s.before("CountClients"); err != nil {
+		return 0, err
+	}
+	return s.Store.CountClients(ctx)
 }
 
 func (s *testStore) GetClient(ctx context.Context, id string) (store.Client, error) {
@@ -230,11 +287,11 @@ func (s *testStore) GetRefreshToken(ctx context.Context, g, h string) (store.Tok
 	return s.Store.GetRefreshToken(ctx, g, h)
 }
 
-func (s *testStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair) error {
-	if err := s.before("RotateRefreshToken", g, h, next); err != nil {
-		return err
+func (s *testStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	if err := s.before("RotateRefreshToken", g, h, next, succ); err != nil {
+		return nil, err
 	}
-	return s.Store.RotateRefreshToken(ctx, g, h, next)
+	return s.Store.RotateRefreshToken(ctx, g, h, next, succ)
 }
 
 func (s *testStore) RevokeGrant(ctx context.Context, g string) error {
@@ -242,6 +299,13 @@ func (s *testStore) RevokeGrant(ctx context.Context, g string) error {
 		return err
 	}
 	return s.Store.RevokeGrant(ctx, g)
+}
+
+func (s *testStore) ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	if err := s.before("ListGrants", f); err != nil {
+		return nil, err
+	}
+	return s.Store.ListGrants(ctx, f)
 }
 
 func (s *testStore) RevokeAccessToken(ctx context.Context, g, h string) error {
@@ -255,6 +319,9 @@ func (s *testStore) PutUpstreamToken(ctx context.Context, u string, t store.Upst
 	if err := s.before("PutUpstreamToken", u, t); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil { // as the Redis store fails a canceled request
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
 	return s.Store.PutUpstreamToken(ctx, u, t, ttl)
 }
 
@@ -263,6 +330,48 @@ func (s *testStore) GetUpstreamToken(ctx context.Context, u string) (store.Upstr
 		return store.UpstreamToken{}, err
 	}
 	return s.Store.GetUpstreamToken(ctx, u)
+}
+
+func (s *testStore) DeleteUpstreamToken(ctx context.Context, u string) error {
+	if err := s.before("DeleteUpstreamToken", u); err != nil {
+		return err
+	}
+	return s.Store.DeleteUpstreamToken(ctx, u)
+}
+
+func (s *testStore) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	if err := s.before("AcquireLease", name); err != nil {
+		return false, err
+	}
+	return s.Store.AcquireLease(ctx, name, ttl)
+}
+
+func (s *testStore) ReleaseLease(ctx context.Context, name string) error {
+	if err := s.before("ReleaseLease", name); err != nil {
+		return err
+	}
+	return s.Store.ReleaseLease(ctx, name)
+}
+
+func (s *testStore) Revocations(ctx context.Context, since time.Time) ([]store.Revocation, error) {
+	if err := s.before("Revocations", since); err != nil {
+		return nil, err
+	}
+	return s.Store.Revocations(ctx, since)
+}
+
+func (s *testStore) RevokeTokenID(ctx context.Context, g, jti string, until time.Time) error {
+	if err := s.before("RevokeTokenID", g, jti, until); err != nil {
+		return err
+	}
+	return s.Store.RevokeTokenID(ctx, g, jti, until)
+}
+
+func (s *testStore) TokenIDRevoked(ctx context.Context, g, jti string) (bool, error) {
+	if err := s.before("TokenIDRevoked", g, jti); err != nil {
+		return false, err
+	}
+	return s.Store.TokenIDRevoked(ctx, g, jti)
 }
 
 func (s *testStore) Ping(ctx context.Context) error {
@@ -546,4 +655,29 @@ func httpRecorder(h http.Handler, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, testIssuer+path, nil))
 	return rec
+}
+
+// accessGrantID returns the grant ID an access token names, in either format: the
+// opaque token carries it in clear, a JWT in its gid claim (read here without
+// verifying, as a test that already trusts the token may).
+func accessGrantID(t *testing.T, tok string) string {
+	t.Helper()
+	if id, ok := parseToken(prefixAccess, tok); ok {
+		return id
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("access token %.12s... is neither opaque nor a JWT", tok)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		GrantID string `json:"gid"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.GrantID == "" {
+		t.Fatalf("JWT payload %s has no gid (%v)", payload, err)
+	}
+	return claims.GrantID
 }

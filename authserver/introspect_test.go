@@ -1,12 +1,16 @@
 package authserver
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcpauth/mcpauth/authserver/store/memory"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
 
@@ -151,15 +155,147 @@ func TestIntrospectionRefreshesAnExpiredUpstreamTokenFirst(t *testing.T) {
 	}
 }
 
-func TestIntrospectionLeavesOutAnUpstreamTokenThatCannotBeRefreshed(t *testing.T) {
+func TestIntrospectionRevokesTheGrantWhenTheUpstreamRefusesTheRefresh(t *testing.T) {
 	e := newEnv(t)
 	e.up.token.Expiry = e.clock.Now().Add(time.Minute)
-	e.up.refreshErr = upstream.ErrNoRefresh
+	tok := e.issue()
+	sibling := e.issue() // another grant of the same user: it depends on the same upstream token
+	e.clock.Advance(2 * time.Minute)
+	e.up.refreshErr = fmt.Errorf("%w (fakeidp): invalid_grant", upstream.ErrNoRefresh)
+
+	if got := e.introspect(tok.AccessToken); got["active"] != false {
+		t.Fatalf("introspection %v; the grant of a user refused upstream must end", got)
+	}
+	wantOAuthError(t, e.postForm(pathToken, refreshForm(tok.RefreshToken)), http.StatusBadRequest, "invalid_grant")
+	rec, err := e.store.GetUpstreamToken(t.Context(), "user-1")
+	if err != nil || !rec.ReloginRequired || len(rec.Ciphertext) != 0 {
+		t.Errorf("stored upstream record %+v, %v; want the token dropped and the refusal recorded", rec, err)
+	}
+	m := scrape(t, e)
+	for _, want := range []string{`mcpauth_upstream_relogin_required_total 1`, `mcpauth_upstream_refreshes_total{outcome="revoked"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "upstream"))
+		}
+	}
+
+	// The user's other grant ends when it next needs the token, without another
+	// call to the upstream.
+	if got := e.introspect(sibling.AccessToken); got["active"] != false {
+		t.Errorf("the sibling grant's introspection %v; want inactive", got)
+	}
+	if e.up.refreshes != 1 {
+		t.Errorf("%d upstream refreshes, want 1", e.up.refreshes)
+	}
+	if m := scrape(t, e); !strings.Contains(m, `mcpauth_upstream_relogin_required_total 2`) {
+		t.Errorf("the sibling grant was not counted:\n%s", grepLines(m, "relogin"))
+	}
+
+	// Logging in again replaces the refusal with a working token.
+	e.up.token.Expiry = e.clock.Now().Add(time.Hour)
+	again := e.issue()
+	if got := e.introspect(again.AccessToken); got["active"] != true || got["upstream_access_token"] != "upstream-access-1" {
+		t.Errorf("introspection after a new login %v", got)
+	}
+}
+
+func TestIntrospectionKeepsTheGrantWhenTheUpstreamRefreshFailsTransiently(t *testing.T) {
+	e := newEnv(t)
+	e.up.token.Expiry = e.clock.Now().Add(time.Minute)
 	tok := e.issue()
 	e.clock.Advance(2 * time.Minute)
+	e.up.refreshErr = errors.New("upstream fakeidp: refresh: 503 Service Unavailable")
 	got := e.introspect(tok.AccessToken)
 	if got["active"] != true || got["upstream_access_token"] != nil {
 		t.Fatalf("introspection %v; the token stays active, without an upstream token", got)
+	}
+	m := scrape(t, e)
+	if !strings.Contains(m, `mcpauth_upstream_refreshes_total{outcome="failed"} 1`) || strings.Contains(m, "mcpauth_upstream_relogin_required_total 1") {
+		t.Errorf("metrics after a transient failure:\n%s", grepLines(m, "upstream"))
+	}
+	// The upstream is back: the next introspection refreshes, and the grant lived on.
+	e.up.refreshErr = nil
+	if got := e.introspect(tok.AccessToken); got["upstream_access_token"] != "upstream-access-2" {
+		t.Errorf("introspection after the upstream recovered %v", got)
+	}
+	if rec := e.postForm(pathToken, refreshForm(tok.RefreshToken)); rec.Code != http.StatusOK {
+		t.Errorf("refresh after a transient upstream failure: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func TestIntrospectionWaitsForTheHolderOfTheUpstreamLease(t *testing.T) {
+	e := newEnv(t)
+	e.up.token.Expiry = e.clock.Now().Add(time.Minute)
+	tok := e.issue()
+	e.clock.Advance(2 * time.Minute)
+	// Another replica (another holder of the same tenant) is refreshing this user.
+	other := e.store.Store.(*memory.Store).WithPrefix("test")
+	if ok, err := other.AcquireLease(t.Context(), "upstream:user-1", time.Hour); !ok || err != nil {
+		t.Fatalf("AcquireLease: %v, %v", ok, err)
+	}
+	e.srv.upstreamWait = 300 * time.Millisecond
+
+	t.Run("and gives up without refreshing when it never finishes", func(t *testing.T) {
+		start := time.Now()
+		got := e.introspect(tok.AccessToken)
+		if got["active"] != true || got["upstream_access_token"] != nil {
+			t.Errorf("introspection %v; active, without an upstream token", got)
+		}
+		if e.up.refreshes != 0 || time.Since(start) < e.srv.upstreamWait {
+			t.Errorf("%d refreshes after %s; want none, after waiting %s", e.up.refreshes, time.Since(start), e.srv.upstreamWait)
+		}
+	})
+	t.Run("and uses the token the holder stores", func(t *testing.T) {
+		done := make(chan map[string]any)
+		go func() { done <- e.introspect(tok.AccessToken) }()
+		time.Sleep(50 * time.Millisecond)
+		renewed := &upstream.Token{AccessToken: "renewed-elsewhere", RefreshToken: "r", Expiry: e.clock.Now().Add(time.Hour)}
+		if err := e.srv.saveUpstreamToken(t.Context(), "user-1", renewed); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-done; got["upstream_access_token"] != "renewed-elsewhere" || e.up.refreshes != 0 {
+			t.Errorf("introspection %v after %d refreshes; want the holder's token and none", got, e.up.refreshes)
+		}
+	})
+}
+
+// TestAnUpstreamRefreshIsStoredEvenWhenItsCallerHasGone: an upstream that rotates
+// refresh tokens has spent the old one once it answers, so losing its answer would
+// log the user out.
+func TestAnUpstreamRefreshIsStoredEvenWhenItsCallerHasGone(t *testing.T) {
+	e := newEnv(t)
+	e.up.token.Expiry = e.clock.Now().Add(time.Minute)
+	tok := e.issue()
+	grantID := accessGrantID(t, tok.AccessToken)
+	e.clock.Advance(2 * time.Minute)
+	gate := make(chan struct{})
+	e.up.mu.Lock()
+	e.up.refreshGate = gate
+	e.up.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() {
+		_, err := e.srv.freshUpstreamToken(ctx, "user-1", grantID)
+		done <- err
+	}()
+	for {
+		e.up.mu.Lock()
+		n := e.up.refreshes
+		e.up.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel() // the MCP server gave up on its introspection
+	close(gate)
+	<-done
+	stored, err := e.srv.loadUpstreamToken(t.Context(), "user-1")
+	if err != nil || stored.AccessToken != "upstream-access-2" {
+		t.Fatalf("stored upstream token %+v, %v; want the refreshed one", stored, err)
+	}
+	if got := e.introspect(tok.AccessToken)["upstream_access_token"]; got != "upstream-access-2" || e.up.refreshes != 1 {
+		t.Errorf("the next introspection: %v after %d refreshes; want the stored token, no second refresh", got, e.up.refreshes)
 	}
 }
 

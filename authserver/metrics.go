@@ -22,7 +22,22 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
-	handler     http.Handler // serves the gatherer
+	refusals    *prometheus.CounterVec
+	exchanges   *prometheus.CounterVec
+	adminRevoke *prometheus.CounterVec
+	// refreshReuse counts rotated refresh tokens presented again, by outcome: "grace"
+	// (the same successor returned inside the window) or "revoked".
+	refreshReuse *prometheus.CounterVec
+	// upstreamRefreshes counts refreshes of users' upstream tokens this replica ran,
+	// by outcome: "ok", "failed" (transient) or "revoked" (refused for good).
+	upstreamRefreshes *prometheus.CounterVec
+	// reloginRequired counts grants revoked because the user's upstream token was
+	// refused for good: their users must log in again.
+	reloginRequired prometheus.Counter
+	// registrationsRefused counts dynamic registrations refused because their source
+	// address held as many live registrations as allowed.
+	registrationsRefused prometheus.Counter
+	handler              http.Handler // serves the gatherer
 }
 
 func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metrics, error) {
@@ -44,8 +59,36 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 			Name: "mcpauth_store_errors_total",
 			Help: "Store operations that failed for a reason other than a missing or reused record.",
 		}, []string{"operation"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_logins_refused_total",
+			Help: "Logins refused at the callback by the access rules, by reason: not_allowed, no_granted_scope, or check_failed (memberships could not be read).",
+		}, []string{"reason"}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_token_exchanges_total",
+			Help: "RFC 8693 token exchanges, by result: issued, login_required (the user must log in again) or the OAuth error code returned.",
+		}, []string{"result"}),
+		adminRevoke: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_admin_revoked_grants_total",
+			Help: "Grants revoked through the admin API, by what selected them: user, client or all.",
+		}, []string{"selector"}),
+		refreshReuse: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_refresh_token_reuse_total",
+			Help: "Rotated refresh tokens presented again, by outcome: grace (same successor returned inside the reuse window) or revoked (the grant was revoked).",
+		}, []string{"outcome"}),
+		upstreamRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauth_upstream_refreshes_total",
+			Help: "Refreshes of users' upstream tokens run by this replica, by outcome: ok, failed (transient: nothing revoked) or revoked (refused for good by the upstream).",
+		}, []string{"outcome"}),
+		reloginRequired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpauth_upstream_relogin_required_total",
+			Help: "Grants revoked because the upstream refused the user's upstream token for good: the user must log in again.",
+		}),
+		registrationsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpauth_registrations_refused_total",
+			Help: "Dynamic registrations refused (429) because their source address held as many live registrations as allowed.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.storeErrors, m.refusals, m.exchanges, m.adminRevoke, m.refreshReuse, m.upstreamRefreshes, m.reloginRequired, m.registrationsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -83,6 +126,17 @@ func (r *routeMetrics) observe(status int, d time.Duration) {
 	r.duration.Observe(d.Seconds())
 }
 
+// Reasons of mcpauth_logins_refused_total.
+const (
+	refusedNotAllowed = "not_allowed"
+	refusedNoScope    = "no_granted_scope"
+	refusedCheck      = "check_failed"
+)
+
+func (m *metrics) loginRefused(reason string) {
+	m.refusals.WithLabelValues(reason).Inc()
+}
+
 func (m *metrics) tokenIssued(grantType string) {
 	m.tokens.WithLabelValues(grantType).Inc()
 }
@@ -99,7 +153,7 @@ func metricsHandler(reg prometheus.Registerer, gatherer prometheus.Gatherer) htt
 }
 
 // domainErrors are answers, not failures: they are not counted as store errors.
-var domainErrors = []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrCodeReused, store.ErrRefreshReused, store.ErrGrantRevoked}
+var domainErrors = []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrCodeReused, store.ErrRefreshReused, store.ErrGrantRevoked, store.ErrSourceLimit}
 
 // instrumentedStore counts backend failures per operation.
 type instrumentedStore struct {
@@ -126,6 +180,10 @@ func (s *instrumentedStore) count(op string, err error) error {
 
 func (s *instrumentedStore) CreateClient(ctx context.Context, c store.Client) error {
 	return s.count("create_client", s.Store.CreateClient(ctx, c))
+}
+
+func (s *instrumentedStore) CreateClientLimited(ctx context.Context, c store.Client, limit int) error {
+	return s.count("create_client", s.Store.CreateClientLimited(ctx, c, limit))
 }
 
 func (s *instrumentedStore) GetClient(ctx context.Context, id string) (store.Client, error) {
@@ -184,8 +242,9 @@ func (s *instrumentedStore) GetRefreshToken(ctx context.Context, g, h string) (s
 	return t, s.count("get_refresh_token", err)
 }
 
-func (s *instrumentedStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair) error {
-	return s.count("rotate_refresh_token", s.Store.RotateRefreshToken(ctx, g, h, next))
+func (s *instrumentedStore) RotateRefreshToken(ctx context.Context, g, h string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	prior, err := s.Store.RotateRefreshToken(ctx, g, h, next, succ)
+	return prior, s.count("rotate_refresh_token", err)
 }
 
 func (s *instrumentedStore) GetGrant(ctx context.Context, g string) (store.Grant, error) {
@@ -195,6 +254,11 @@ func (s *instrumentedStore) GetGrant(ctx context.Context, g string) (store.Grant
 
 func (s *instrumentedStore) RevokeGrant(ctx context.Context, g string) error {
 	return s.count("revoke_grant", s.Store.RevokeGrant(ctx, g))
+}
+
+func (s *instrumentedStore) ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	gs, err := s.Store.ListGrants(ctx, f)
+	return gs, s.count("list_grants", err)
 }
 
 func (s *instrumentedStore) RevokeAccessToken(ctx context.Context, g, h string) error {
@@ -208,6 +272,33 @@ func (s *instrumentedStore) PutUpstreamToken(ctx context.Context, u string, t st
 func (s *instrumentedStore) GetUpstreamToken(ctx context.Context, u string) (store.UpstreamToken, error) {
 	t, err := s.Store.GetUpstreamToken(ctx, u)
 	return t, s.count("get_upstream_token", err)
+}
+
+func (s *instrumentedStore) DeleteUpstreamToken(ctx context.Context, u string) error {
+	return s.count("delete_upstream_token", s.Store.DeleteUpstreamToken(ctx, u))
+}
+
+func (s *instrumentedStore) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	ok, err := s.Store.AcquireLease(ctx, name, ttl)
+	return ok, s.count("acquire_lease", err)
+}
+
+func (s *instrumentedStore) ReleaseLease(ctx context.Context, name string) error {
+	return s.count("release_lease", s.Store.ReleaseLease(ctx, name))
+}
+
+func (s *instrumentedStore) Revocations(ctx context.Context, since time.Time) ([]store.Revocation, error) {
+	r, err := s.Store.Revocations(ctx, since)
+	return r, s.count("revocations", err)
+}
+
+func (s *instrumentedStore) RevokeTokenID(ctx context.Context, g, jti string, until time.Time) error {
+	return s.count("revoke_token_id", s.Store.RevokeTokenID(ctx, g, jti, until))
+}
+
+func (s *instrumentedStore) TokenIDRevoked(ctx context.Context, g, jti string) (bool, error) {
+	r, err := s.Store.TokenIDRevoked(ctx, g, jti)
+	return r, s.count("token_id_revoked", err)
 }
 
 func (s *instrumentedStore) Ping(ctx context.Context) error {

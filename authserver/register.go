@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/mcpauth/mcpauth/authserver/clientpolicy"
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
 
@@ -44,6 +46,9 @@ type registrationResponse struct {
 	LogoURI                 string   `json:"logo_uri,omitempty"`
 	Scope                   string   `json:"scope,omitempty"`
 	ApplicationType         string   `json:"application_type"`
+	// RFC 7592 §3: where and with what the client manages its registration.
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
 }
 
 const maxClientNameLen = 200
@@ -69,6 +74,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.register(r, req)
+	var limit *sourceLimitError
+	if errors.As(err, &limit) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(limit.retryAfter.Seconds())))))
+		err = newError(http.StatusTooManyRequests, errCodeTemporarilyUnavailable,
+			"this address holds as many live registrations as allowed; reuse one, delete one (RFC 7592), or retry later")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -119,6 +130,10 @@ func (s *Server) validateRegistration(req *registrationRequest) *oauthError {
 			return newError(400, errCodeInvalidRedirectURI, descriptionOf(err))
 		}
 	}
+	if bad := s.opts.ClientPolicy.DisallowedRedirectURI(req.RedirectURIs); bad != "" {
+		s.clientRefused(refusedRedirectURI)
+		return newError(400, errCodeInvalidRedirectURI, "redirect URI "+safeDescription(bad)+" is not allowed by this server's client policy")
+	}
 	if oe := checkGrantAndResponseTypes(req); oe != nil {
 		return oe
 	}
@@ -140,6 +155,15 @@ func (s *Server) validateRegistration(req *registrationRequest) *oauthError {
 	scopes := splitScope(req.Scope)
 	if !subset(scopes, s.opts.ScopesSupported) {
 		return metadataError("scope names a scope this server does not support")
+	}
+	// RFC 7591 §2: the server "MAY reject or replace any of the client's requested
+	// metadata values"; the response carries the scope registered. A scope beyond
+	// the policy's bound for dynamic clients is narrowed, and refused only when
+	// nothing of it is left.
+	if bound := s.opts.ClientPolicy.MaxScopes(clientpolicy.Dynamic); bound != nil && len(scopes) > 0 {
+		if scopes = intersect(scopes, bound); len(scopes) == 0 {
+			return metadataError("none of the requested scopes may be granted to a dynamically registered client")
+		}
 	}
 	req.Scope = joinScope(scopes)
 	return nil
@@ -193,11 +217,14 @@ func isWebURL(raw string) bool {
 // double quote or backslash).
 func descriptionOf(err error) string { return safeDescription(err.Error()) }
 
-// register stores the client and returns its credentials. A secret is generated only
-// for confidential clients and stored as its HMAC.
+// register stores the client and returns its credentials: a secret for confidential
+// clients, and always a registration access token (RFC 7592), each stored as its HMAC.
+// The client counts against its source address's live registrations
+// (Options.RegistrationMaxPerSource).
 func (s *Server) register(r *http.Request, req *registrationRequest) (*registrationResponse, error) {
 	now := s.now()
 	c := store.Client{
+		Source:                  s.clientAddress(r),
 		Name:                    req.ClientName,
 		RedirectURIs:            req.RedirectURIs,
 		GrantTypes:              req.GrantTypes,
@@ -208,40 +235,63 @@ func (s *Server) register(r *http.Request, req *registrationRequest) (*registrat
 		ClientURI:               req.ClientURI,
 		LogoURI:                 req.LogoURI,
 		CreatedAt:               now,
-		ExpiresAt:               s.registrationExpiry(now),
+		ExpiresAt:               s.registrationExpiry(now, now),
 	}
 	var secret string
 	if req.TokenEndpointAuthMethod != AuthMethodNone {
 		secret = prefixSecret + randomString(secretBytes)
 		c.SecretHash = s.keys.hash(labelClientSecret, secret)
 	}
-	if err := s.createClient(r, &c); err != nil {
+	rat, err := s.createClient(r, &c)
+	if err != nil {
 		return nil, err
 	}
-	resp := &registrationResponse{
-		ClientID: c.ID, ClientSecret: secret, ClientIDIssuedAt: now.Unix(),
-		RedirectURIs: c.RedirectURIs, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, ClientName: c.Name,
-		ClientURI: c.ClientURI, LogoURI: c.LogoURI, Scope: c.Scope, ApplicationType: c.ApplicationType,
-	}
-	if secret != "" {
-		// RFC 7591 §3.2.1: REQUIRED when a secret is issued. The secret lapses with the
-		// registration.
-		exp := c.ExpiresAt.Unix()
-		resp.ClientSecretExpiresAt = &exp
-	}
+	resp := s.registrationResponse(c, rat)
+	resp.ClientSecret = secret
 	return resp, nil
 }
 
+// registrationResponse is c as RFC 7591 §3.2.1 and RFC 7592 §3 show it, with rat as
+// its registration access token. The client secret is only ever shown where it is
+// issued.
+func (s *Server) registrationResponse(c store.Client, rat string) *registrationResponse {
+	resp := &registrationResponse{
+		ClientID: c.ID, ClientIDIssuedAt: c.CreatedAt.Unix(),
+		RedirectURIs: c.RedirectURIs, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, ClientName: c.Name,
+		ClientURI: c.ClientURI, LogoURI: c.LogoURI, Scope: c.Scope, ApplicationType: c.ApplicationType,
+		RegistrationAccessToken: rat, RegistrationClientURI: s.clientConfigURI(c.ID),
+	}
+	if c.SecretHash != "" {
+		// RFC 7591 §3.2.1: REQUIRED when a secret is issued. The secret lapses with the
+		// registration: at the latest a registration TTL after it was made, earlier
+		// when the client stays unused for the idle TTL.
+		exp := s.registrationLapse(c.CreatedAt).Unix()
+		resp.ClientSecretExpiresAt = &exp
+	}
+	return resp
+}
+
 // createClient stores c under a fresh random ID, retrying on the (astronomically
-// unlikely) collision.
-func (s *Server) createClient(r *http.Request, c *store.Client) error {
+// unlikely) collision, with a new registration access token, which it returns.
+// A source over its limit gets 429 with Retry-After: when its earliest registration
+// lapses unless used again.
+func (s *Server) createClient(r *http.Request, c *store.Client) (string, error) {
 	for range 3 {
 		c.ID = prefixClientID + randomString(16)
-		err := s.store.CreateClient(r.Context(), *c)
-		if !errors.Is(err, store.ErrAlreadyExists) {
-			return err
+		rat := mintRegistrationToken(c.ID)
+		c.RegistrationTokenHash = s.keys.hash(labelRegistrationToken, rat)
+		err := s.store.CreateClientLimited(r.Context(), *c, s.maxPerSource())
+		var limit *store.SourceLimitError
+		switch {
+		case errors.As(err, &limit):
+			s.metrics.registrationsRefused.Inc()
+			s.log.InfoContext(r.Context(), "registration refused: source at its limit", "source", c.Source,
+				"limit", s.maxPerSource())
+			return "", &sourceLimitError{retryAfter: limit.FreeAt.Sub(s.now())}
+		case !errors.Is(err, store.ErrAlreadyExists):
+			return rat, err
 		}
 	}
-	return errors.New("create client: ID collisions")
+	return "", errors.New("create client: ID collisions")
 }

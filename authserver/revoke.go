@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
@@ -42,6 +43,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return s.revokeRefresh(r.Context(), c, tok)
 	case prefixAccess:
 		return s.revokeAccess(r.Context(), c, tok)
+	case "":
+		if claims, ok := s.verifyJWT(tok); ok {
+			return s.revokeJWT(r.Context(), c, claims)
+		}
 	}
 	return nil
 }
@@ -80,6 +85,28 @@ func (s *Server) revokeAccess(ctx context.Context, c *client, tok string) error 
 		return wrongClient()
 	}
 	return s.store.RevokeAccessToken(ctx, grantID, hash)
+}
+
+// revokeJWT revokes one JWT access token issued to c: its store record, so
+// introspection calls it inactive, and its jti in the revocation feed, so resource
+// servers that verify JWTs on their own learn of it. The feed entry is written even
+// when the record is already gone, so a retried revocation completes one that failed
+// half-way.
+func (s *Server) revokeJWT(ctx context.Context, c *client, claims *accessClaims) error {
+	hash := s.keys.hash(labelJTI, claims.JTI)
+	rec, err := s.store.GetAccessToken(ctx, claims.GrantID, hash)
+	if err != nil && !isDomainError(err) {
+		return err
+	}
+	if claims.ClientID != c.ID || (err == nil && rec.ClientID != c.ID) {
+		return wrongClient()
+	}
+	if err == nil {
+		if err := s.store.RevokeAccessToken(ctx, claims.GrantID, hash); err != nil {
+			return err
+		}
+	}
+	return s.store.RevokeTokenID(ctx, claims.GrantID, claims.JTI, time.Unix(claims.Expiry, 0))
 }
 
 // wrongClient: RFC 7009 §2.1, the server "verifies whether the token was issued to the

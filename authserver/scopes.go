@@ -64,12 +64,12 @@ func (s *Server) grantableScope(c *client, requested string) ([]string, *oauthEr
 		allowed = intersect(c.Scopes, allowed)
 	}
 	if len(scopes) == 0 {
-		return intersect(s.opts.DefaultScopes, allowed), nil
+		return s.limitScope(c, intersect(s.opts.DefaultScopes, allowed), false)
 	}
 	if !subset(scopes, allowed) {
 		return nil, newError(400, errCodeInvalidScope, "requested scope is not allowed for this client")
 	}
-	return scopes, nil
+	return s.limitScope(c, scopes, true)
 }
 
 func intersect(a, b []string) []string {

@@ -35,7 +35,9 @@ func TestRedisHoldsNoSecretInClearAfterAWholeFlow(t *testing.T) {
 	stores, raw := startRedisStores(t, 1)
 	secrets := secretsFlow(t, stores[0], slog.New(slog.DiscardHandler))
 	dump := dumpRedis(t, raw)
-	if !strings.Contains(dump, ":grant") || !strings.Contains(dump, ":upstream:") || !strings.Contains(dump, ":client:") {
+	// Every grant of the flows ends revoked (the last one by the upstream's refusal),
+	// so grants show as their keys' hash tags.
+	if !strings.Contains(dump, ":{g:") || !strings.Contains(dump, ":upstream:") || !strings.Contains(dump, ":client:") {
 		t.Fatalf("the dump lacks grants, upstream tokens or clients; the flows did not reach Redis:\n%.2000s", dump)
 	}
 	secrets.mustNotAppearIn(t, "Redis", dump)
@@ -183,7 +185,8 @@ func secretsFlow(t *testing.T, st store.Store, logger *slog.Logger) namedSecrets
 	}
 
 	// Failures that log: a wrong client secret, a reused refresh token, a replayed
-	// code, a forged upstream state, an upstream token that cannot be refreshed.
+	// code, a forged upstream state, an upstream token that cannot be refreshed (which
+	// revokes the last grant).
 	secrets["wrong client secret"] = client.ClientSecret + "x"
 	refresh(second.RefreshToken, client.ClientSecret+"x", http.StatusUnauthorized)
 	refresh(first.RefreshToken, client.ClientSecret, http.StatusBadRequest)

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpauth/mcpauth/authserver/adminapi"
 	"github.com/mcpauth/mcpauth/authserver/store"
 	"github.com/mcpauth/mcpauth/authserver/upstream"
 )
@@ -29,8 +33,13 @@ const (
 	pathRegister   = "/oauth/register"
 	pathIntrospect = "/oauth/introspect"
 	pathRevoke     = "/oauth/revoke"
-	wellKnownAS    = "/.well-known/oauth-authorization-server"
-	wellKnownOIDC  = "/.well-known/openid-configuration"
+	// pathDeviceAuthorization and pathDevice (the verification page) are RFC 8628's.
+	pathDeviceAuthorization = "/oauth/device_authorization"
+	pathDevice              = "/oauth/device"
+	pathJWKS                = "/oauth/jwks"
+	pathRevocations         = "/oauth/revocations"
+	wellKnownAS             = "/.well-known/oauth-authorization-server"
+	wellKnownOIDC           = "/.well-known/openid-configuration"
 )
 
 // Server is the authorization server. Create it with New; it is safe for concurrent use
@@ -43,8 +52,20 @@ type Server struct {
 	store    store.Store // instrumented: counts backend errors
 	upstream upstream.Provider
 	metrics  *metrics
+	// signing signs JWT access tokens and verifies them; nil when the format is
+	// opaque and no keys were given.
+	signing  *SigningKeys
+	verified verifiedJWTs
+	jwt      bool // issue JWT access tokens
+	// clientRefusals counts what the client policy stopped (clientpolicy.go).
+	clientRefusals *prometheus.CounterVec
 	// registrations rate-limits dynamic registration per client address; nil: off.
 	registrations *limiter
+	// deviceGuesses rate-limits user codes tried on the verification page.
+	deviceGuesses *limiter
+	// upstreamWait bounds how long a caller waits for another caller's refresh of the
+	// same upstream token (upstreamWaitMax; tests shorten it).
+	upstreamWait time.Duration
 
 	issuer   string
 	prefix   string // the issuer's path, prepended to every endpoint path
@@ -54,6 +75,9 @@ type Server struct {
 	routeNames map[string]string
 	// consentCSPBase is the consent page's CSP but for the client's redirect URI.
 	consentCSPBase string
+	// adminDigest is the SHA-256 of Options.AdminToken (the admin API is routed only
+	// when one is set).
+	adminDigest [sha256.Size]byte
 
 	handler http.Handler
 }
@@ -86,6 +110,24 @@ func New(opts Options) (*Server, error) {
 		cookies:  newCookieNames(iu.Scheme == "https"),
 
 		registrations: newLimiter(opts.RegistrationRateLimit, opts.Now),
+		deviceGuesses: newLimiter(opts.DeviceAuthorization.VerificationRateLimit, opts.Now),
+		upstreamWait:  upstreamWaitMax,
+
+		signing: opts.SigningKeys,
+		jwt:     opts.AccessTokenFormat == formatJWT,
+	}
+	if s.jwt && s.signing == nil {
+		if s.signing, err = GenerateSigningKeys(); err != nil {
+			return nil, err
+		}
+	}
+	s.adminDigest = sha256.Sum256([]byte(opts.AdminToken))
+	if err := opts.Registerer.Register(newClientCounter(s)); err != nil {
+		return nil, fmt.Errorf("authserver metrics: %w", err)
+	}
+	s.clientRefusals = newClientRefusals()
+	if err := opts.Registerer.Register(s.clientRefusals); err != nil {
+		return nil, fmt.Errorf("authserver metrics: %w", err)
 	}
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
@@ -129,9 +171,24 @@ func (s *Server) routes() http.Handler {
 		// Off means absent: the metadata has no registration_endpoint and the path is
 		// a plain 404, which is what a client probing an unknown endpoint expects.
 		route("register", s.handleRegister, s.prefix+pathRegister)
+		route("client_config", s.handleClientConfig, s.prefix+pathRegister+"/")
 	}
 	route("introspect", s.handleIntrospect, s.prefix+pathIntrospect)
 	route("revoke", s.handleRevoke, s.prefix+pathRevoke)
+	if s.opts.DeviceAuthorization.Enabled {
+		route("device_authorization", s.handleDeviceAuthorization, s.prefix+pathDeviceAuthorization)
+		route("device", s.handleDevice, s.prefix+pathDevice)
+	}
+	if s.opts.AdminToken != "" {
+		// Off means absent, as for registration: no token, no admin API.
+		route("admin_grants", s.admin(s.handleAdminGrants), s.prefix+adminapi.PathGrants)
+		route("admin_revoke", s.admin(s.handleAdminRevoke), s.prefix+adminapi.PathRevoke)
+		route("admin_clients", s.admin(s.handleAdminClients), s.prefix+adminapi.PathClients)
+		route("admin_client_count", s.admin(s.handleAdminClientCount), s.prefix+adminapi.PathClientCount)
+		route("admin_approvals", s.admin(s.handleAdminApprovals), s.prefix+adminapi.PathApprovals)
+	}
+	route("jwks", s.handleJWKS, s.prefix+pathJWKS)
+	route("revocations", s.handleRevocations, s.prefix+pathRevocations)
 	route("healthz", s.handleHealthz, "/healthz")
 	route("readyz", s.handleReadyz, "/readyz")
 	if !s.opts.OmitMetricsEndpoint {

@@ -20,7 +20,7 @@ import (
 // attacks) wants secrets that cannot be guessed, and a timing oracle lets them be
 // guessed byte by byte.
 // Secrets are compared with crypto/subtle or crypto/hmac.Equal (equalHash,
-// pkceMatches, verifySecret, verifyCSRF, the OIDC nonce).
+// pkceMatches, verifySecret, verifyCSRF, the OIDC nonce, adminAuth).
 //
 // Lookups are not comparisons: the store finds records by the HMAC of a token, and the
 // resource package's cache by its SHA-256, so their timing depends on a value the
@@ -96,13 +96,17 @@ var auditAllowed = map[string]bool{
 	// time says nothing about anything the server holds.
 	"token.go (*tokenReads).code secret":         true,
 	"token.go (*tokenReads).refreshToken secret": true,
+	// A key ID is published in the JWKS and in every token's header.
+	"jwt.go (*SigningKeys).published KeyID": true,
+	// A jti is in every JWT a resource server sees, and in the public revocation feed.
+	"store/storetest/storetest.go inFeed TokenID": true,
 }
 
 // secretWords mark a name as holding a secret; harmlessWords, found in the same name,
 // clear it (a token's type or endpoint is no secret).
 var (
 	secretWords   = []string{"secret", "token", "verifier", "challenge", "hash", "csrf", "mac", "sig", "password", "nonce", "cookie", "binding", "key", "code", "state"}
-	harmlessWords = []string{"method", "type", "kind", "endpoint", "url", "path", "ttl", "len", "prefix", "status", "name", "hint", "count", "err", "statuscode", "errcode", "response", "grant"}
+	harmlessWords = []string{"method", "type", "kind", "endpoint", "url", "path", "ttl", "len", "prefix", "status", "name", "hint", "count", "err", "statuscode", "errcode", "response", "grant", "format"}
 )
 
 // secretName returns the name an operand is known by, and whether it sounds secret.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -13,11 +14,14 @@ import (
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
 
-// tokenResponse is RFC 6749 §5.1.
+// tokenResponse is RFC 6749 §5.1, and RFC 8693 §2.2.1 with IssuedTokenType.
 type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	// ExpiresIn is left out only by token exchange, when the upstream token's
+	// lifetime is unknown; our own tokens always have one.
+	ExpiresIn    int64  `json:"expires_in,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 }
@@ -40,6 +44,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if err := parseForm(w, r, maxFormBody); err != nil {
 		return nil, err
 	}
+	if r.PostForm.Get("grant_type") == grantTokenExchange {
+		// Its own path: every outcome, client authentication included, is logged and
+		// counted as an exchange.
+		return s.tokenExchange(r)
+	}
 	if name, ok := singleValues(r.PostForm, "resource"); !ok {
 		return nil, errInvalidRequest("parameter " + name + " is repeated")
 	}
@@ -52,20 +61,32 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	switch grantType {
 	case "":
 		return nil, errInvalidRequest("grant_type is required")
-	case grantAuthCode, grantRefresh:
+	case grantAuthCode, grantRefresh, grantClientCredentials:
+	case grantDeviceCode:
+		if !s.opts.DeviceAuthorization.Enabled {
+			return nil, newError(400, errCodeUnsupportedGrantType, "the device authorization grant is not enabled on this server")
+		}
 	default:
-		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code or refresh_token")
+		return nil, newError(400, errCodeUnsupportedGrantType, "grant_type must be authorization_code, refresh_token, client_credentials or "+grantTokenExchange)
 	}
 	if !c.allowsGrant(grantType) {
 		return nil, newError(400, errCodeUnauthorizedClient, "the client may not use this grant type")
 	}
 	var resp *tokenResponse
-	if grantType == grantAuthCode {
+	switch grantType {
+	case grantAuthCode:
 		resp, err = s.exchangeCode(r, c, reads)
-	} else {
+	case grantClientCredentials:
+		resp, err = s.clientCredentials(r, c)
+	case grantDeviceCode:
+		resp, err = s.redeemDeviceCode(r, c, reads)
+	default:
 		resp, err = s.refresh(r, c, reads)
 	}
 	if err == nil {
+		if grantType == grantDeviceCode {
+			grantType = "device_code" // a label, not a URN
+		}
 		s.metrics.tokenIssued(grantType)
 	}
 	return resp, err
@@ -102,6 +123,12 @@ func (s *Server) readTokenRequest(r *http.Request) *tokenReads {
 		rt := form.Get("refresh_token")
 		if t.keys.GrantID, _ = parseToken(prefixRefresh, rt); t.keys.GrantID != "" {
 			t.keys.RefreshHash = s.keys.hash(labelToken, rt)
+		}
+	case grantDeviceCode:
+		// The approval of a device code is a code under its hash (deviceApproval).
+		dc := form.Get("device_code")
+		if t.keys.GrantID, _ = parseToken(prefixDevice, dc); t.keys.GrantID != "" {
+			t.keys.CodeHash = s.keys.hash(labelToken, dc)
 		}
 	}
 	if t.keys.GrantID == "" {
@@ -169,7 +196,11 @@ func (s *Server) exchangeCode(r *http.Request, c *client, reads *tokenReads) (*t
 		ID: grantID, ClientID: c.ID, UserID: ac.UserID, Scope: ac.Scope, Resource: ac.Resource,
 		AuthTime: ac.AuthTime, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
 	}
-	access, refresh, pair := s.newTokens(c, g, ac.Scope, resources, now)
+	access, refresh, pair, err := s.newTokens(c, g, ac.Scope, resources, now)
+	if err != nil {
+		return nil, err
+	}
+	pair.ClientUse = s.clientUse(c, now)
 	if err := s.store.RedeemCode(ctx, grantID, codeHash, g, pair); err != nil {
 		return nil, s.codeError(ctx, grantID, err)
 	}
@@ -234,7 +265,8 @@ func (s *Server) codeError(ctx context.Context, grantID string, err error) error
 	return err
 }
 
-// refresh is the refresh_token grant (RFC 6749 §6) with rotation (OAuth 2.1 §4.3.1).
+// refresh is the refresh_token grant (RFC 6749 §6) with rotation (OAuth 2.1 §4.3.1)
+// and the reuse grace window (Options.RefreshReuseWindow).
 func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenResponse, error) {
 	ctx, form := r.Context(), r.PostForm
 	old := form.Get("refresh_token")
@@ -246,6 +278,13 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 		return nil, errInvalidGrant("the refresh token is invalid or expired")
 	}
 	oldHash, rt, err := reads.refreshToken(ctx, grantID, old)
+	if errors.Is(err, store.ErrRefreshReused) {
+		// Rotated before. The read decides nothing: the store settles the reuse in one
+		// atomic step, returning the successor kept for the window to the same client,
+		// or revoking the grant.
+		prior, err := s.store.RotateRefreshToken(ctx, grantID, oldHash, store.TokenPair{}, store.Successor{ClientID: c.ID})
+		return s.reusedRefresh(ctx, c, grantID, oldHash, prior, err)
+	}
 	if err != nil {
 		return nil, s.refreshError(ctx, grantID, err)
 	}
@@ -270,22 +309,95 @@ func (s *Server) refresh(r *http.Request, c *client, reads *tokenReads) (*tokenR
 		return nil, err
 	}
 	g := store.Grant{ID: grantID, ClientID: c.ID, UserID: rt.UserID, Scope: rt.Scope, Resource: rt.Resource, ExpiresAt: rt.ExpiresAt}
-	access, refresh, pair := s.newTokens(c, g, scope, resources, now)
-	if err := s.store.RotateRefreshToken(ctx, grantID, oldHash, pair); err != nil {
-		return nil, s.refreshError(ctx, grantID, err)
+	access, refresh, pair, err := s.newTokens(c, g, scope, resources, now)
+	if err != nil {
+		return nil, err
+	}
+	pair.ClientUse = s.clientUse(c, now)
+	succ, err := s.sealSuccessor(c.ID, grantID, oldHash, access, refresh, pair, now)
+	if err != nil {
+		return nil, err
+	}
+	prior, err := s.store.RotateRefreshToken(ctx, grantID, oldHash, pair, succ)
+	if err != nil || prior != nil {
+		// Another request rotated the token between our read and our rotation.
+		return s.reusedRefresh(ctx, c, grantID, oldHash, prior, err)
 	}
 	return s.tokenResponse(access, refresh, pair.Access, now), nil
 }
 
+// successorRecord is the token response a rotation issued, kept sealed in the store
+// for the reuse window (store.Successor) so that the same client presenting the
+// rotated token again gets the same answer.
+type successorRecord struct {
+	ClientID         string    `json:"client_id"`
+	AccessToken      string    `json:"access_token"`
+	AccessExpiresAt  time.Time `json:"access_expires_at"`
+	RefreshToken     string    `json:"refresh_token,omitempty"`
+	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
+	Scope            string    `json:"scope,omitempty"`
+}
+
+// sealSuccessor encrypts a rotation's token response for the reuse window, bound to
+// the grant and the rotated token; with the window off it keeps nothing.
+func (s *Server) sealSuccessor(clientID, grantID, oldHash, access, refresh string, pair store.TokenPair, now time.Time) (store.Successor, error) {
+	if s.opts.RefreshReuseWindow <= 0 {
+		return store.Successor{}, nil
+	}
+	plain, err := json.Marshal(successorRecord{
+		ClientID: clientID, AccessToken: access, AccessExpiresAt: pair.Access.ExpiresAt,
+		RefreshToken: refresh, RefreshExpiresAt: pair.Refresh.ExpiresAt, Scope: pair.Access.Scope,
+	})
+	if err != nil {
+		return store.Successor{}, err
+	}
+	sealed, err := s.keys.sealAD(plain, successorAAD(grantID, oldHash))
+	if err != nil {
+		return store.Successor{}, err
+	}
+	return store.Successor{ClientID: clientID, Sealed: sealed, Until: now.Add(s.opts.RefreshReuseWindow)}, nil
+}
+
+// reusedRefresh answers a rotated refresh token presented again, after the store
+// settled it: with the successor kept for the window (prior), or with the store's
+// error, ErrRefreshReused when it revoked the grant.
+func (s *Server) reusedRefresh(ctx context.Context, c *client, grantID, oldHash string, prior []byte, err error) (*tokenResponse, error) {
+	if err != nil {
+		return nil, s.refreshError(ctx, grantID, err)
+	}
+	var rec successorRecord
+	plain, err := s.keys.openAD(prior, successorAAD(grantID, oldHash))
+	if err == nil {
+		err = json.Unmarshal(plain, &rec)
+	}
+	if err == nil && rec.ClientID != c.ID {
+		err = errors.New("sealed for another client")
+	}
+	if err != nil {
+		// Not what this server sealed for this token and client: hand nothing out.
+		s.log.ErrorContext(ctx, "refresh successor cannot be used", "grant", grantID, "err", err)
+		return nil, errInvalidGrant("the refresh token is invalid or expired")
+	}
+	s.metrics.refreshReuse.WithLabelValues("grace").Inc()
+	s.log.InfoContext(ctx, "rotated refresh token presented again inside the reuse window; same successor returned",
+		"grant", grantID, "client", c.ID)
+	return &tokenResponse{
+		AccessToken:  rec.AccessToken,
+		TokenType:    "Bearer",
+		ExpiresIn:    max(0, int64(rec.AccessExpiresAt.Sub(s.now())/time.Second)),
+		RefreshToken: rec.RefreshToken,
+		Scope:        rec.Scope,
+	}, nil
+}
+
 // refreshError maps a store answer about a refresh token. Reuse of a rotated token
-// means one of two parties holds a stolen copy; OAuth 2.1 §4.3.1 has the server revoke
-// the whole grant, so both stop working and the user logs in again.
+// outside the grace window means one of two parties holds a stolen copy; OAuth 2.1
+// §4.3.1 has the server revoke the whole grant, so both stop working and the user logs
+// in again. The store revoked it in the same step that found the reuse.
 func (s *Server) refreshError(ctx context.Context, grantID string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrRefreshReused):
-		if rerr := s.store.RevokeGrant(ctx, grantID); rerr != nil {
-			s.log.ErrorContext(ctx, "revoke grant after refresh token reuse", "grant", grantID, "err", rerr)
-		}
+		s.metrics.refreshReuse.WithLabelValues("revoked").Inc()
 		s.log.WarnContext(ctx, "refresh token reused; grant revoked", "grant", grantID)
 		return errInvalidGrant("the refresh token is invalid or expired")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGrantRevoked):
@@ -317,22 +429,37 @@ func narrowResources(requested, granted []string) ([]string, error) {
 // refresh, a refresh token carrying the grant's full scope and resources (RFC 6749 §6:
 // a new refresh token's scope is the original one). Refresh tokens expire with the
 // grant: rotation never extends how long a login lasts.
-func (s *Server) newTokens(c *client, g store.Grant, scope string, resources []string, now time.Time) (access, refresh string, pair store.TokenPair) {
+//
+// A JWT access token's record is keyed by the hash of its jti, an opaque one's by the
+// hash of the token: either way introspection is one store read, and the store never
+// sees the token.
+func (s *Server) newTokens(c *client, g store.Grant, scope string, resources []string, now time.Time) (access, refresh string, pair store.TokenPair, err error) {
 	accessExp := now.Add(s.opts.AccessTokenTTL)
 	if !g.ExpiresAt.IsZero() && g.ExpiresAt.Before(accessExp) {
 		accessExp = g.ExpiresAt
 	}
-	access = mintToken(prefixAccess, g.ID)
-	pair.AccessHash = s.keys.hash(labelToken, access)
 	pair.Access = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: scope,
 		Resource: resources, IssuedAt: now, ExpiresAt: accessExp}
+	if s.jwt {
+		var jti string
+		if access, jti, err = s.mintJWT(pair.Access, now); err != nil {
+			// No key active (the file holds only future keys): /readyz says so, and
+			// a client retrying later gets its tokens.
+			s.log.Error("cannot sign an access token", "err", err)
+			return "", "", pair, errUnavailable
+		}
+		pair.AccessHash = s.keys.hash(labelJTI, jti)
+	} else {
+		access = mintToken(prefixAccess, g.ID)
+		pair.AccessHash = s.keys.hash(labelToken, access)
+	}
 	if c.allowsGrant(grantRefresh) {
 		refresh = mintToken(prefixRefresh, g.ID)
 		pair.RefreshHash = s.keys.hash(labelToken, refresh)
 		pair.Refresh = store.Token{GrantID: g.ID, ClientID: c.ID, UserID: g.UserID, Scope: g.Scope,
 			Resource: g.Resource, IssuedAt: now, ExpiresAt: g.ExpiresAt}
 	}
-	return access, refresh, pair
+	return access, refresh, pair, nil
 }
 
 func (s *Server) tokenResponse(access, refresh string, at store.Token, now time.Time) *tokenResponse {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpauth/mcpauth/authserver/config"
 )
 
 func TestTokenEndpointAuthenticatesClientsPerTheirRegisteredMethod(t *testing.T) {
@@ -91,8 +93,11 @@ func TestTokenEndpointRefusesMalformedRequests(t *testing.T) {
 		{"the password grant", func() *http.Request {
 			return formRequest(pathToken, url.Values{"client_id": {publicClient.ID}, "grant_type": {"password"}})
 		}, 400, "unsupported_grant_type"},
-		{"the client_credentials grant", func() *http.Request {
+		{"the client_credentials grant by a client not registered for it", func() *http.Request {
 			return formRequest(pathToken, url.Values{"client_id": {publicClient.ID}, "grant_type": {"client_credentials"}})
+		}, 400, "unauthorized_client"},
+		{"the device code grant on a server without it", func() *http.Request {
+			return formRequest(pathToken, url.Values{"client_id": {publicClient.ID}, "grant_type": {grantDeviceCode}, "device_code": {"x"}})
 		}, 400, "unsupported_grant_type"},
 		{"a repeated grant_type", func() *http.Request {
 			return formRequest(pathToken, url.Values{"client_id": {publicClient.ID}, "grant_type": {"refresh_token", "authorization_code"}})
@@ -128,7 +133,7 @@ func formRequest(path string, form url.Values) *http.Request {
 }
 
 func TestAuthorizationCodeGrantIssuesOpaqueBearerTokens(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *Options) { o.AccessTokenFormat = config.AccessTokenOpaque })
 	p := newPKCE()
 	code := e.code(trustedClient.ID, webRedirect, p, url.Values{"scope": {"read write"}})
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect},

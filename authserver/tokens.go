@@ -12,10 +12,15 @@ const (
 	prefixCode    = "mcp_ac_"
 	prefixAccess  = "mcp_at_"
 	prefixRefresh = "mcp_rt_"
+	// prefixDevice marks RFC 8628 device codes.
+	prefixDevice = "mcp_dc_"
 	// prefixSecret marks generated client secrets; they carry no grant ID.
 	prefixSecret = "mcp_cs_"
 	// prefixClientID marks dynamically registered client IDs.
 	prefixClientID = "mcpc_"
+	// prefixRegistration marks RFC 7592 registration access tokens, which carry
+	// their client's ID: mcp_rat_<client ID>.<random>.
+	prefixRegistration = "mcp_rat_"
 )
 
 const (
@@ -89,4 +94,25 @@ func isBase64URL(s string) bool {
 		}
 	}
 	return true
+}
+
+// mintRegistrationToken returns a new registration access token for a client.
+func mintRegistrationToken(clientID string) string {
+	return prefixRegistration + clientID + "." + randomString(secretBytes)
+}
+
+// parseRegistrationToken returns the client ID a registration access token names, or
+// false when the string is not one we could have issued. Client IDs are base64url
+// after their prefix, so they hold no dot.
+func parseRegistrationToken(tok string) (clientID string, ok bool) {
+	rest, found := strings.CutPrefix(tok, prefixRegistration)
+	if !found {
+		return "", false
+	}
+	clientID, random, found := strings.Cut(rest, ".")
+	if !found || len(random) != randomPartLen || !isBase64URL(random) ||
+		!strings.HasPrefix(clientID, prefixClientID) || !isBase64URL(clientID) || len(clientID) > 64 {
+		return "", false
+	}
+	return clientID, true
 }

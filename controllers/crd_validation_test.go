@@ -90,6 +90,13 @@ var _ = Describe("The CRDs", func() {
 			ttl.RefreshToken.Duration.String(), ttl.ClientRegistration.Duration.String(),
 			ttl.ExternalToken.Duration.String()}).
 			To(Equal([]string{"5m0s", "15m0s", "24h0m0s", "8760h0m0s", "24h0m0s"}))
+		srv := github.Spec.Server
+		Expect(srv.AccessTokenFormat).To(Equal(oauthv1alpha1.AccessTokenJWT))
+		Expect(srv.SigningKeyAlgorithm).To(Equal(oauthv1alpha1.SigningES256))
+		Expect(srv.SigningKeyRotation.Duration.String()).To(Equal("720h0m0s"))
+		Expect(srv.RefreshReuseWindow).To(Equal(&metav1.Duration{Duration: 30e9}))
+		Expect(srv.Registration.IdleTTL).To(Equal(&metav1.Duration{Duration: 720 * 60 * 60e9}))
+		Expect(srv.Registration.MaxPerSource).To(Equal(ptr.To[int32](20)))
 
 		var ide oauthv1alpha1.MCPClient
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ide"}, &ide)).To(Succeed())
@@ -118,6 +125,13 @@ var _ = Describe("The CRDs", func() {
 			p.Spec.Type = oauthv1alpha1.ProviderOIDC
 			p.Spec.IssuerURL = "login example"
 		}, refusal{"spec.issuerURL", "must be an https URL"}),
+		Entry("a plain-http issuer on a public host", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOIDC
+			p.Spec.IssuerURL = "http://idp.example.com"
+		}, refusal{"spec.issuerURL", "insecureAllowHTTP allows http elsewhere"}),
+		Entry("a plain-http token URL on a public host", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.TokenURL = "http://10.0.0.1/token"
+		}, refusal{"spec.tokenURL", "insecureAllowHTTP allows http elsewhere"}),
 		Entry("an empty client ID", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.ClientID = ""
 		}, refusal{"spec.clientID", "at least 1 chars long"}),
@@ -148,6 +162,54 @@ var _ = Describe("The CRDs", func() {
 		Entry("a scope with a space", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.Server.ScopesSupported = []string{"mcp tools"}
 		}, refusal{"spec.server.scopesSupported[0]", "should match"}),
+		Entry("upstream scopes for a scope the server does not offer", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:admin", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("upstream scopes for a scope when scopesSupported is left to its default", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = nil
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{"repo"}}}
+		}, refusal{"spec.server.upstreamScopes", "must be one of scopesSupported"}),
+		Entry("a scope with no upstream scope", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes", "should have at least 1 items"}),
+		Entry("an upstream scope with a quote", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "tools:write", UpstreamScopes: []string{`re"po`}}}
+		}, refusal{"spec.server.upstreamScopes[0].upstreamScopes[0]", "should match"}),
+		Entry("the same scope twice", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+			p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{
+				{Scope: "tools:write", UpstreamScopes: []string{"repo"}}, {Scope: "tools:write", UpstreamScopes: []string{"gist"}}}
+		}, refusal{"spec.server.upstreamScopes[1]", "Duplicate value"}),
+		Entry("an unknown access token format", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.AccessTokenFormat = "paseto"
+		}, refusal{"spec.server.accessTokenFormat", "Unsupported value"}),
+		Entry("a symmetric signing algorithm", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.SigningKeyAlgorithm = "HS256"
+		}, refusal{"spec.server.signingKeyAlgorithm", "Unsupported value"}),
+		Entry("a signing key rotation of half an hour", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.SigningKeyRotation = metav1.Duration{Duration: 30 * 60e9}
+		}, refusal{"spec.server.signingKeyRotation", "must be at least 1h"}),
+		Entry("a refresh reuse window of ten minutes", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: 10 * 60e9}
+		}, refusal{"spec.server.refreshReuseWindow", "must be between 0s and 5m"}),
+		Entry("a negative refresh reuse window", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: -1e9}
+		}, refusal{"spec.server.refreshReuseWindow", "must be between 0s and 5m"}),
+		Entry("a registration idle TTL of ten minutes", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.IdleTTL = &metav1.Duration{Duration: 10 * 60e9}
+		}, refusal{"spec.server.registration.idleTTL", "must be 0s (off) or between 1h and 87600h"}),
+		Entry("a negative registration idle TTL", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.IdleTTL = &metav1.Duration{Duration: -60 * 60e9}
+		}, refusal{"spec.server.registration.idleTTL", "must be 0s (off) or between 1h and 87600h"}),
+		Entry("a negative per-source registration limit", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.MaxPerSource = ptr.To[int32](-1)
+		}, refusal{"spec.server.registration.maxPerSource", "greater than or equal to 0"}),
+		Entry("a per-source registration limit over 100000", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.MaxPerSource = ptr.To[int32](100001)
+		}, refusal{"spec.server.registration.maxPerSource", "less than or equal to 100000"}),
 		Entry("the redis store without settings", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore.Type = oauthv1alpha1.TokenStoreRedis
 		}, refusal{"spec.tokenStore.redis", "redis settings are required when type is redis"}),
@@ -155,11 +217,79 @@ var _ = Describe("The CRDs", func() {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreRedis,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis"}}}
 		}, refusal{"spec.tokenStore.redis.addresses[0]", "should match"}),
+		Entry("a GitHub organization rule for Google", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderGoogle
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}}
+		}, refusal{"spec.access", "GitHub organizations and teams can only be checked when type is github"}),
+		Entry("a GitHub team mapping for OIDC", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderOIDC
+			p.Spec.IssuerURL = "https://idp.example.com"
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{
+				{Scopes: []string{"mcp"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/dev"}}}}}
+		}, refusal{"spec.access", "GitHub organizations and teams can only be checked when type is github"}),
+		Entry("a hosted domain for GitHub", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GoogleHostedDomains: []string{"example.com"}}}
+		}, refusal{"spec.access", "googleHostedDomains (the hd claim) need type google or oidc"}),
+		Entry("groups for GitHub", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{Groups: []string{"admins"}}}
+		}, refusal{"spec.access", "groups need type oidc or oauth2"}),
+		Entry("a team without its organization", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubTeams: []string{"platform"}}}
+		}, refusal{"spec.access.allow.githubTeams[0]", "should match"}),
+		Entry("an organization that is a URL", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"https://github.com/acme"}}}
+		}, refusal{"spec.access.allow.githubOrganizations[0]", "should match"}),
+		Entry("an e-mail domain with a wildcard", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{EmailDomains: []string{"*.example.com"}}}
+		}, refusal{"spec.access.allow.emailDomains[0]", "should match"}),
+		Entry("an e-mail address without a domain", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{Emails: []string{"alice"}}}
+		}, refusal{"spec.access.allow.emails[0]", "should match"}),
+		Entry("a mapped scope the server does not support", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{
+				{Scopes: []string{"tools:admin"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/admins"}}}}}
+		}, refusal{"spec.access.scopeMappings", "must be in server.scopesSupported"}),
+		Entry("a scope mapping without members", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{ScopeMappings: []oauthv1alpha1.ScopeMapping{{Scopes: []string{"mcp"}}}}
+		}, refusal{"spec.access.scopeMappings[0].members", "members needs at least one rule"}),
+		Entry("an API URL for Google", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Type = oauthv1alpha1.ProviderGoogle
+			p.Spec.APIURL = "https://api.example.com"
+		}, refusal{"spec.apiURL", "apiURL is only for type github"}),
+		Entry("a metadata-document domain with a scheme", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"https://example.com"}}
+		}, refusal{"spec.clientPolicy.metadataDocumentDomains[0]", "should match"}),
+		Entry("a metadata-document wildcard in the middle", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"a.*.example.com"}}
+		}, refusal{"spec.clientPolicy.metadataDocumentDomains[0]", "should match"}),
+		Entry("a max scope the server does not support", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MaxScopes: oauthv1alpha1.MaxScopesSpec{Dynamic: []string{"tools:admin"}}}
+		}, refusal{"spec.clientPolicy.maxScopes", "every scope of clientPolicy.maxScopes must be in server.scopesSupported"}),
+		Entry("an empty redirect URI pattern", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{RedirectURIPatterns: []string{""}}
+		}, refusal{"spec.clientPolicy.redirectURIPatterns[0]", "should be at least 1 chars long"}),
 		Entry("redis settings on the memory store", func(p *oauthv1alpha1.OAuthProvider) {
 			p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreMemory,
 				Redis: &oauthv1alpha1.RedisSpec{Addresses: []string{"redis:6379"}}}
 		}, refusal{"spec.tokenStore", "redis settings are only allowed when type is redis"}),
 	)
+
+	It("keep a refresh reuse window of 0s, which turns the window off, instead of defaulting it", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		get(p, p.Namespace, p.Name)
+		Expect(p.Spec.Server.RefreshReuseWindow).To(Equal(&metav1.Duration{}))
+	})
+
+	It("keep a registration idle TTL and per-source limit of 0, which turn them off", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.Registration = oauthv1alpha1.RegistrationSpec{IdleTTL: &metav1.Duration{}, MaxPerSource: ptr.To[int32](0)}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		get(p, p.Namespace, p.Name)
+		Expect(p.Spec.Server.Registration.IdleTTL).To(Equal(&metav1.Duration{}))
+		Expect(p.Spec.Server.Registration.MaxPerSource).To(Equal(ptr.To[int32](0)))
+	})
 
 	DescribeTable("refuse an invalid MCPClient, naming the field",
 		func(mutate func(*oauthv1alpha1.MCPClient), want refusal) {
@@ -169,7 +299,31 @@ var _ = Describe("The CRDs", func() {
 		},
 		Entry("no redirect URIs", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.RedirectURIs = nil
-		}, refusal{"spec.redirectURIs", "Required value"}),
+		}, refusal{"spec.redirectURIs", "redirectURIs are required with the authorization_code grant"}),
+		Entry("client_credentials on a public client", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		}, refusal{"spec.grantTypes", "client_credentials needs a confidential client"}),
+		Entry("a device CLI with refresh only", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
+		}, refusal{"spec.grantTypes", "refresh_token alone obtains no first token"}),
+		Entry("approveClientID beside redirect URIs", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.ApproveClientID = "https://tools.example.org/client.json"
+		}, refusal{"spec", "not both"}),
+		Entry("approveClientID with scopes", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp_client_abc"
+			c.Spec.Scopes = []string{"mcp"}
+		}, refusal{"spec.approveClientID", "approveClientID only approves a client that registered itself"}),
+		Entry("approveClientID with a client secret", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp_client_abc"
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		}, refusal{"spec.approveClientID", "approveClientID only approves"}),
+		Entry("approveClientID with a space", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.RedirectURIs = nil
+			c.Spec.ApproveClientID = "mcp client"
+		}, refusal{"spec.approveClientID", "should match"}),
 		Entry("a javascript: redirect URI", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.RedirectURIs = []string{"javascript:alert(1)"}
 		}, refusal{"spec.redirectURIs", "each redirect URI must be https"}),
@@ -187,7 +341,7 @@ var _ = Describe("The CRDs", func() {
 		}, refusal{"spec.tokenEndpointAuthMethod", "Unsupported value"}),
 		Entry("refresh without authorization_code", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantRefreshToken}
-		}, refusal{"spec.grantTypes", "must include authorization_code"}),
+		}, refusal{"spec.grantTypes", "must include authorization_code, client_credentials or"}),
 		Entry("an unknown grant type", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.GrantTypes = []oauthv1alpha1.GrantType{"password"}
 		}, refusal{"spec.grantTypes[0]", "Unsupported value"}),
@@ -197,10 +351,77 @@ var _ = Describe("The CRDs", func() {
 		Entry("upstream tokens for a public client", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.IntrospectUpstream = true
 		}, refusal{"spec.introspectUpstream", "introspectUpstream needs a confidential client"}),
+		Entry("resources on a public client", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.Resources = []string{"https://mcp.example.com/mcp"}
+		}, refusal{"spec.resources", "resources need a confidential client"}),
+		Entry("a relative resource", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"/mcp"}
+		}, refusal{"spec.resources", "each resource must be an absolute http(s) URI"}),
+		Entry("a resource with a fragment", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"https://mcp.example.com/mcp#tools"}
+		}, refusal{"spec.resources", "without a fragment"}),
+		Entry("a resource without a host", func(c *oauthv1alpha1.MCPClient) {
+			c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+			c.Spec.Resources = []string{"urn:example:mcp"}
+		}, refusal{"spec.resources", "each resource must be an absolute http(s) URI"}),
 		Entry("a credentials Secret name that is not a DNS name", func(c *oauthv1alpha1.MCPClient) {
 			c.Spec.SecretName = "Bad_Name"
 		}, refusal{"spec.secretName", "should match"}),
 	)
+
+	It("accept a plain-http upstream on another host only with insecureAllowHTTP", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Type = oauthv1alpha1.ProviderOIDC
+		p.Spec.IssuerURL = "http://10.88.0.1:9400"
+		p.Spec.InsecureAllowHTTP = true
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
+
+	It("accept the resources of a confidential MCP server", func() {
+		c := validClient(newNamespace())
+		c.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		c.Spec.Resources = []string{"https://mcp.example.com/mcp", "http://127.0.0.1:3000/mcp"}
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
+
+	It("accept agents without redirect URIs: a client_credentials client and a device CLI", func() {
+		ns := newNamespace()
+		agent := validClient(ns)
+		agent.Name = "agent"
+		agent.Spec.RedirectURIs = nil
+		agent.Spec.TokenEndpointAuthMethod = oauthv1alpha1.AuthMethodClientSecretBasic
+		agent.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		Expect(k8sClient.Create(ctx, agent)).To(Succeed())
+		cli := validClient(ns)
+		cli.Name = "cli"
+		cli.Spec.RedirectURIs = nil
+		cli.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantDeviceCode, oauthv1alpha1.GrantRefreshToken}
+		Expect(k8sClient.Create(ctx, cli)).To(Succeed())
+		p := validProvider(ns)
+		p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
+
+	It("accept an MCPClient that only approves an existing client", func() {
+		c := validClient(newNamespace())
+		c.Spec.RedirectURIs = nil
+		c.Spec.ApproveClientID = "https://tools.example.org/client.json"
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+	})
+
+	It("accept a client policy with scopes the server supports", func() {
+		p := validProvider(newNamespace())
+		p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+		p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{
+			MetadataDocumentDomains: []string{"*.example.com", "claude.ai"},
+			RedirectURIPatterns:     []string{"http://127.0.0.1/*"},
+			MaxScopes:               oauthv1alpha1.MaxScopesSpec{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+			RequireApproval:         true,
+		}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
 
 	It("accept a private-use scheme redirect URI for native apps (RFC 8252 §7.1)", func() {
 		c := validClient(newNamespace())

@@ -136,6 +136,11 @@ func (r *MCPClientReconciler) reconcileCredentials(ctx context.Context, s *clien
 	if s.provider == nil {
 		return nil
 	}
+	if approving(s.client) {
+		// Nothing to log in with: the client has its own credentials.
+		s.client.Status.ClientID, s.client.Status.SecretName = s.client.Spec.ApproveClientID, ""
+		return nil
+	}
 	mc := s.client
 	name := credentialsSecretName(mc)
 	existing, err := getOptional(ctx, r.Client, client.ObjectKey{Namespace: mc.Namespace, Name: name}, &corev1.Secret{})
@@ -227,6 +232,9 @@ func firstNonEmpty(values ...string) string {
 // should have there. A registry that does not list it yet is not an error: its watch
 // brings the client back when the provider has written it.
 func (r *MCPClientReconciler) checkRegistration(ctx context.Context, s *clientScope) error {
+	if approving(s.client) {
+		return r.checkApproval(ctx, s)
+	}
 	if s.provider == nil || s.problem != nil || s.creds == nil {
 		return nil
 	}
@@ -249,6 +257,42 @@ func (r *MCPClientReconciler) checkRegistration(ctx context.Context, s *clientSc
 	for _, e := range entries {
 		if e.ClientID == want.ClientID {
 			s.registered = equality.Semantic.DeepEqual(e, want)
+		}
+	}
+	return nil
+}
+
+// checkApproval is checkRegistration for an MCPClient with approveClientID: the
+// registry must list its approval.
+func (r *MCPClientReconciler) checkApproval(ctx context.Context, s *clientScope) error {
+	if s.provider == nil || s.problem != nil {
+		return nil
+	}
+	want, err := approvalEntry(s.config, s.client)
+	if err != nil {
+		s.problem = &blocker{reason: oauthv1alpha1.ReasonInvalidSpec, message: err.Error()}
+		return nil
+	}
+	key := client.ObjectKey{Namespace: s.provider.Namespace, Name: registrySecretName(s.provider.Name)}
+	registry, err := getOptional(ctx, r.Client, key, &corev1.Secret{})
+	if err != nil || registry == nil || !ownedBy(registry, s.provider) {
+		return err
+	}
+	f, err := config.ParseClientsFile(registry.Data[registryKey])
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "registry Secret does not parse", "secret", registry.Name)
+		return nil
+	}
+	for _, c := range f.Clients {
+		if c.ClientID == want.ClientID {
+			s.problem = &blocker{reason: oauthv1alpha1.ReasonInvalidSpec, message: fmt.Sprintf(
+				"spec.approveClientID: %s is a client the operator registers from an MCPClient; it needs no approval", want.ClientID)}
+			return nil
+		}
+	}
+	for _, a := range f.Approvals {
+		if a.ClientID == want.ClientID {
+			s.registered = equality.Semantic.DeepEqual(a, want)
 		}
 	}
 	return nil

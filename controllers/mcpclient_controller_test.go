@@ -92,9 +92,12 @@ var _ = Describe("The MCPClient reconciler", func() {
 		Expect(registry(ns)()).To(ConsistOf(And(HaveField("ClientID", id), HaveField("SecretHash", ""))))
 
 		By("a spec change and a forced pass keep the client ID")
-		get(c, ns, "ide")
-		c.Spec.RedirectURIs = append(c.Spec.RedirectURIs, "http://localhost/callback")
-		Expect(k8sClient.Update(ctx, c)).To(Succeed())
+		// The reconciler writes the client's status meanwhile: retry on a conflict.
+		Eventually(func() error {
+			get(c, ns, "ide")
+			c.Spec.RedirectURIs = append(c.Spec.RedirectURIs, "http://localhost/callback")
+			return k8sClient.Update(ctx, c)
+		}).Should(Succeed())
 		touch(c, "1")
 		Eventually(registry(ns)).Should(ConsistOf(HaveField("RedirectURIs", ContainElement("http://localhost/callback"))))
 		Expect(registry(ns)()[0].ClientID).To(Equal(id))

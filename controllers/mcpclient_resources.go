@@ -109,6 +109,7 @@ func registryEntry(cfg *config.Config, c *oauthv1alpha1.MCPClient, creds *corev1
 		Scopes:                  slices.Clone(c.Spec.Scopes),
 		Trusted:                 c.Spec.Trusted,
 		IntrospectUpstream:      c.Spec.IntrospectUpstream,
+		Resources:               slices.Clone(c.Spec.Resources),
 	}
 	if entry.ClientName == "" {
 		entry.ClientName = c.Name
@@ -145,6 +146,10 @@ func validateEntry(cfg *config.Config, entry config.Client) error {
 	}
 	if _, err := config.ParseClients(data); err != nil {
 		return fieldErrors(err, clientSpecPath)
+	}
+	// The server would answer unsupported_grant_type: say so here, where it can be fixed.
+	if slices.Contains(entry.GrantTypes, config.GrantDeviceCode) && !cfg.DeviceAuthorization.Enabled {
+		return fmt.Errorf("spec.grantTypes: %s needs the OAuthProvider's spec.server.deviceFlow.enabled", config.GrantDeviceCode)
 	}
 	return fieldErrors(cfg.ValidateClients([]config.Client{entry}), clientSpecPath)
 }

@@ -23,6 +23,8 @@ type clientObservation struct {
 	problem       *blocker
 	registered    bool
 	clientID      string
+	// approval: the MCPClient approves an existing client (spec.approveClientID).
+	approval bool
 }
 
 func (s *clientScope) observation() clientObservation {
@@ -32,6 +34,7 @@ func (s *clientScope) observation() clientObservation {
 		problem:       s.problem,
 		registered:    s.registered,
 		clientID:      s.client.Status.ClientID,
+		approval:      approving(s.client),
 	}
 	if s.provider != nil {
 		o.providerReady = meta.FindStatusCondition(s.provider.Status.Conditions, oauthv1alpha1.ConditionReady)
@@ -75,9 +78,15 @@ func registeredCondition(o clientObservation) metav1.Condition {
 			fmt.Sprintf("OAuthProvider %s not found in this namespace", o.providerName)
 	case o.problem != nil:
 		c.Reason, c.Message = o.problem.reason, o.problem.message
+	case !o.registered && o.approval:
+		c.Reason, c.Message = oauthv1alpha1.ReasonApprovalPending,
+			fmt.Sprintf("waiting for OAuthProvider %s to list the approval of client %s in its registry", o.providerName, o.clientID)
 	case !o.registered:
 		c.Reason, c.Message = oauthv1alpha1.ReasonRegistrationPending,
 			fmt.Sprintf("waiting for OAuthProvider %s to list the client in its registry", o.providerName)
+	case o.approval:
+		c.Status, c.Reason = metav1.ConditionTrue, oauthv1alpha1.ReasonApproved
+		c.Message = fmt.Sprintf("OAuthProvider %s lists client %s as approved: it may complete logins in approval mode", o.providerName, o.clientID)
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, oauthv1alpha1.ReasonRegistered
 		c.Message = fmt.Sprintf("registered with OAuthProvider %s as client %s", o.providerName, o.clientID)

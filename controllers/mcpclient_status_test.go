@@ -51,6 +51,18 @@ func TestClientConditions(t *testing.T) {
 			ready:      want{metav1.ConditionTrue, oauthv1alpha1.ReasonReady, "mcp_x can log in"},
 		},
 		{
+			name:       "an approval not yet in the registry",
+			obs:        clientObservation{providerName: "github", providerFound: true, providerReady: readyProvider, clientID: "https://t.example/c.json", approval: true},
+			registered: want{metav1.ConditionFalse, oauthv1alpha1.ReasonApprovalPending, "approval of client https://t.example/c.json"},
+			ready:      want{metav1.ConditionFalse, oauthv1alpha1.ReasonApprovalPending, ""},
+		},
+		{
+			name:       "an approval listed with a Ready server",
+			obs:        clientObservation{providerName: "github", providerFound: true, providerReady: readyProvider, registered: true, clientID: "https://t.example/c.json", approval: true},
+			registered: want{metav1.ConditionTrue, oauthv1alpha1.ReasonApproved, "lists client https://t.example/c.json as approved"},
+			ready:      want{metav1.ConditionTrue, oauthv1alpha1.ReasonReady, ""},
+		},
+		{
 			name: "a scope the server does not offer",
 			obs: clientObservation{providerName: "github", providerFound: true, providerReady: readyProvider,
 				problem: &blocker{oauthv1alpha1.ReasonInvalidSpec, `spec.scopes[0]: "admin" is not in scopesSupported`}},
@@ -101,12 +113,14 @@ func TestRegistryEntry(t *testing.T) {
 		c := mcpClient(oauthv1alpha1.AuthMethodClientSecretPost)
 		c.Spec.Trusted = true
 		c.Spec.IntrospectUpstream = true
+		c.Spec.Resources = []string{"https://mcp.example.com/mcp"}
 		e, err := registryEntry(cfg, c, creds(c, "s3cret"))
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(e.SecretHash).To(Equal(config.HashClientSecret("s3cret")))
 		g.Expect(e.TokenEndpointAuthMethod).To(Equal("client_secret_post"))
 		g.Expect(e.Trusted).To(BeTrue())
 		g.Expect(e.IntrospectUpstream).To(BeTrue())
+		g.Expect(e.Resources).To(Equal([]string{"https://mcp.example.com/mcp"}))
 		data, _ := config.MarshalClients([]config.Client{e})
 		g.Expect(string(data)).NotTo(ContainSubstring("s3cret"))
 	})
@@ -120,6 +134,29 @@ func TestRegistryEntry(t *testing.T) {
 		c.Spec.Scopes = []string{"admin"}
 		_, err := registryEntry(cfg, c, creds(c, ""))
 		NewWithT(t).Expect(err).To(MatchError(ContainSubstring(`spec.scopes[0]: "admin" is not in scopesSupported`)))
+	})
+	t.Run("a client_credentials agent needs no redirect URI", func(t *testing.T) {
+		g := NewWithT(t)
+		c := mcpClient(oauthv1alpha1.AuthMethodClientSecretBasic)
+		c.Spec.RedirectURIs = nil
+		c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantClientCredentials}
+		e, err := registryEntry(cfg, c, creds(c, "s3cret"))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(e.GrantTypes).To(Equal([]string{config.GrantClientCredentials}))
+	})
+	t.Run("the device grant is refused while the provider's device flow is off", func(t *testing.T) {
+		g := NewWithT(t)
+		c := mcpClient(oauthv1alpha1.AuthMethodNone)
+		c.Spec.RedirectURIs = nil
+		c.Spec.GrantTypes = []oauthv1alpha1.GrantType{oauthv1alpha1.GrantDeviceCode, oauthv1alpha1.GrantRefreshToken}
+		_, err := registryEntry(cfg, c, creds(c, ""))
+		g.Expect(err).To(MatchError(ContainSubstring("spec.server.deviceFlow.enabled")))
+		p := provider()
+		p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
+		on, err := renderConfig(p)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = registryEntry(on, c, creds(c, ""))
+		g.Expect(err).NotTo(HaveOccurred())
 	})
 }
 

@@ -15,6 +15,10 @@ const (
 	configSuffix = "-authserver-config"
 	// keysSuffix names the Secret with the generated encryption key.
 	keysSuffix = "-authserver-keys"
+	// signingKeysSuffix names the Secret with the keys that sign JWT access tokens.
+	signingKeysSuffix = "-authserver-signing-keys"
+	// adminSuffix names the Secret with the admin API's bearer token.
+	adminSuffix = "-authserver-admin"
 	// registrySuffix names the Secret listing the MCPClients of a provider.
 	registrySuffix = "-authserver-clients"
 	// credentialsSuffix names an MCPClient's credentials Secret unless it names one.
@@ -26,6 +30,10 @@ const (
 	encryptionKeyKey = "encryption-key"
 	// registryKey holds the clients file in the registry Secret.
 	registryKey = "clients.yaml"
+	// signingKeysKey holds the signing keys file (config.SigningKeySet).
+	signingKeysKey = "signing-keys.json"
+	// adminTokenKey holds base64url of 32 random bytes in the admin Secret.
+	adminTokenKey = "admin-token"
 
 	// Keys of an MCPClient's credentials Secret.
 	credClientID     = "client-id"
@@ -37,6 +45,8 @@ const (
 	// a rotated Secret is updated in place by the kubelet (no subPath mounts).
 	configDir        = "/etc/mcpauth/config"
 	keysDir          = "/etc/mcpauth/keys"
+	signingKeysDir   = "/etc/mcpauth/signing-keys"
+	adminDir         = "/etc/mcpauth/admin"
 	upstreamDir      = "/etc/mcpauth/upstream"
 	redisDir         = "/etc/mcpauth/redis"
 	redisCADir       = "/etc/mcpauth/redis-ca"
@@ -57,6 +67,10 @@ const (
 	// inputsHashAnnotation on the pod template is a SHA-256 of the rendered config and
 	// of every Secret value mounted into the pod: when one changes, the pods roll.
 	inputsHashAnnotation = "oauth.mcpauth.dev/inputs-hash"
+	// rotationHandledAnnotation on the signing keys Secret is the last value of the
+	// provider's rotate-signing-key annotation acted on. It is written with the key it
+	// caused, so a failed status patch cannot make one request rotate twice.
+	rotationHandledAnnotation = "oauth.mcpauth.dev/rotation-request"
 	// specHashAnnotation on a rendered object is a hash of the spec the operator last
 	// wrote, so it notices a field it removed (see needsSpecUpdate).
 	specHashAnnotation = "oauth.mcpauth.dev/spec-hash"
@@ -76,6 +90,10 @@ const (
 func serverName(p *oauthv1alpha1.OAuthProvider) string     { return p.Name + serverSuffix }
 func configMapName(p *oauthv1alpha1.OAuthProvider) string  { return p.Name + configSuffix }
 func keysSecretName(p *oauthv1alpha1.OAuthProvider) string { return p.Name + keysSuffix }
+
+// signingKeysSecretName holds the JWT signing keys, adminSecretName the admin token.
+func signingKeysSecretName(p *oauthv1alpha1.OAuthProvider) string { return p.Name + signingKeysSuffix }
+func adminSecretName(p *oauthv1alpha1.OAuthProvider) string       { return p.Name + adminSuffix }
 
 // registrySecretName is the registry Secret of the provider named provider.
 func registrySecretName(provider string) string { return provider + registrySuffix }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +35,11 @@ type OAuthProviderReconciler struct {
 	Recorder events.EventRecorder
 	// AuthServerImage is the server image for providers whose spec names none.
 	AuthServerImage string
+	// Clock tells the time of signing key rotations; nil means the real clock.
+	Clock clock.PassiveClock
+	// ClientCounter reads the running server's count of dynamic registrations for
+	// status.dynamicClients; nil leaves it unknown.
+	ClientCounter ClientCounter
 }
 
 // providerScope is what the phases of one reconcile share.
@@ -46,14 +53,23 @@ type providerScope struct {
 	// blocked, when set, says why the server cannot be (re)deployed: an invalid spec
 	// or a missing Secret. The Deployment is then left as it is.
 	blocked *blocker
-	// keys is the stored keys Secret; inputs the data of every mounted Secret by name.
+	// keys is the stored keys Secret, admin the admin token's; inputs the data of
+	// every hashed Secret by name.
 	keys   *corev1.Secret
+	admin  *corev1.Secret
 	inputs map[string]map[string][]byte
 	hash   string
 	// deployment is the stored Deployment, nil when there is none.
 	deployment *appsv1.Deployment
 	// registered counts the registry's entries; nil until the registry phase ran.
 	registered *int32
+	// signingKeys is the status of the signing keys, nil until their phase ran.
+	signingKeys *oauthv1alpha1.SigningKeysStatus
+	// dynamicClients is the server's count of dynamic registrations; nil: unknown.
+	dynamicClients *int32
+	// requeueAfter is when a phase needs another pass though nothing it watches
+	// changes (a signing key activates or retires); 0 for never.
+	requeueAfter time.Duration
 }
 
 // blocker is a reason the server cannot be deployed, for the conditions.
@@ -84,20 +100,24 @@ func (r *OAuthProviderReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.reconcileConfig,
 		r.reconcileIdentity,
 		r.reconcileKeys,
+		r.reconcileSigningKeys,
+		r.reconcileAdminToken,
 		r.reconcileRegistry,
 		r.reconcileInputs,
 		r.reconcileConfigMap,
 		r.reconcileDeployment,
 		r.reconcileService,
 		r.reconcilePodDisruptionBudget,
+		r.countDynamicClients,
 	}
 	for _, phase := range phases {
 		if err := phase(ctx, s); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	// Nothing to wait for by polling: every object whose change matters is watched.
-	return ctrl.Result{}, nil
+	// Every object whose change matters is watched; only time itself (the signing key
+	// schedule) needs a timer.
+	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
 
 // SetupWithManager registers the reconciler. The field indexes it uses are registered
@@ -166,6 +186,14 @@ func request(namespace, name string) reconcile.Request {
 func isOurGroup(ref *metav1.OwnerReference) bool {
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	return err == nil && gv.Group == oauthv1alpha1.GroupVersion.Group
+}
+
+// now is the reconciler's time, to the second (what the Secret and status keep).
+func (r *OAuthProviderReconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now().UTC().Truncate(time.Second)
+	}
+	return r.Clock.Now().UTC().Truncate(time.Second)
 }
 
 // getOptional reads obj, returning nil (the zero T) when it does not exist.

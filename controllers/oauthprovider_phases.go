@@ -94,10 +94,18 @@ func (r *OAuthProviderReconciler) reconcileRegistry(ctx context.Context, s *prov
 	}
 	slices.SortFunc(list.Items, func(a, b oauthv1alpha1.MCPClient) int { return strings.Compare(a.Name, b.Name) })
 	entries := []config.Client{}
+	var approvals []config.Approval
 	seen := map[string]bool{}
 	for i := range list.Items {
 		mc := &list.Items[i]
 		if !mc.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if approving(mc) {
+			// The MCPClient reports an approval the server would not honour.
+			if a, err := approvalEntry(s.config, mc); err == nil {
+				approvals = append(approvals, a)
+			}
 			continue
 		}
 		entry, ok, err := r.entryFor(ctx, s.config, mc)
@@ -109,7 +117,7 @@ func (r *OAuthProviderReconciler) reconcileRegistry(ctx context.Context, s *prov
 			entries = append(entries, entry)
 		}
 	}
-	data, err := config.MarshalClients(entries)
+	data, err := config.MarshalClientsFile(config.ClientsFile{Clients: entries, Approvals: registryApprovals(approvals, seen)})
 	if err != nil {
 		return fmt.Errorf("marshal registry: %w", err)
 	}
@@ -137,15 +145,15 @@ func (r *OAuthProviderReconciler) entryFor(ctx context.Context, cfg *config.Conf
 }
 
 // reconcileInputs reads every Secret the pod mounts and hashes them with the config,
-// so that a rotated Secret rolls the pods. A missing Secret or key blocks the
-// deployment with a condition naming it; the Secret watch brings the provider back
-// here when it appears.
+// so that a rotated Secret rolls the pods; all but the signing keys, which the server
+// follows without a restart. A missing Secret or key blocks the deployment with a
+// condition naming it; the Secret watch brings the provider back here when it appears.
 func (r *OAuthProviderReconciler) reconcileInputs(ctx context.Context, s *providerScope) error {
 	if s.blocked != nil {
 		return nil
 	}
 	p := s.provider
-	s.inputs = map[string]map[string][]byte{keysSecretName(p): s.keys.Data}
+	s.inputs = map[string]map[string][]byte{keysSecretName(p): s.keys.Data, adminSecretName(p): s.admin.Data}
 	for _, in := range referencedSecrets(p) {
 		secret, err := getOptional(ctx, r.Client, client.ObjectKey{Namespace: p.Namespace, Name: in.name}, &corev1.Secret{})
 		if err != nil {
@@ -165,8 +173,7 @@ func (r *OAuthProviderReconciler) reconcileInputs(ctx context.Context, s *provid
 		}
 		s.inputs[in.name] = secret.Data
 	}
-	all := append([]secretInput{keysSecretInput(p)}, referencedSecrets(p)...)
-	s.hash = inputsHash(s.configYAML, all, s.inputs)
+	s.hash = inputsHash(s.configYAML, hashedSecrets(p), s.inputs)
 	return nil
 }
 
@@ -239,4 +246,20 @@ func (r *OAuthProviderReconciler) reconcilePodDisruptionBudget(ctx context.Conte
 func ownedBy(obj, owner client.Object) bool {
 	ref := metav1.GetControllerOf(obj)
 	return ref != nil && ref.UID == owner.GetUID()
+}
+
+// registryApprovals are the approvals the registry can hold: one per client ID (the
+// first MCPClient by name wins; both say the same), none for a client the registry
+// registers itself, which the server would refuse and which needs no approval.
+func registryApprovals(approvals []config.Approval, registered map[string]bool) []config.Approval {
+	var out []config.Approval
+	seen := map[string]bool{}
+	for _, a := range approvals {
+		if registered[a.ClientID] || seen[a.ClientID] {
+			continue
+		}
+		seen[a.ClientID] = true
+		out = append(out, a)
+	}
+	return out
 }

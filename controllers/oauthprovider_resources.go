@@ -39,9 +39,21 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	c.ServiceDocumentation = spec.Server.ServiceDocumentation
 	if len(spec.Server.ScopesSupported) > 0 {
 		c.ScopesSupported = slices.Clone(spec.Server.ScopesSupported)
-		// A client that asks for no scope gets every scope the server offers: the
-		// default "mcp" would not be among them.
-		c.DefaultScopes = slices.Clone(spec.Server.ScopesSupported)
+		// A client that asks for no scope gets every scope the server offers (the
+		// default "mcp" would not be among them), except those that need more of the
+		// upstream provider: those are stepped up to, never handed out by default.
+		c.DefaultScopes = slices.DeleteFunc(slices.Clone(spec.Server.ScopesSupported), func(s string) bool {
+			return slices.ContainsFunc(spec.Server.UpstreamScopes, func(u oauthv1alpha1.ScopeUpstreamScopes) bool { return u.Scope == s })
+		})
+		if len(c.DefaultScopes) == 0 {
+			c.DefaultScopes = slices.Clone(spec.Server.ScopesSupported)
+		}
+	}
+	for _, u := range spec.Server.UpstreamScopes {
+		if c.UpstreamScopes == nil {
+			c.UpstreamScopes = map[string][]string{}
+		}
+		c.UpstreamScopes[u.Scope] = slices.Clone(u.UpstreamScopes)
 	}
 	if spec.Server.CallbackPath != "" {
 		c.CallbackPath = spec.Server.CallbackPath
@@ -49,6 +61,15 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 	c.AllowPKCEPlain = spec.Server.AllowPKCEPlain
 	if spec.Server.DynamicClientRegistration != nil {
 		c.DynamicRegistration.Enabled = *spec.Server.DynamicClientRegistration
+	}
+	if reg := spec.Server.Registration; reg.IdleTTL != nil {
+		c.DynamicRegistration.IdleTTL = config.Duration(reg.IdleTTL.Duration)
+	}
+	if reg := spec.Server.Registration; reg.MaxPerSource != nil {
+		c.DynamicRegistration.MaxPerSource = int(*reg.MaxPerSource)
+	}
+	if spec.Server.DeviceFlow != nil {
+		c.DeviceAuthorization.Enabled = spec.Server.DeviceFlow.Enabled
 	}
 	c.Upstream = config.Upstream{
 		Type:             config.UpstreamType(spec.Type),
@@ -58,15 +79,43 @@ func renderConfig(p *oauthv1alpha1.OAuthProvider) (*config.Config, error) {
 		AuthorizationURL: spec.AuthorizationURL,
 		TokenURL:         spec.TokenURL,
 		UserInfoURL:      spec.UserInfoURL,
+		APIURL:           spec.APIURL,
 		Scopes:           slices.Clone(spec.Scopes),
 		UserIDField:      spec.UserIDField,
+		// The CRD allows http on other hosts only with this set.
+		InsecureAllowHTTP: spec.InsecureAllowHTTP,
 	}
 	renderTTLs(&c.Tokens, spec.Server.TokenTTLs)
+	if spec.Server.AccessTokenFormat != "" {
+		c.Tokens.AccessTokenFormat = config.AccessTokenFormat(spec.Server.AccessTokenFormat)
+	}
+	if w := spec.Server.RefreshReuseWindow; w != nil {
+		c.Tokens.RefreshReuseWindow = config.Duration(w.Duration)
+	}
+	if spec.Access != nil {
+		c.Access = renderAccess(*spec.Access)
+	}
+	if cp := spec.ClientPolicy; cp != nil {
+		c.ClientPolicy = config.ClientPolicy{
+			MetadataDocumentDomains: slices.Clone(cp.MetadataDocumentDomains),
+			RedirectURIPatterns:     slices.Clone(cp.RedirectURIPatterns),
+			MaxScopes: config.MaxScopes{
+				PreRegistered:    slices.Clone(cp.MaxScopes.PreRegistered),
+				Dynamic:          slices.Clone(cp.MaxScopes.Dynamic),
+				MetadataDocument: slices.Clone(cp.MaxScopes.MetadataDocument),
+			},
+			RequireApproval: cp.RequireApproval,
+		}
+	}
 	c.Store = renderStore(p)
 	if spec.Server.TLS != nil {
 		c.TLS = config.TLS{CertFile: tlsDir + "/" + corev1.TLSCertKey, KeyFile: tlsDir + "/" + corev1.TLSPrivateKeyKey}
 	}
 	c.Secrets.EncryptionKeyFile = keysDir + "/" + encryptionKeyKey
+	// Rendered whatever the token format, so switching to jwt needs no new volume and
+	// finds keys already published.
+	c.Secrets.SigningKeysFile = signingKeysDir + "/" + signingKeysKey
+	c.Secrets.AdminTokenFile = adminDir + "/" + adminTokenKey
 	c.ClientsSecret = &config.ClientsSecret{Namespace: p.Namespace, Name: registrySecretName(p.Name), Key: registryKey}
 	c.Normalize()
 	return c, fieldErrors(c.Validate(), specPath)
@@ -85,6 +134,30 @@ func renderTTLs(t *config.Tokens, ttl oauthv1alpha1.TokenTTLs) {
 	set(&t.RefreshTokenTTL, ttl.RefreshToken)
 	set(&t.ClientRegistrationTTL, ttl.ClientRegistration)
 	set(&t.ExternalTokenTTL, ttl.ExternalToken)
+}
+
+// renderAccess copies the access rules: the spec and the config have the same shape,
+// so the server's validation (and its messages) apply to what the user wrote.
+func renderAccess(a oauthv1alpha1.AccessSpec) config.Access {
+	out := config.Access{Allow: renderAccessRules(a.Allow), GroupsClaim: a.GroupsClaim}
+	for _, m := range a.ScopeMappings {
+		out.ScopeMappings = append(out.ScopeMappings, config.ScopeMapping{
+			Scopes: slices.Clone(m.Scopes), Members: renderAccessRules(m.Members),
+		})
+	}
+	return out
+}
+
+func renderAccessRules(r oauthv1alpha1.AccessRules) config.AccessRules {
+	return config.AccessRules{
+		Users:               slices.Clone(r.Users),
+		Emails:              slices.Clone(r.Emails),
+		EmailDomains:        slices.Clone(r.EmailDomains),
+		GitHubOrganizations: slices.Clone(r.GitHubOrganizations),
+		GitHubTeams:         slices.Clone(r.GitHubTeams),
+		GoogleHostedDomains: slices.Clone(r.GoogleHostedDomains),
+		Groups:              slices.Clone(r.Groups),
+	}
 }
 
 func renderStore(p *oauthv1alpha1.OAuthProvider) config.Store {
@@ -139,6 +212,7 @@ var specPaths = []struct{ config, spec string }{
 	{"scopesSupported", "spec.server.scopesSupported"},
 	{"defaultScopes", "spec.server.scopesSupported"},
 	{"callbackPath", "spec.server.callbackPath"},
+	{"upstreamScopes", "spec.server.upstreamScopes"},
 	{"upstream.clientID", "spec.clientID"},
 	{"upstream.issuerURL", "spec.issuerURL"},
 	{"upstream.authorizationURL", "spec.authorizationURL"},
@@ -146,12 +220,19 @@ var specPaths = []struct{ config, spec string }{
 	{"upstream.userInfoURL", "spec.userInfoURL"},
 	{"upstream.scopes", "spec.scopes"},
 	{"upstream.userIDField", "spec.userIDField"},
+	{"upstream.apiURL", "spec.apiURL"},
+	{"access", "spec.access"},
+	{"clientPolicy", "spec.clientPolicy"},
 	{"upstream.type", "spec.type"},
 	{"tokens.authorizationCodeTTL", "spec.server.tokenTTLs.authorizationCode"},
 	{"tokens.accessTokenTTL", "spec.server.tokenTTLs.accessToken"},
 	{"tokens.refreshTokenTTL", "spec.server.tokenTTLs.refreshToken"},
 	{"tokens.clientRegistrationTTL", "spec.server.tokenTTLs.clientRegistration"},
 	{"tokens.externalTokenTTL", "spec.server.tokenTTLs.externalToken"},
+	{"tokens.accessTokenFormat", "spec.server.accessTokenFormat"},
+	{"tokens.refreshReuseWindow", "spec.server.refreshReuseWindow"},
+	{"dynamicRegistration.idleTTL", "spec.server.registration.idleTTL"},
+	{"dynamicRegistration.maxPerSource", "spec.server.registration.maxPerSource"},
 	{"store.redis.tls.caFile", "spec.tokenStore.redis.tls.caSecretRef"},
 	{"store.redis", "spec.tokenStore.redis"},
 	{"store", "spec.tokenStore"},
@@ -261,6 +342,25 @@ func inputsHash(configYAML []byte, secrets []secretInput, data map[string]map[st
 func keysSecretInput(p *oauthv1alpha1.OAuthProvider) secretInput {
 	return secretInput{volume: "keys", dir: keysDir, name: keysSecretName(p),
 		items: []corev1.KeyToPath{{Key: encryptionKeyKey, Path: encryptionKeyKey}}}
+}
+
+// signingKeysSecretInput is the signing keys Secret as a pod input. It is mounted but
+// never hashed: the server follows the file, and a rotation must not roll the pods.
+func signingKeysSecretInput(p *oauthv1alpha1.OAuthProvider) secretInput {
+	return secretInput{volume: "signing-keys", dir: signingKeysDir, name: signingKeysSecretName(p),
+		items: []corev1.KeyToPath{{Key: signingKeysKey, Path: signingKeysKey}}}
+}
+
+// adminSecretInput is the admin token Secret as a pod input.
+func adminSecretInput(p *oauthv1alpha1.OAuthProvider) secretInput {
+	return secretInput{volume: "admin", dir: adminDir, name: adminSecretName(p),
+		items: []corev1.KeyToPath{{Key: adminTokenKey, Path: adminTokenKey}}}
+}
+
+// hashedSecrets are the Secrets whose values are in the inputs hash, in its order:
+// the operator's own (but the signing keys), then the user's.
+func hashedSecrets(p *oauthv1alpha1.OAuthProvider) []secretInput {
+	return append([]secretInput{keysSecretInput(p), adminSecretInput(p)}, referencedSecrets(p)...)
 }
 
 // newEncryptionKey returns base64 of 32 bytes from crypto/rand, what
@@ -444,7 +544,7 @@ var tmpSize = resource.MustParse("16Mi")
 // secretFileMode lets the server's group (fsGroup) read mounted Secrets and nobody else.
 const secretFileMode int32 = 0o440
 
-// buildVolumes mounts the config, the keys and every referenced Secret, each by
+// buildVolumes mounts the config, the operator's Secrets and every referenced one, each by
 // reference with only the keys the server reads, and a small /tmp because the root
 // filesystem is read-only.
 func buildVolumes(p *oauthv1alpha1.OAuthProvider) ([]corev1.Volume, []corev1.VolumeMount) {
@@ -455,7 +555,8 @@ func buildVolumes(p *oauthv1alpha1.OAuthProvider) ([]corev1.Volume, []corev1.Vol
 		}},
 	}}
 	mounts := []corev1.VolumeMount{{Name: "config", MountPath: configDir, ReadOnly: true}}
-	for _, s := range append([]secretInput{keysSecretInput(p)}, referencedSecrets(p)...) {
+	secrets := append([]secretInput{keysSecretInput(p), signingKeysSecretInput(p), adminSecretInput(p)}, referencedSecrets(p)...)
+	for _, s := range secrets {
 		volumes = append(volumes, corev1.Volume{
 			Name: s.volume,
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{

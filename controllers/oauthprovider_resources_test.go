@@ -83,6 +83,10 @@ func TestRenderConfigForAPresetIsWhatTheServerReads(t *testing.T) {
 	g.Expect(c.Upstream.ClientID).To(Equal("Iv1.abc"))
 	g.Expect(c.Upstream.ClientSecretFile).To(Equal("/etc/mcpauth/upstream/client-secret"))
 	g.Expect(c.Secrets.EncryptionKeyFile).To(Equal("/etc/mcpauth/keys/encryption-key"))
+	g.Expect(c.Secrets.SigningKeysFile).To(Equal("/etc/mcpauth/signing-keys/signing-keys.json"))
+	g.Expect(c.Secrets.AdminTokenFile).To(Equal("/etc/mcpauth/admin/admin-token"))
+	g.Expect(c.Tokens.AccessTokenFormat).To(Equal(config.AccessTokenJWT))
+	g.Expect(c.Tokens.RefreshReuseWindow.Duration()).To(Equal(30 * time.Second))
 	g.Expect(c.ClientsSecret).To(Equal(&config.ClientsSecret{Namespace: "team-a", Name: "github-authserver-clients", Key: "clients.yaml"}))
 	g.Expect(c.ClientsFile).To(BeEmpty())
 	g.Expect(c.Store.Type).To(Equal(config.StoreMemory))
@@ -90,6 +94,23 @@ func TestRenderConfigForAPresetIsWhatTheServerReads(t *testing.T) {
 	g.Expect(c.ListenAddress).To(Equal(":8080"))
 	g.Expect(c.TLS).To(Equal(config.TLS{}))
 	g.Expect(c.DynamicRegistration.Enabled).To(BeTrue())
+	g.Expect(c.DeviceAuthorization.Enabled).To(BeFalse(), "the device flow is off unless asked for")
+	g.Expect(c.DynamicRegistration.IdleTTL.Duration()).To(Equal(720*time.Hour), "the server's defaults without a registration block")
+	g.Expect(c.DynamicRegistration.MaxPerSource).To(Equal(20))
+}
+
+func TestRenderConfigCopiesTheRegistrationLimits(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.Registration = oauthv1alpha1.RegistrationSpec{IdleTTL: &metav1.Duration{Duration: 48 * time.Hour}, MaxPerSource: ptr.To[int32](5)}
+	c := parseRendered(t, p)
+	g.Expect(c.DynamicRegistration.IdleTTL.Duration()).To(Equal(48 * time.Hour))
+	g.Expect(c.DynamicRegistration.MaxPerSource).To(Equal(5))
+
+	p.Spec.Server.Registration = oauthv1alpha1.RegistrationSpec{IdleTTL: &metav1.Duration{}, MaxPerSource: ptr.To[int32](0)}
+	c = parseRendered(t, p)
+	g.Expect(c.DynamicRegistration.IdleTTL.Duration()).To(BeZero(), "0s turns idle removal off; it is not unset")
+	g.Expect(c.DynamicRegistration.MaxPerSource).To(BeZero(), "0 turns the limit off; it is not unset")
 }
 
 func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
@@ -101,6 +122,9 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	p.Spec.Server.DynamicClientRegistration = ptr.To(false)
 	p.Spec.Server.AllowPKCEPlain = true
 	p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 10 * time.Minute}
+	p.Spec.Server.AccessTokenFormat = oauthv1alpha1.AccessTokenOpaque
+	p.Spec.Server.RefreshReuseWindow = &metav1.Duration{}
+	p.Spec.Server.DeviceFlow = &oauthv1alpha1.DeviceFlowSpec{Enabled: true}
 	p.Spec.Scopes = []string{"read:user"}
 	p.Spec.UserIDField = "login"
 	c := parseRendered(t, p)
@@ -111,6 +135,9 @@ func TestRenderConfigCopiesTheServerSettings(t *testing.T) {
 	g.Expect(c.DynamicRegistration.Enabled).To(BeFalse())
 	g.Expect(c.AllowPKCEPlain).To(BeTrue())
 	g.Expect(c.Tokens.AccessTokenTTL.Duration()).To(Equal(10 * time.Minute))
+	g.Expect(c.Tokens.AccessTokenFormat).To(Equal(config.AccessTokenOpaque))
+	g.Expect(c.Tokens.RefreshReuseWindow.Duration()).To(BeZero(), "0s turns the window off; it is not unset")
+	g.Expect(c.DeviceAuthorization.Enabled).To(BeTrue())
 	g.Expect(c.Upstream.Scopes).To(Equal([]string{"read:user"}))
 	g.Expect(c.Upstream.UserIDField).To(Equal("login"))
 }
@@ -125,6 +152,66 @@ func TestRenderConfigPassesPresetEndpointOverrides(t *testing.T) {
 	g.Expect(c.Upstream.AuthorizationURL).To(Equal(p.Spec.AuthorizationURL))
 	g.Expect(c.Upstream.TokenURL).To(Equal(p.Spec.TokenURL))
 	g.Expect(c.Upstream.UserInfoURL).To(Equal(p.Spec.UserInfoURL))
+}
+
+// A development provider on the node is plain http on a host the server's pods reach:
+// the server accepts it only when the spec says so, and the operator passes that on.
+func TestRenderConfigPassesInsecureAllowHTTP(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Type = oauthv1alpha1.ProviderOIDC
+	p.Spec.IssuerURL = "http://10.88.0.1:9400"
+	_, err := renderConfig(p)
+	g.Expect(err).To(MatchError(ContainSubstring("spec.issuerURL")), "http on another host without the flag")
+	p.Spec.InsecureAllowHTTP = true
+	c := parseRendered(t, p)
+	g.Expect(c.Upstream.InsecureAllowHTTP).To(BeTrue())
+	g.Expect(c.Upstream.IssuerURL).To(Equal("http://10.88.0.1:9400"))
+}
+
+func TestRenderConfigCarriesTheAccessRules(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write", "tools:admin"}
+	p.Spec.APIURL = "https://ghe.example.com/api/v3"
+	p.Spec.Access = &oauthv1alpha1.AccessSpec{
+		Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}, Users: []string{"583231"}},
+		ScopeMappings: []oauthv1alpha1.ScopeMapping{
+			{Scopes: []string{"tools:admin"}, Members: oauthv1alpha1.AccessRules{GitHubTeams: []string{"acme/platform"}}},
+			{Scopes: []string{"tools:write"}, Members: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}},
+		},
+	}
+	c := parseRendered(t, p)
+	g.Expect(c.Upstream.APIURL).To(Equal("https://ghe.example.com/api/v3"))
+	g.Expect(c.Access).To(Equal(config.Access{
+		Allow: config.AccessRules{GitHubOrganizations: []string{"acme"}, Users: []string{"583231"}},
+		ScopeMappings: []config.ScopeMapping{
+			{Scopes: []string{"tools:admin"}, Members: config.AccessRules{GitHubTeams: []string{"acme/platform"}}},
+			{Scopes: []string{"tools:write"}, Members: config.AccessRules{GitHubOrganizations: []string{"acme"}}},
+		},
+	}))
+	g.Expect(c.Upstream.Scopes).To(BeEmpty(), "the server adds read:org to the preset's scopes itself")
+
+	g.Expect(parseRendered(t, provider()).Access.IsZero()).To(BeTrue(), "no access spec: everyone, as before")
+}
+
+func TestRenderConfigCarriesTheClientPolicy(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write"}
+	p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{
+		MetadataDocumentDomains: []string{"*.example.com"},
+		RedirectURIPatterns:     []string{"http://127.0.0.1/*", "cursor://*"},
+		MaxScopes:               oauthv1alpha1.MaxScopesSpec{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+		RequireApproval:         true,
+	}
+	g.Expect(parseRendered(t, p).ClientPolicy).To(Equal(config.ClientPolicy{
+		MetadataDocumentDomains: []string{"*.example.com"},
+		RedirectURIPatterns:     []string{"http://127.0.0.1/*", "cursor://*"},
+		MaxScopes:               config.MaxScopes{PreRegistered: []string{"mcp", "tools:write"}, Dynamic: []string{"mcp"}},
+		RequireApproval:         true,
+	}))
+	g.Expect(parseRendered(t, provider()).ClientPolicy.IsZero()).To(BeTrue(), "no client policy: every client, as before")
 }
 
 func TestRenderConfigForRedisAndTLS(t *testing.T) {
@@ -157,11 +244,34 @@ func TestRenderConfigRefusesWhatTheServerRefuses(t *testing.T) {
 			p.Spec.Server.TokenTTLs.AccessToken = metav1.Duration{Duration: 2 * time.Hour}
 			p.Spec.Server.TokenTTLs.RefreshToken = metav1.Duration{Duration: time.Hour}
 		}, "spec.server.tokenTTLs.refreshToken: 1h is shorter"},
+		{"a groups claim without a groups rule", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{GroupsClaim: "roles",
+				Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}}
+		}, "spec.access.groupsClaim: set, but no rule names groups"},
+		{"explicit upstream scopes without read:org for an organization rule", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Scopes = []string{"read:user"}
+			p.Spec.Access = &oauthv1alpha1.AccessSpec{Allow: oauthv1alpha1.AccessRules{GitHubOrganizations: []string{"acme"}}}
+		}, "spec.scopes: must include read:org"},
 		{"several Redis Cluster nodes with a database number", func(p *oauthv1alpha1.OAuthProvider) {
 			withRedis(p)
 			p.Spec.TokenStore.Redis.MasterName = ""
 			p.Spec.TokenStore.Redis.DB = 2
 		}, "spec.tokenStore.redis.db: must be 0"},
+		{"a refresh reuse window of ten minutes (an object CEL never saw)", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.RefreshReuseWindow = &metav1.Duration{Duration: 10 * time.Minute}
+		}, "spec.server.refreshReuseWindow: 10m is outside [0s, 5m]"},
+		{"a registration idle TTL of ten minutes (an object CEL never saw)", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.Registration.IdleTTL = &metav1.Duration{Duration: 10 * time.Minute}
+		}, "spec.server.registration.idleTTL: 10m is outside [1h, 87600h]"},
+		{"a redirect URI pattern with a star in the path (CEL does not parse patterns)", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{RedirectURIPatterns: []string{"https://example.com/*/cb"}}
+		}, `spec.clientPolicy.redirectURIPatterns[0]: redirect URI pattern "https://example.com/*/cb": '*' may only end the pattern`},
+		{"a single-label wildcard domain", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.ClientPolicy = &oauthv1alpha1.ClientPolicySpec{MetadataDocumentDomains: []string{"*.com"}}
+		}, `spec.clientPolicy.metadataDocumentDomains[0]: domain pattern "*.com": a wildcard needs at least two labels`},
+		{"an unknown token format", func(p *oauthv1alpha1.OAuthProvider) {
+			p.Spec.Server.AccessTokenFormat = "paseto"
+		}, `spec.server.accessTokenFormat: "paseto" is not one of jwt, opaque`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,6 +337,13 @@ func TestBuildDeploymentRunsTheServerLockedDown(t *testing.T) {
 		HaveField("Secret.Items", []corev1.KeyToPath{{Key: "client-secret", Path: "client-secret"}}),
 	)))
 	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "keys"), HaveField("Secret.SecretName", "github-authserver-keys"))))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "signing-keys"), HaveField("Secret.SecretName", "github-authserver-signing-keys"),
+		HaveField("Secret.Items", []corev1.KeyToPath{{Key: "signing-keys.json", Path: "signing-keys.json"}}))))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "admin"), HaveField("Secret.SecretName", "github-authserver-admin"),
+		HaveField("Secret.Items", []corev1.KeyToPath{{Key: "admin-token", Path: "admin-token"}}))))
+	g.Expect(c.VolumeMounts).To(ContainElements(
+		corev1.VolumeMount{Name: "signing-keys", MountPath: "/etc/mcpauth/signing-keys", ReadOnly: true},
+		corev1.VolumeMount{Name: "admin", MountPath: "/etc/mcpauth/admin", ReadOnly: true}))
 	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "config"), HaveField("ConfigMap.Name", "github-authserver-config"))))
 	g.Expect(pod.Volumes).NotTo(ContainElement(HaveField("Name", "tls")))
 	for _, m := range c.VolumeMounts {
@@ -268,11 +385,13 @@ func TestReferencedSecretNames(t *testing.T) {
 
 func TestInputsHash(t *testing.T) {
 	p := provider()
-	inputs := append([]secretInput{keysSecretInput(p)}, referencedSecrets(p)...)
+	inputs := hashedSecrets(p)
 	data := func(secret string) map[string]map[string][]byte {
 		return map[string]map[string][]byte{
-			"github-authserver-keys": {encryptionKeyKey: []byte("k")},
-			"github-oauth":           {"client-secret": []byte(secret), "unused": []byte("x")},
+			"github-authserver-keys":         {encryptionKeyKey: []byte("k")},
+			"github-authserver-admin":        {adminTokenKey: []byte("a")},
+			"github-authserver-signing-keys": {signingKeysKey: []byte(`{"keys":[]}`)},
+			"github-oauth":                   {"client-secret": []byte(secret), "unused": []byte("x")},
 		}
 	}
 	base := inputsHash([]byte("cfg"), inputs, data("s1"))
@@ -290,6 +409,17 @@ func TestInputsHash(t *testing.T) {
 			return inputsHash([]byte("cfg"), inputs, d)
 		}(), false},
 		{"moving bytes between config and secret changes it", inputsHash([]byte("cfgs"), inputs, data("1")), true},
+		{"a new admin token changes it", func() string {
+			d := data("s1")
+			d["github-authserver-admin"][adminTokenKey] = []byte("b")
+			return inputsHash([]byte("cfg"), inputs, d)
+		}(), true},
+		// The server re-reads the signing keys; a rotation must not roll the pods.
+		{"rotated signing keys do not", func() string {
+			d := data("s1")
+			d["github-authserver-signing-keys"][signingKeysKey] = []byte(`{"keys":[{"kid":"new"}]}`)
+			return inputsHash([]byte("cfg"), inputs, d)
+		}(), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,4 +510,21 @@ func TestNeedsSpecUpdate(t *testing.T) {
 			NewWithT(t).Expect(needsSpecUpdate(tt.obj, desired, tt.obj.Spec)).To(Equal(tt.want))
 		})
 	}
+}
+
+func TestRenderConfigCarriesUpstreamScopes(t *testing.T) {
+	g := NewWithT(t)
+	p := provider()
+	p.Spec.Server.ScopesSupported = []string{"mcp", "tools:write", "tools:admin"}
+	p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{
+		{Scope: "tools:write", UpstreamScopes: []string{"repo"}},
+		{Scope: "tools:admin", UpstreamScopes: []string{"repo", "admin:org"}},
+	}
+	c := parseRendered(t, p)
+	g.Expect(c.UpstreamScopes).To(Equal(map[string][]string{"tools:write": {"repo"}, "tools:admin": {"repo", "admin:org"}}))
+	g.Expect(c.DefaultScopes).To(Equal([]string{"mcp"}), "scopes with upstream scopes are stepped up to, not granted by default")
+
+	p.Spec.Server.UpstreamScopes = []oauthv1alpha1.ScopeUpstreamScopes{{Scope: "files", UpstreamScopes: []string{"drive"}}}
+	_, err := renderConfig(p)
+	g.Expect(err).To(MatchError(ContainSubstring(`spec.server.upstreamScopes.files: "files" is not in scopesSupported`)))
 }

@@ -32,12 +32,17 @@ type providerObservation struct {
 func (r *OAuthProviderReconciler) patchStatus(ctx context.Context, s *providerScope, reterr error) error {
 	p := s.provider
 	st := &p.Status
+	// The signing keys are reported whatever failed later: the Secret holds them.
+	if s.signingKeys != nil {
+		st.SigningKeys = s.signingKeys
+	}
 	switch {
 	case reterr == nil:
 		setProviderStatus(st, providerObservation{issuer: s.config.Issuer, blocked: s.blocked, deployment: s.deployment}, p.Generation)
 		if s.registered != nil {
 			st.RegisteredClients = *s.registered
 		}
+		st.DynamicClients = s.dynamicClients
 	case apierrors.IsConflict(reterr) || apierrors.IsAlreadyExists(reterr):
 		return nil
 	default:

@@ -17,7 +17,9 @@ var _ = Describe("The steady state", func() {
 		createSecret(ns, "github-oauth", map[string]string{"client-secret": upstreamSecretValue})
 		createSecret(ns, "redis", map[string]string{"password": "p"})
 		p := githubProvider(ns, "gh")
-		// Every optional part rendered: two replicas (a budget), Redis with a password.
+		// Every optional part rendered: two replicas (a budget), Redis with a password,
+		// a handled signing key rotation request.
+		p.Annotations = map[string]string{oauthv1alpha1.RotateSigningKeyAnnotation: "1"}
 		p.Spec.Server.Replicas = ptr.To[int32](2)
 		p.Spec.TokenStore = oauthv1alpha1.TokenStoreSpec{Type: oauthv1alpha1.TokenStoreRedis, Redis: &oauthv1alpha1.RedisSpec{
 			Addresses: []string{"redis:6379"}, PasswordSecretRef: &oauthv1alpha1.SecretKeyReference{Name: "redis", Key: "password"},
@@ -31,6 +33,15 @@ var _ = Describe("The steady state", func() {
 		Eventually(condition(p, oauthv1alpha1.ConditionReady)).Should(haveCondition(metav1.ConditionTrue, oauthv1alpha1.ReasonReady))
 		Eventually(condition(public, oauthv1alpha1.ConditionReady)).Should(haveCondition(metav1.ConditionTrue, oauthv1alpha1.ReasonReady))
 		Eventually(condition(confidential, oauthv1alpha1.ConditionReady)).Should(haveCondition(metav1.ConditionTrue, oauthv1alpha1.ReasonReady))
+
+		By("a signing key rotation on request, which must settle too")
+		annotate(p, oauthv1alpha1.RotateSigningKeyAnnotation, "2")
+		Eventually(signingKeys(ns, "gh")).Should(HaveLen(2))
+		// The requested key signs a minute on (requestedRotationSlack); the status
+		// follows then, and only then is all quiet.
+		testClock.Step(requestedRotationSlack)
+		touch(p, "requested-key-signs")
+		Eventually(signingStatus(p)).Should(HaveField("ActiveKeyID", signingKeys(ns, "gh")()[1].KeyID))
 
 		By("waiting for the writes to settle")
 		last := -1

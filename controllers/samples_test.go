@@ -55,6 +55,11 @@ func TestSamplesRenderConfigsTheServerAccepts(t *testing.T) {
 			g.Expect(p).NotTo(BeNil(), "no sample provider %s", c.Spec.ProviderRef.Name)
 			cfg, err := renderConfig(p)
 			g.Expect(err).NotTo(HaveOccurred())
+			if approving(c) {
+				_, err := approvalEntry(cfg, c)
+				g.Expect(err).NotTo(HaveOccurred())
+				return
+			}
 			secret := ""
 			if confidential(c) {
 				secret = "a-generated-secret-of-enough-entropy-for-a-test"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +26,13 @@ type Options struct {
 	// AuthServerImage is the authorization server image for OAuthProviders whose spec
 	// names none.
 	AuthServerImage string
+	// Clock tells the time of signing key rotations; nil means the real clock. Tests
+	// move it forward to see a month's rotation in a second.
+	Clock clock.PassiveClock
+	// ClientCounter reads each running server's count of dynamic registrations for
+	// status.dynamicClients; nil leaves it unknown. cmd/manager passes an
+	// AdminAPICounter.
+	ClientCounter ClientCounter
 }
 
 // SetupWithManager registers the field indexes and both reconcilers with mgr. It is the
@@ -36,7 +44,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	recorder := mgr.GetEventRecorder(managerName)
 	providers := &OAuthProviderReconciler{
 		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: recorder,
-		AuthServerImage: opts.AuthServerImage,
+		AuthServerImage: opts.AuthServerImage, Clock: opts.Clock, ClientCounter: opts.ClientCounter,
 	}
 	if err := providers.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the OAuthProvider reconciler: %w", err)

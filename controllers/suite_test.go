@@ -42,6 +42,9 @@ var (
 	scheme    = runtime.NewScheme()
 	// calls counts the manager's API calls, per namespace.
 	calls = &callCounter{writes: map[string][]string{}, reads: map[string]int{}}
+	// testClock is the reconcilers' clock: real time plus an offset specs move
+	// forward to see a signing key schedule of weeks play out.
+	testClock = &offsetClock{}
 )
 
 func TestControllers(t *testing.T) {
@@ -74,7 +77,7 @@ var _ = BeforeSuite(func() {
 		NewClient:              calls.newClient,
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(SetupWithManager(ctx, mgr, Options{AuthServerImage: testImage})).To(Succeed())
+	Expect(SetupWithManager(ctx, mgr, Options{AuthServerImage: testImage, Clock: testClock})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
@@ -87,6 +90,31 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
+
+// offsetClock is the real clock moved forward by Step. Time keeps flowing, so specs
+// that never step it see the real time; it never goes back, so stepping it in one
+// spec cannot make another spec's keys look newer than they are.
+type offsetClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now returns the real time plus the offset.
+func (c *offsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Since returns the time elapsed since t on this clock.
+func (c *offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// Step moves the clock forward by d.
+func (c *offsetClock) Step(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
 
 // callCounter wraps the manager's client to count, per namespace, the writes the
 // reconcilers make and the times they read an OAuthProvider or MCPClient (a sign that

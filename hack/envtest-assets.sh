@@ -81,6 +81,11 @@ go_build_k8s() {
   )
 }
 
+# The dev cluster's build (hack/cluster/build.sh) makes the same binary the same way.
+cluster_apiserver="$cache_root/cluster/$KUBE_VERSION/kube-apiserver"
+if [[ ! -x "$cache/kube-apiserver" && -x "$cluster_apiserver" ]]; then
+  cp "$cluster_apiserver" "$cache/kube-apiserver.tmp" && mv "$cache/kube-apiserver.tmp" "$cache/kube-apiserver"
+fi
 if [[ ! -x "$cache/kube-apiserver" ]]; then
   go_build_k8s kube-apiserver "$cache/kube-apiserver"
 fi

@@ -32,6 +32,11 @@ const (
 	ReasonProviderNotFound      = "ProviderNotFound"
 	ReasonProviderNotReady      = "ProviderNotReady"
 	ReasonRegistered            = "Registered"
+	// ReasonApproved: an MCPClient with approveClientID is listed as approved in the
+	// provider's registry.
+	ReasonApproved = "Approved"
+	// ReasonApprovalPending: the provider has yet to list the approval.
+	ReasonApprovalPending = "ApprovalPending"
 
 	// ReasonProgressDeadlineExceeded: the Deployment's rollout has stopped making
 	// progress (its Progressing condition says so); pods are likely crash-looping.

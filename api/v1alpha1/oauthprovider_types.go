@@ -27,6 +27,16 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'oidc' || has(self.issuerURL)",message="issuerURL is required when type is oidc",fieldPath=".issuerURL"
 // +kubebuilder:validation:XValidation:rule="self.type != 'oauth2' || (has(self.authorizationURL) && has(self.tokenURL) && has(self.userInfoURL))",message="authorizationURL, tokenURL and userInfoURL are required when type is oauth2"
 // +kubebuilder:validation:XValidation:rule="(has(self.tokenStore) && self.tokenStore.type == 'redis') || !has(self.server.replicas) || self.server.replicas <= 1",message="server.replicas above 1 needs tokenStore.type redis: the memory store lives in one process",fieldPath=".server.replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerURL) || !isURL(self.issuerURL) || url(self.issuerURL).getScheme() != 'http' || url(self.issuerURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".issuerURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.authorizationURL) || !isURL(self.authorizationURL) || url(self.authorizationURL).getScheme() != 'http' || url(self.authorizationURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".authorizationURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenURL) || !isURL(self.tokenURL) || url(self.tokenURL).getScheme() != 'http' || url(self.tokenURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".tokenURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.userInfoURL) || !isURL(self.userInfoURL) || url(self.userInfoURL).getScheme() != 'http' || url(self.userInfoURL).getHostname() in ['localhost', '127.0.0.1', '::1'] || (has(self.insecureAllowHTTP) && self.insecureAllowHTTP)",message="must be an https URL, or http on a loopback host (insecureAllowHTTP allows http elsewhere)",fieldPath=".userInfoURL"
+// +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.apiURL)",message="apiURL is only for type github",fieldPath=".apiURL"
+// +kubebuilder:validation:XValidation:rule="self.type == 'github' || !has(self.access) || ((!has(self.access.allow) || (!has(self.access.allow.githubOrganizations) && !has(self.access.allow.githubTeams))) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.githubOrganizations) && !has(m.members.githubTeams))))",message="GitHub organizations and teams can only be checked when type is github",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="self.type in ['google', 'oidc'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.googleHostedDomains)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.googleHostedDomains))))",message="googleHostedDomains (the hd claim) need type google or oidc",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="self.type in ['oidc', 'oauth2'] || !has(self.access) || ((!has(self.access.allow) || !has(self.access.allow.groups)) && (!has(self.access.scopeMappings) || self.access.scopeMappings.all(m, !has(m.members.groups))))",message="groups need type oidc or oauth2: other providers send no groups claim",fieldPath=".access"
+// +kubebuilder:validation:XValidation:rule="!has(self.access) || !has(self.access.scopeMappings) || self.access.scopeMappings.all(m, m.scopes.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of access.scopeMappings must be in server.scopesSupported",fieldPath=".access.scopeMappings"
+// +kubebuilder:validation:XValidation:rule="!has(self.clientPolicy) || !has(self.clientPolicy.maxScopes) || [has(self.clientPolicy.maxScopes.preRegistered) ? self.clientPolicy.maxScopes.preRegistered : [], has(self.clientPolicy.maxScopes.dynamic) ? self.clientPolicy.maxScopes.dynamic : [], has(self.clientPolicy.maxScopes.metadataDocument) ? self.clientPolicy.maxScopes.metadataDocument : []].all(l, l.all(s, s in (has(self.server.scopesSupported) ? self.server.scopesSupported : ['mcp'])))",message="every scope of clientPolicy.maxScopes must be in server.scopesSupported",fieldPath=".clientPolicy.maxScopes"
 type OAuthProviderSpec struct {
 	// Type of the upstream provider: a preset (github, google, linkedin, slack,
 	// dropbox), any OpenID Connect issuer (oidc), or any OAuth 2.0 server (oauth2).
@@ -45,26 +55,41 @@ type OAuthProviderSpec struct {
 	// finds the endpoints. https, or http on a loopback host for development.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	IssuerURL string `json:"issuerURL,omitempty"`
 
 	// AuthorizationURL of the upstream; required for oauth2, an override for presets.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	AuthorizationURL string `json:"authorizationURL,omitempty"`
 
 	// TokenURL of the upstream; required for oauth2, an override for presets.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	TokenURL string `json:"tokenURL,omitempty"`
 
 	// UserInfoURL of the upstream; required for oauth2, an override for presets.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="must be an https URL, or http on a loopback host"
 	UserInfoURL string `json:"userInfoURL,omitempty"`
+
+	// InsecureAllowHTTP accepts http:// upstream URLs (issuerURL, authorizationURL,
+	// tokenURL, userInfoURL) on hosts other than loopback, for a development identity
+	// provider on the node or inside the cluster, which the server's pods cannot reach
+	// on their own loopback. Never in production: our client secret and the users'
+	// upstream tokens would cross the network in clear.
+	// +optional
+	InsecureAllowHTTP bool `json:"insecureAllowHTTP,omitempty"`
+	// APIURL is GitHub's REST API, where organization and team memberships are read
+	// (type github; default https://api.github.com; GitHub Enterprise Server:
+	// https://HOST/api/v3).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="must be an https URL, or http on a loopback host"
+	APIURL string `json:"apiURL,omitempty"`
 
 	// Scopes requested from the upstream. Empty means the preset's defaults.
 	// +optional
@@ -84,13 +109,53 @@ type OAuthProviderSpec struct {
 	// Server describes the authorization server the operator runs.
 	Server ServerSpec `json:"server"`
 
+	// Access says who may log in (users, e-mail addresses and domains, GitHub
+	// organizations and teams, Google hosted domains, groups) and which scopes
+	// membership grants. Empty: everyone the upstream provider authenticates.
+	// +optional
+	Access *AccessSpec `json:"access,omitempty"`
+
+	// ClientPolicy says which clients may ask: metadata-document domains, redirect
+	// URI patterns, the most scope of each kind of client, and approval of new
+	// clients (docs/client-policy.md). Empty: every client the server allows.
+	// +optional
+	ClientPolicy *ClientPolicySpec `json:"clientPolicy,omitempty"`
+
 	// TokenStore is where the server keeps clients, codes and tokens.
 	// +optional
 	// +kubebuilder:default={type: memory}
 	TokenStore TokenStoreSpec `json:"tokenStore,omitzero"`
 }
 
+// ScopeUpstreamScopes maps one of our scopes to the upstream scopes it needs.
+type ScopeUpstreamScopes struct {
+	// Scope is one of server.scopesSupported.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	Scope string `json:"scope"`
+	// UpstreamScopes are asked of the upstream provider for it, e.g. ["repo"].
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	// +listType=set
+	UpstreamScopes []string `json:"upstreamScopes"`
+}
+
+// DeviceFlowSpec configures the device authorization grant (RFC 8628).
+type DeviceFlowSpec struct {
+	// Enabled serves /oauth/device_authorization and the verification page
+	// /oauth/device, and advertises them in the metadata. MCPClients whose grantTypes
+	// include urn:ietf:params:oauth:grant-type:device_code may then use it.
+	// +optional
+	// +kubebuilder:default=false
+	Enabled bool `json:"enabled"`
+}
+
 // ServerSpec is the authorization server we run for the upstream provider.
+// +kubebuilder:validation:XValidation:rule="!has(self.upstreamScopes) || self.upstreamScopes.all(u, u.scope in (has(self.scopesSupported) ? self.scopesSupported : ['mcp']))",message="each upstreamScopes[].scope must be one of scopesSupported",fieldPath=".upstreamScopes"
 type ServerSpec struct {
 	// URL is the server's public URL, its OAuth issuer: what MCP clients reach and
 	// the upstream redirects back to. https, or http on a loopback host.
@@ -107,6 +172,17 @@ type ServerSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	// +listType=set
 	ScopesSupported []string `json:"scopesSupported,omitempty"`
+
+	// UpstreamScopes are the extra upstream scopes some scopes need: tools behind
+	// tools:write call the upstream API with the user's upstream token, so that token
+	// must carry, say, GitHub's repo. A client that steps up to such a scope sends
+	// the user to the upstream provider again for only what their upstream token
+	// lacks. See docs/scopes.md.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=scope
+	UpstreamScopes []ScopeUpstreamScopes `json:"upstreamScopes,omitempty"`
 
 	// ServiceDocumentation is a URL of human-readable documentation for the service.
 	// +optional
@@ -148,6 +224,17 @@ type ServerSpec struct {
 	// +kubebuilder:default=true
 	DynamicClientRegistration *bool `json:"dynamicClientRegistration,omitempty"`
 
+	// Registration keeps dynamic registrations tidy: idle ones are removed, and one
+	// client address may hold only so many.
+	// +optional
+	// +kubebuilder:default={}
+	Registration RegistrationSpec `json:"registration,omitzero"`
+
+	// DeviceFlow turns on the device authorization grant (RFC 8628) for command-line
+	// MCPClients on machines without a browser. Off by default.
+	// +optional
+	DeviceFlow *DeviceFlowSpec `json:"deviceFlow,omitempty"`
+
 	// TokenTTLs are the lifetimes of what the server issues.
 	// +optional
 	// +kubebuilder:default={}
@@ -162,7 +249,84 @@ type ServerSpec struct {
 	// cert-manager issues, for example); rotated certificates are picked up live.
 	// +optional
 	TLS *ServerTLS `json:"tls,omitempty"`
+
+	// AccessTokenFormat is jwt (RFC 9068 tokens that MCP servers and gateways verify
+	// on their own against the server's JWKS) or opaque (random strings verified by
+	// introspection).
+	// +optional
+	// +kubebuilder:default=jwt
+	AccessTokenFormat AccessTokenFormat `json:"accessTokenFormat,omitempty"`
+
+	// SigningKeyAlgorithm of the keys that sign JWT access tokens: ES256 (ECDSA
+	// P-256, cheap to sign) or RS256 (RSA 2048, for verifiers that know no other).
+	// Changing it rotates to a key of the new algorithm.
+	// +optional
+	// +kubebuilder:default=ES256
+	SigningKeyAlgorithm SigningKeyAlgorithm `json:"signingKeyAlgorithm,omitempty"`
+
+	// SigningKeyRotation is how long a signing key signs before the operator adds
+	// its successor, at least 1h. The successor is published one access-token
+	// lifetime before it signs, and the old key stays published until the last
+	// token it signed has expired.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="must be at least 1h"
+	SigningKeyRotation metav1.Duration `json:"signingKeyRotation,omitzero"`
+
+	// RefreshReuseWindow is how long a rotated refresh token, presented again by the
+	// same client, returns the same successor instead of revoking the grant, so that
+	// clients refreshing twice in parallel keep their session. 0s turns it off; at
+	// most 5m.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('5m')",message="must be between 0s and 5m"
+	RefreshReuseWindow *metav1.Duration `json:"refreshReuseWindow,omitempty"`
 }
+
+// RegistrationSpec bounds dynamic registrations (RFC 7591).
+type RegistrationSpec struct {
+	// IdleTTL removes a registration not used to obtain tokens for this long (each
+	// use moves its end). 0s turns idle removal off; otherwise 1h to 87600h.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || (duration(self) >= duration('1h') && duration(self) <= duration('87600h'))",message="must be 0s (off) or between 1h and 87600h"
+	IdleTTL *metav1.Duration `json:"idleTTL,omitempty"`
+
+	// MaxPerSource bounds the live registrations of one client address (IPv6 by
+	// /64), shared by every replica; one more is answered 429. 0 turns the limit off.
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	MaxPerSource *int32 `json:"maxPerSource,omitempty"`
+}
+
+// AccessTokenFormat is what an access token looks like on the wire.
+// +kubebuilder:validation:Enum=jwt;opaque
+type AccessTokenFormat string
+
+// Access token formats.
+const (
+	AccessTokenJWT    AccessTokenFormat = "jwt"
+	AccessTokenOpaque AccessTokenFormat = "opaque"
+)
+
+// SigningKeyAlgorithm is the JWS algorithm of the signing keys.
+// +kubebuilder:validation:Enum=ES256;RS256
+type SigningKeyAlgorithm string
+
+// Signing key algorithms.
+const (
+	SigningES256 SigningKeyAlgorithm = "ES256"
+	SigningRS256 SigningKeyAlgorithm = "RS256"
+)
+
+// RotateSigningKeyAnnotation on an OAuthProvider asks for a signing key rotation now:
+// each new value adds a key, published at once, that signs one minute later, once the
+// kubelet can have brought the Secret to every replica (the old one signs until then
+// and stays published until its tokens expire). kubectl annotate oauthprovider X
+// oauth.mcpauth.dev/rotate-signing-key="$(date +%s)" --overwrite
+const RotateSigningKeyAnnotation = "oauth.mcpauth.dev/rotate-signing-key"
 
 // TokenTTLs are lifetimes, as Go durations ("15m", "24h").
 type TokenTTLs struct {
@@ -312,6 +476,40 @@ type OAuthProviderStatus struct {
 	// RegisteredClients is how many MCPClients are registered with this server.
 	// +optional
 	RegisteredClients int32 `json:"registeredClients,omitempty"`
+
+	// DynamicClients is how many dynamic registrations (RFC 7591) are live, as the
+	// server's admin API last answered; absent while unknown (no ready server, or
+	// its admin API could not be read).
+	// +optional
+	DynamicClients *int32 `json:"dynamicClients,omitempty"`
+
+	// SigningKeys describes the keys in the Secret <name>-authserver-signing-keys
+	// that sign JWT access tokens. No key material is ever in status.
+	// +optional
+	SigningKeys *SigningKeysStatus `json:"signingKeys,omitempty"`
+}
+
+// SigningKeysStatus is what the operator last wrote into the signing keys Secret.
+type SigningKeysStatus struct {
+	// ActiveKeyID is the kid of the key that signs now.
+	// +optional
+	ActiveKeyID string `json:"activeKeyID,omitempty"`
+
+	// NextRotation is when the operator adds the next key (which then signs one
+	// access-token lifetime later).
+	// +optional
+	NextRotation metav1.Time `json:"nextRotation,omitzero"`
+
+	// PublishedKeyIDs are the kids in the JWKS: the active key, a successor waiting
+	// to sign, and retired keys whose tokens may not have expired yet.
+	// +optional
+	// +listType=atomic
+	PublishedKeyIDs []string `json:"publishedKeyIDs,omitempty"`
+
+	// LastRotationRequest is the last value of the annotation
+	// oauth.mcpauth.dev/rotate-signing-key that was acted on; each value rotates once.
+	// +optional
+	LastRotationRequest string `json:"lastRotationRequest,omitempty"`
 }
 
 // OAuthProvider runs an OAuth 2.1 authorization server for MCP clients that brokers
@@ -329,6 +527,7 @@ type OAuthProviderStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.registeredClients`
+// +kubebuilder:printcolumn:name="Dynamic",type=integer,JSONPath=`.status.dynamicClients`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type OAuthProvider struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -1,7 +1,8 @@
 // Package app assembles a running authorization server from its configuration file
 // (authserver/config): the store, the upstream provider, key material, pre-registered
-// clients (from the file, a clients file and a Kubernetes Secret), Client ID Metadata
-// Documents, TLS with certificate reloading, a metrics listener and graceful shutdown.
+// clients (from the file, a clients file and a Kubernetes Secret), the JWT signing
+// keys (re-read when their file changes), Client ID Metadata Documents, TLS with
+// certificate reloading, a metrics listener and graceful shutdown.
 //
 // cmd/authserver is a thin main over it, and tests and `make dev` run exactly what the
 // binary runs, in process.
@@ -24,8 +25,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/mcpauth/mcpauth/authserver"
+	"github.com/mcpauth/mcpauth/authserver/access"
 	"github.com/mcpauth/mcpauth/authserver/certreload"
 	"github.com/mcpauth/mcpauth/authserver/cimd"
+	"github.com/mcpauth/mcpauth/authserver/clientpolicy"
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/kubeclients"
 	"github.com/mcpauth/mcpauth/authserver/store"
@@ -49,7 +52,8 @@ type Options struct {
 	// (kubeclients.NewClient, or a clientset's CoreV1().RESTClient()); nil means the
 	// in-cluster client (the server's pod service account).
 	Kube rest.Interface
-	// ClientsFilePoll is how often the clients file is re-read. Default 2 s.
+	// ClientsFilePoll is how often the clients file and the signing keys file are
+	// re-read. Default 2 s.
 	ClientsFilePoll time.Duration
 }
 
@@ -61,6 +65,7 @@ type App struct {
 	server   *authserver.Server
 	store    store.Store
 	clients  *clientSources
+	signing  *signingKeys
 	certs    *certreload.Reloader
 	watcher  *kubeclients.Watcher
 	tlsConf  *tls.Config
@@ -100,6 +105,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	if a.clients, err = newClientSources(cfg, o.ReadFile); err != nil {
 		return nil, err
 	}
+	if a.signing, err = newSigningKeys(cfg, o.ReadFile, o.Logger); err != nil {
+		return nil, err
+	}
 	if a.store, err = newStore(ctx, cfg, secrets, o.ReadFile); err != nil {
 		return nil, err
 	}
@@ -112,29 +120,48 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		}
 	}
 	srvOpts := authserver.Options{
-		Registerer:            reg,
-		Gatherer:              reg,
-		Issuer:                cfg.Issuer,
-		DisplayName:           cfg.DisplayName,
-		ServiceDocumentation:  cfg.ServiceDocumentation,
-		ScopesSupported:       cfg.ScopesSupported,
-		DefaultScopes:         cfg.DefaultScopes,
-		CallbackPath:          cfg.CallbackPath,
-		CodeTTL:               cfg.Tokens.AuthorizationCodeTTL.Duration(),
-		AccessTokenTTL:        cfg.Tokens.AccessTokenTTL.Duration(),
-		RefreshTokenTTL:       cfg.Tokens.RefreshTokenTTL.Duration(),
-		RegistrationTTL:       cfg.Tokens.ClientRegistrationTTL.Duration(),
-		ExternalTokenTTL:      cfg.Tokens.ExternalTokenTTL.Duration(),
-		AllowPKCEPlain:        cfg.AllowPKCEPlain,
-		DynamicRegistration:   cfg.DynamicRegistration.Enabled,
-		RegistrationRateLimit: registrationRateLimit(cfg.DynamicRegistration.RateLimit),
-		TrustedProxies:        cfg.TrustedProxyPrefixes(),
-		Store:                 a.store,
-		Upstream:              prov,
-		MasterKey:             secrets.EncryptionKey,
-		Clients:               a.clients.registry,
-		Logger:                o.Logger,
-		OmitMetricsEndpoint:   cfg.MetricsAddress != "",
+		Registerer:               reg,
+		Gatherer:                 reg,
+		Issuer:                   cfg.Issuer,
+		DisplayName:              cfg.DisplayName,
+		ServiceDocumentation:     cfg.ServiceDocumentation,
+		ScopesSupported:          cfg.ScopesSupported,
+		DefaultScopes:            cfg.DefaultScopes,
+		UpstreamScopes:           cfg.UpstreamScopes,
+		CallbackPath:             cfg.CallbackPath,
+		CodeTTL:                  cfg.Tokens.AuthorizationCodeTTL.Duration(),
+		AccessTokenTTL:           cfg.Tokens.AccessTokenTTL.Duration(),
+		RefreshTokenTTL:          cfg.Tokens.RefreshTokenTTL.Duration(),
+		RegistrationTTL:          cfg.Tokens.ClientRegistrationTTL.Duration(),
+		ExternalTokenTTL:         cfg.Tokens.ExternalTokenTTL.Duration(),
+		RefreshReuseWindow:       cfg.Tokens.RefreshReuseWindow.Duration(),
+		AccessTokenFormat:        cfg.Tokens.AccessTokenFormat,
+		SigningKeys:              a.signing.keys,
+		AllowPKCEPlain:           cfg.AllowPKCEPlain,
+		DynamicRegistration:      cfg.DynamicRegistration.Enabled,
+		RegistrationRateLimit:    registrationRateLimit(cfg.DynamicRegistration.RateLimit),
+		RegistrationIdleTTL:      offIfZero(cfg.DynamicRegistration.IdleTTL.Duration()),
+		RegistrationMaxPerSource: offIfZero(cfg.DynamicRegistration.MaxPerSource),
+		DeviceAuthorization: authserver.DeviceAuthorizationOptions{
+			Enabled:  cfg.DeviceAuthorization.Enabled,
+			CodeTTL:  cfg.DeviceAuthorization.CodeTTL.Duration(),
+			Interval: cfg.DeviceAuthorization.Interval.Duration(),
+		},
+		TrustedProxies:      cfg.TrustedProxyPrefixes(),
+		Store:               a.store,
+		Upstream:            prov,
+		MasterKey:           secrets.EncryptionKey,
+		Clients:             a.clients.registry,
+		AdminToken:          secrets.AdminToken,
+		Logger:              o.Logger,
+		OmitMetricsEndpoint: cfg.MetricsAddress != "",
+	}
+	if !cfg.Access.IsZero() {
+		srvOpts.Access = access.New(cfg.Access, upstream.Type(cfg.Upstream.Type))
+	}
+	if srvOpts.ClientPolicy, err = clientpolicy.New(cfg.ClientPolicy); err != nil {
+		_ = a.store.Close()
+		return nil, err
 	}
 	if cfg.ClientIDMetadataDocuments.Enabled {
 		srvOpts.CIMD = cimdAdapter{cimd.New(cimd.Options{
@@ -206,6 +233,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go a.clients.watchFile(ctx, a.opts.ClientsFilePoll, a.log)
+	go a.signing.watch(ctx, a.opts.ClientsFilePoll, a.log)
 	if a.watcher != nil {
 		go func() {
 			if err := a.watcher.Run(ctx); err != nil && ctx.Err() == nil {
@@ -282,7 +310,9 @@ func upstreamConfig(cfg *config.Config, s *config.Secrets) upstream.Config {
 		AuthorizationURL:  u.AuthorizationURL,
 		TokenURL:          u.TokenURL,
 		UserInfoURL:       u.UserInfoURL,
+		APIURL:            u.APIURL,
 		Scopes:            u.Scopes,
+		GroupsField:       cfg.Access.GroupsClaim,
 		UserIDField:       u.UserIDField,
 		RedirectURL:       cfg.CallbackURL(),
 		InsecureAllowHTTP: u.InsecureAllowHTTP,
@@ -292,23 +322,31 @@ func upstreamConfig(cfg *config.Config, s *config.Secrets) upstream.Config {
 	if uc.Type == upstream.TypeOAuth2 && uc.UserIDField == "" {
 		uc.UserIDField = "sub"
 	}
+	// GitHub shows private organization and team memberships only to a token with
+	// read:org; config validation makes an explicit scope list name it.
+	if cfg.Access.UsesGitHubMemberships() && len(uc.Scopes) == 0 {
+		uc.Scopes = append(upstream.DefaultScopes(uc.Type), config.GitHubMembershipScope)
+	}
 	return uc
 }
 
 // newStore opens the configured backend. A Redis that is down does not fail here: the
 // server starts and /readyz reports why it is not ready.
 func newStore(ctx context.Context, cfg *config.Config, s *config.Secrets, readFile func(string) ([]byte, error)) (store.Store, error) {
+	// The feed keeps a revocation until every token it concerns has expired.
+	retention := authserver.FeedRetention(cfg.Tokens.AccessTokenTTL.Duration())
 	if cfg.Store.Type != config.StoreRedis {
-		return memory.New(memory.Options{Prefix: config.DefaultKeyPrefix}), nil
+		return memory.New(memory.Options{Prefix: config.DefaultKeyPrefix, RevocationRetention: retention}), nil
 	}
 	r := cfg.Store.Redis
 	o := redisstore.Options{
-		Addrs:      r.Addresses,
-		MasterName: r.MasterName,
-		Username:   r.Username,
-		Password:   s.RedisPassword,
-		DB:         r.DB,
-		Prefix:     r.KeyPrefix,
+		RevocationRetention: retention,
+		Addrs:               r.Addresses,
+		MasterName:          r.MasterName,
+		Username:            r.Username,
+		Password:            s.RedisPassword,
+		DB:                  r.DB,
+		Prefix:              r.KeyPrefix,
 	}
 	if r.URL != "" {
 		u, err := goredis.ParseURL(r.URL)

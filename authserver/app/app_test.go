@@ -23,7 +23,14 @@ import (
 // its base URL.
 func start(t *testing.T, yaml string, env map[string]string) string {
 	t.Helper()
-	idp := upstreamtest.NewServer(t, upstreamtest.Options{})
+	base, _ := startWithIdP(t, yaml, env)
+	return base
+}
+
+// startWithIdP is start, returning the test IdP too.
+func startWithIdP(t *testing.T, yaml string, env map[string]string) (string, *upstreamtest.Server) {
+	t.Helper()
+	idp := upstreamtest.NewServer(t, upstreamtest.Options{ClientID: "c", ClientSecret: "s"})
 	yaml = "issuer: http://127.0.0.1:8080\nupstream: {type: oidc, clientID: c, issuerURL: " + idp.Issuer + "}\n" + yaml
 	getenv := func(k string) string {
 		if k == config.EnvUpstreamClientSecret {
@@ -54,7 +61,7 @@ func start(t *testing.T, yaml string, env map[string]string) string {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return "http://" + addr
+	return "http://" + addr, idp
 }
 
 func get(t *testing.T, u string) (int, string) {
@@ -172,7 +179,10 @@ func TestTheRedisStoreIsWiredAndItsEvictionPolicyReachesReadyz(t *testing.T) {
 	} {
 		t.Run(tt.policy, func(t *testing.T) {
 			srv := redisserver.Start(t, redisserver.Options{MaxMemoryPolicy: tt.policy})
-			base := start(t, "", map[string]string{
+			// Replicas on Redis share their signing keys through the file.
+			keys := filepath.Join(t.TempDir(), "signing-keys.json")
+			writeSigningKeys(t, keys, signingKey(t, "k1", time.Now().Add(-time.Minute), time.Time{}))
+			base := start(t, "secrets: {signingKeysFile: "+keys+"}\n", map[string]string{
 				config.EnvSessionProvider: "redis", config.EnvSessionRedisURL: "redis://" + srv.Addr + "/3",
 				config.EnvEncryptionKey: key,
 			})

@@ -27,6 +27,10 @@ type clientSources struct {
 	file     []authserver.StaticClient
 	secret   []authserver.StaticClient
 	fileData []byte
+	// fileApprovals and secretApprovals are the client IDs each source approves for
+	// approval mode (config.ClientsFile.Approvals).
+	fileApprovals   []string
+	secretApprovals []string
 }
 
 func newClientSources(cfg *config.Config, readFile func(string) ([]byte, error)) (*clientSources, error) {
@@ -67,6 +71,7 @@ func staticClients(in []config.Client, readFile func(string) ([]byte, error)) ([
 			Scopes:                  c.Scopes,
 			Trusted:                 c.Trusted,
 			IntrospectUpstream:      c.IntrospectUpstream,
+			Resources:               c.Resources,
 		})
 	}
 	return out, nil
@@ -89,7 +94,8 @@ func (s *clientSources) reloadFile(cfg *config.Config) (bool, error) {
 	if s.fileData != nil && bytes.Equal(data, s.fileData) {
 		return false, nil
 	}
-	parsed, err := config.ParseClients(data)
+	parsedFile, err := config.ParseClientsFile(data)
+	parsed := parsedFile.Clients
 	if err == nil && cfg != nil {
 		err = cfg.ValidateClients(parsed)
 	}
@@ -107,6 +113,8 @@ func (s *clientSources) reloadFile(cfg *config.Config) (bool, error) {
 		return false, fmt.Errorf("clientsFile %s: %w", s.path, err)
 	}
 	s.fileData = data
+	s.fileApprovals = approvedIDs(parsedFile.Approvals)
+	s.publishApprovals()
 	return true, nil
 }
 
@@ -134,26 +142,49 @@ func (s *clientSources) watchFile(ctx context.Context, every time.Duration, log 
 	}
 }
 
-// secretSink receives the clients of the operator's registry Secret.
-func (s *clientSources) secretSink() sinkFunc {
-	return func(clients []config.Client) error {
-		converted, err := staticClients(clients, s.readFile)
-		if err != nil {
-			return err
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		prev := s.secret
-		s.secret = converted
-		if err := s.publish(); err != nil {
-			s.secret = prev
-			return err
-		}
-		return nil
+// secretSink receives the clients and approvals of the operator's registry Secret.
+func (s *clientSources) secretSink() secretSink { return secretSink{s} }
+
+// secretSink is a kubeclients.ApprovalSink for the registry Secret's part.
+type secretSink struct{ s *clientSources }
+
+// ReplaceClients implements kubeclients.Sink.
+func (k secretSink) ReplaceClients(clients []config.Client) error {
+	s := k.s
+	converted, err := staticClients(clients, s.readFile)
+	if err != nil {
+		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.secret
+	s.secret = converted
+	if err := s.publish(); err != nil {
+		s.secret = prev
+		return err
+	}
+	return nil
 }
 
-// sinkFunc adapts a function to kubeclients.Sink.
-type sinkFunc func([]config.Client) error
+// ReplaceApprovals implements kubeclients.ApprovalSink.
+func (k secretSink) ReplaceApprovals(approvals []config.Approval) error {
+	s := k.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secretApprovals = approvedIDs(approvals)
+	s.publishApprovals()
+	return nil
+}
 
-func (f sinkFunc) ReplaceClients(c []config.Client) error { return f(c) }
+// publishApprovals hands the merged approvals to the registry; callers hold mu.
+func (s *clientSources) publishApprovals() {
+	s.registry.ReplaceApprovals(slices.Concat(s.fileApprovals, s.secretApprovals))
+}
+
+func approvedIDs(as []config.Approval) []string {
+	ids := make([]string, 0, len(as))
+	for _, a := range as {
+		ids = append(ids, a.ClientID)
+	}
+	return ids
+}

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"time"
+
 	"github.com/mcpauth/mcpauth/authserver"
 	"github.com/mcpauth/mcpauth/authserver/config"
 )
@@ -12,4 +14,13 @@ func registrationRateLimit(rl config.RateLimit) authserver.RateLimit {
 		return authserver.RateLimit{Burst: -1}
 	}
 	return authserver.RateLimit{Burst: rl.Burst, Every: rl.Every.Duration()}
+}
+
+// offIfZero maps a file value where 0 turns a limit off to Options, where a negative
+// value does (0 means default).
+func offIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

@@ -42,11 +42,23 @@ func TestRegistrationRateLimitComesFromTheFile(t *testing.T) {
 		}
 	})
 	t.Run("a burst of zero turns the limit off", func(t *testing.T) {
-		base := start(t, "dynamicRegistration: {rateLimit: {burst: 0}}\n", nil)
+		// As does a maxPerSource of zero: the count of live registrations.
+		base := start(t, "dynamicRegistration: {rateLimit: {burst: 0}, maxPerSource: 0}\n", nil)
 		for range 40 {
 			if got := register(t, base, ""); got != http.StatusCreated {
 				t.Fatalf("registration: %d", got)
 			}
+		}
+	})
+	t.Run("maxPerSource bounds one address's live registrations", func(t *testing.T) {
+		base := start(t, "dynamicRegistration: {rateLimit: {burst: 0}, maxPerSource: 2, idleTTL: 1h}\n", nil)
+		for i := range 2 {
+			if got := register(t, base, ""); got != http.StatusCreated {
+				t.Fatalf("registration %d: %d", i+1, got)
+			}
+		}
+		if got := register(t, base, ""); got != http.StatusTooManyRequests {
+			t.Fatalf("third registration: %d, want 429", got)
 		}
 	})
 }

@@ -15,7 +15,7 @@ import (
 // and commands the server sends (what make bench reads per request).
 func TestTheRedisTrafficIsCounted(t *testing.T) {
 	srv := redisserver.Start(t)
-	base := start(t, "", map[string]string{
+	base := start(t, "tokens: {accessTokenFormat: opaque}\n", map[string]string{
 		config.EnvSessionProvider: "redis", config.EnvSessionRedisURL: "redis://" + srv.Addr + "/0",
 		config.EnvEncryptionKey: base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32))),
 	})

@@ -19,6 +19,15 @@ func TestRegistrationRateLimitAndTrustedProxies(t *testing.T) {
 			[]string{"dynamicRegistration.rateLimit.burst: -1 is outside [0, 10000]"}},
 		{"a refill too fast", func(c *Config) { c.DynamicRegistration.RateLimit.Every = Duration(time.Millisecond) },
 			[]string{"dynamicRegistration.rateLimit.every: "}},
+		{"idle removal and the per-source limit turned off", func(c *Config) {
+			c.DynamicRegistration.IdleTTL, c.DynamicRegistration.MaxPerSource = 0, 0
+		}, nil},
+		{"an idle TTL under an hour", func(c *Config) { c.DynamicRegistration.IdleTTL = Duration(time.Minute) },
+			[]string{"dynamicRegistration.idleTTL: 1m is outside [1h, 87600h]"}},
+		{"a negative idle TTL", func(c *Config) { c.DynamicRegistration.IdleTTL = Duration(-time.Hour) },
+			[]string{"dynamicRegistration.idleTTL: "}},
+		{"a negative per-source limit", func(c *Config) { c.DynamicRegistration.MaxPerSource = -1 },
+			[]string{"dynamicRegistration.maxPerSource: -1 is outside [0, 100000]"}},
 		{"addresses and networks", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "fd00::/8"} }, nil},
 		{"a proxy that is not an address", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "ingress.local"} },
 			[]string{`trustedProxies[1]: "ingress.local" is not an IP address or CIDR network`}},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -24,6 +25,11 @@ const (
 const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
+	// GrantClientCredentials (RFC 6749 §4.4) is for confidential clients acting for
+	// themselves.
+	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628).
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // secretHashPrefix starts a SecretHash; the algorithm is named so it can change.
@@ -48,12 +54,17 @@ type Client struct {
 	SecretFile string `json:"secretFile,omitempty"`
 	// RedirectURIs are compared exactly with the redirect_uri of authorization
 	// requests. Each is https, http on a loopback host, or a private-use scheme
-	// (RFC 8252 §7.1, such as com.example.app:/cb); no fragment. At least one.
+	// (RFC 8252 §7.1, such as com.example.app:/cb); no fragment. At least one when
+	// grantTypes include authorization_code.
 	RedirectURIs []string `json:"redirectURIs"`
 	// TokenEndpointAuthMethod is none (public client, the default without a secret),
 	// client_secret_basic (the default with a secret) or client_secret_post.
 	TokenEndpointAuthMethod string `json:"tokenEndpointAuthMethod,omitempty"`
-	// GrantTypes are authorization_code and optionally refresh_token. Default both.
+	// GrantTypes are authorization_code, refresh_token, client_credentials (a
+	// confidential client acting for itself) and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628). At least one that
+	// obtains a first token (any but refresh_token). Default authorization_code and
+	// refresh_token.
 	GrantTypes []string `json:"grantTypes,omitempty"`
 	// Scopes limits the scopes the client may obtain; each must be in
 	// scopesSupported. Empty means all of scopesSupported.
@@ -65,31 +76,97 @@ type Client struct {
 	// introspects one of our tokens: an MCP server whose tools call the upstream API
 	// for the user. It must be a confidential client. No other caller ever sees it.
 	IntrospectUpstream bool `json:"introspectUpstream,omitempty"`
+	// Resources are the RFC 8707 resource URIs this client serves (an MCP server's
+	// own URL, as its clients name it in `resource`). Such a client may exchange an
+	// access token bound to one of them for the user's upstream access token (RFC 8693
+	// token exchange, docs/token-exchange.md). Each is an absolute URI without a
+	// fragment. Confidential clients only.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // ClientsFile is the format of the clients file: an object, so it can grow fields.
 type ClientsFile struct {
 	// Clients are the pre-registered clients.
 	Clients []Client `json:"clients"`
+	// Approvals are dynamic and metadata-document clients approved for approval mode
+	// (clientPolicy.requireApproval): the operator lists those of MCPClients with
+	// spec.approveClientID.
+	Approvals []Approval `json:"approvals,omitempty"`
+}
+
+// Approval approves one dynamic or metadata-document client in the registry.
+type Approval struct {
+	// ClientID is the client approved: a dynamic registration's client_id or a
+	// metadata document's URL. Required.
+	ClientID string `json:"clientID"`
+	// ApprovedBy says who approved it, for the logs ("MCPClient team-a/claude").
+	ApprovedBy string `json:"approvedBy,omitempty"`
 }
 
 // ParseClients decodes a clients file strictly, fills defaults and validates each
 // client on its own (paths read "clients[0].redirectURIs[1]"). Checks against a
 // server's configuration are (*Config).ValidateClients. An empty file has no clients.
 func ParseClients(data []byte) ([]Client, error) {
+	f, err := ParseClientsFile(data)
+	if err != nil {
+		return nil, err
+	}
+	return f.Clients, nil
+}
+
+// ParseClientsFile is ParseClients returning the whole file, approvals included.
+func ParseClientsFile(data []byte) (ClientsFile, error) {
 	var f ClientsFile
 	if err := decodeStrict(data, &f); err != nil {
-		return nil, err
+		return ClientsFile{}, err
 	}
 	for i := range f.Clients {
 		f.Clients[i].normalize()
 	}
 	v := &validator{}
 	validateClientList(v, f.Clients)
+	validateApprovals(v, f)
 	if err := errors.Join(v.errs...); err != nil {
-		return nil, err
+		return ClientsFile{}, err
 	}
-	return f.Clients, nil
+	return f, nil
+}
+
+// maxApprovalClientID bounds an approved client ID: a metadata document URL is at
+// most what the server fetches.
+const maxApprovalClientID = 2000
+
+func validateApprovals(v *validator, f ClientsFile) {
+	static := map[string]bool{}
+	for _, c := range f.Clients {
+		static[c.ClientID] = true
+	}
+	seen := map[string]bool{}
+	for i, a := range f.Approvals {
+		p := fmt.Sprintf("approvals[%d].clientID", i)
+		switch id := a.ClientID; {
+		case id == "":
+			v.addf(p, "required")
+		case len(id) > maxApprovalClientID || !printableASCII(id):
+			v.addf(p, "must be printable ASCII without spaces, at most %d bytes", maxApprovalClientID)
+		case static[id]:
+			v.addf(p, "%q is a pre-registered client: it needs no approval", id)
+		case seen[id]:
+			v.addf(p, "duplicate %q", id)
+		}
+		seen[a.ClientID] = true
+		if len(a.ApprovedBy) > 400 || strings.ContainsFunc(a.ApprovedBy, unicode.IsControl) {
+			v.addf(fmt.Sprintf("approvals[%d].approvedBy", i), "longer than 400 bytes or has control characters")
+		}
+	}
+}
+
+// MarshalClientsFile encodes f in the format ParseClientsFile reads.
+func MarshalClientsFile(f ClientsFile) ([]byte, error) {
+	if f.Clients == nil {
+		f.Clients = []Client{}
+	}
+	return yaml.Marshal(f)
 }
 
 // LoadClients reads and parses the clients file at path.
@@ -244,12 +321,25 @@ func (cl *Client) validate(v *validator, prefix string) {
 	if cl.IntrospectUpstream && !hasSecret {
 		v.addf(prefix+".introspectUpstream", "only a confidential client (secretHash or secretFile) may see upstream tokens")
 	}
+	if len(cl.Resources) > 0 && !hasSecret {
+		v.addf(prefix+".resources", "only a confidential client (secretHash or secretFile) may exchange tokens for its resources")
+	}
+	seenRes := map[string]bool{}
+	for i, r := range cl.Resources {
+		f := fmt.Sprintf("%s.resources[%d]", prefix, i)
+		if msg := CheckResource(r); msg != "" {
+			v.addf(f, "%q: %s", r, msg)
+		} else if seenRes[r] {
+			v.addf(f, "duplicate %q", r)
+		}
+		seenRes[r] = true
+	}
 	if cl.SecretHash != "" && !validSecretHash(cl.SecretHash) {
 		v.addf(prefix+".secretHash", "%s", errSecretHashFormat)
 	}
 
-	if len(cl.RedirectURIs) == 0 {
-		v.addf(prefix+".redirectURIs", "at least one is required")
+	if len(cl.RedirectURIs) == 0 && (len(cl.GrantTypes) == 0 || slices.Contains(cl.GrantTypes, GrantAuthorizationCode)) {
+		v.addf(prefix+".redirectURIs", "at least one is required with authorization_code")
 	}
 	seen := map[string]bool{}
 	for i, r := range cl.RedirectURIs {
@@ -266,15 +356,17 @@ func (cl *Client) validate(v *validator, prefix string) {
 	for i, g := range cl.GrantTypes {
 		f := fmt.Sprintf("%s.grantTypes[%d]", prefix, i)
 		switch {
-		case g != GrantAuthorizationCode && g != GrantRefreshToken:
-			v.addf(f, "%q is not one of authorization_code, refresh_token", g)
+		case g != GrantAuthorizationCode && g != GrantRefreshToken && g != GrantClientCredentials && g != GrantDeviceCode:
+			v.addf(f, "%q is not one of authorization_code, refresh_token, client_credentials, %s", g, GrantDeviceCode)
 		case grants[g]:
 			v.addf(f, "duplicate %q", g)
+		case g == GrantClientCredentials && !hasSecret:
+			v.addf(f, "client_credentials needs a confidential client (secretHash or secretFile)")
 		}
 		grants[g] = true
 	}
-	if len(cl.GrantTypes) > 0 && !grants[GrantAuthorizationCode] {
-		v.addf(prefix+".grantTypes", "must include authorization_code")
+	if len(cl.GrantTypes) > 0 && !grants[GrantAuthorizationCode] && !grants[GrantClientCredentials] && !grants[GrantDeviceCode] {
+		v.addf(prefix+".grantTypes", "must include authorization_code, client_credentials or %s: refresh_token alone obtains no first token", GrantDeviceCode)
 	}
 	for i, s := range cl.Scopes {
 		if !validScope(s) {
@@ -303,6 +395,28 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// CheckResource returns what is wrong with an RFC 8707 resource indicator, or "".
+// §2: "an absolute URI ... MUST NOT include a fragment component"; the server also
+// wants a host and no user info, as it does of the resource parameter.
+func CheckResource(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return "must not be empty"
+	case len(raw) > 2000:
+		return "longer than 2000 bytes"
+	case err != nil:
+		return "not a valid URI"
+	case !u.IsAbs() || u.Host == "":
+		return "must be an absolute URI with a host"
+	case strings.Contains(raw, "#"):
+		return "must not contain a fragment"
+	case u.User != nil:
+		return "must not contain user info"
+	}
+	return ""
 }
 
 // forbiddenRedirectSchemes could turn a redirect into script execution, a local file

@@ -73,12 +73,20 @@ func TestParseClientsNamesEveryInvalidField(t *testing.T) {
 		{"secret auth needs a secret", "- clientID: a\n  tokenEndpointAuthMethod: client_secret_post\n" + ok, []string{"clients[0].secretHash: required (or secretFile) with tokenEndpointAuthMethod client_secret_post"}},
 		{"none with a secret", "- clientID: a\n  tokenEndpointAuthMethod: none\n  secretFile: /s\n" + ok, []string{"clients[0].tokenEndpointAuthMethod: none, but the client has a secret"}},
 		{"upstream tokens for a public client", "- clientID: a\n  introspectUpstream: true\n" + ok, []string{"clients[0].introspectUpstream: only a confidential client"}},
+		{"resources for a public client", "- clientID: a\n  resources: [https://mcp.example/mcp]\n" + ok, []string{"clients[0].resources: only a confidential client"}},
+		{"resource absolute", "- clientID: a\n  secretFile: /s\n  resources: [/mcp]\n" + ok, []string{`clients[0].resources[0]: "/mcp": must be an absolute URI with a host`}},
+		{"resource without fragment", "- clientID: a\n  secretFile: /s\n  resources: ['https://mcp.example/#x']\n" + ok, []string{`clients[0].resources[0]: "https://mcp.example/#x": must not contain a fragment`}},
+		{"resource unique", "- clientID: a\n  secretFile: /s\n  resources: [https://mcp.example/, https://mcp.example/]\n" + ok, []string{"clients[0].resources[1]: duplicate"}},
 		{"secretHash or secretFile", "- clientID: a\n  secretFile: /s\n  secretHash: " + HashClientSecret("x") + "\n" + ok, []string{"clients[0].secretFile: set secretHash or secretFile, not both"}},
 		{"secretHash format", "- clientID: a\n  secretHash: 'md5:abc'\n" + ok, []string{`clients[0].secretHash: must be "sha256:" followed by 64 lowercase hex digits`}},
 		{"secretHash lowercase", "- clientID: a\n  secretHash: " + strings.ToUpper(HashClientSecret("x")) + "\n" + ok, []string{"clients[0].secretHash: must be"}},
 		{"grant type known", "- clientID: a\n  grantTypes: [authorization_code, implicit]\n" + ok, []string{`clients[0].grantTypes[1]: "implicit" is not one of`}},
 		{"grant type unique", "- clientID: a\n  grantTypes: [authorization_code, authorization_code]\n" + ok, []string{`clients[0].grantTypes[1]: duplicate`}},
-		{"grant types include authorization_code", "- clientID: a\n  grantTypes: [refresh_token]\n" + ok, []string{"clients[0].grantTypes: must include authorization_code"}},
+		{"grant types obtain a first token", "- clientID: a\n  grantTypes: [refresh_token]\n" + ok, []string{"clients[0].grantTypes: must include authorization_code, client_credentials or"}},
+		{"client_credentials needs a secret", "- clientID: a\n  grantTypes: [client_credentials]\n", []string{"clients[0].grantTypes[0]: client_credentials needs a confidential client"}},
+		{"client_credentials without redirect URIs", "- clientID: a\n  secretFile: /s\n  grantTypes: [client_credentials]\n", nil},
+		{"device code for a public client without redirect URIs", "- clientID: a\n  grantTypes: [urn:ietf:params:oauth:grant-type:device_code, refresh_token]\n", nil},
+		{"redirect URIs still needed with authorization_code", "- clientID: a\n  grantTypes: [authorization_code, client_credentials]\n  secretFile: /s\n", []string{"clients[0].redirectURIs: at least one is required with authorization_code"}},
 		{"scopes are scope tokens", "- clientID: a\n  scopes: ['a\\b']\n" + ok, []string{`clients[0].scopes[0]: "a\\b" is not a valid scope`}},
 		{"unknown field", "- clientID: a\n  redirect_uris: [x]\n" + ok, []string{"clients[0].redirect_uris: unknown field"}},
 	}
@@ -187,4 +195,43 @@ func TestLoadClientsErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "clients file "+path+":\nclients[0].redirectURIs: at least one is required") {
 		t.Errorf("invalid file: %v", err)
 	}
+}
+
+func TestClientsFileApprovals(t *testing.T) {
+	f, err := ParseClientsFile([]byte(`clients:
+  - clientID: vscode
+    redirectURIs: ["http://127.0.0.1/cb"]
+approvals:
+  - clientID: https://tools.example.org/client.json
+    approvedBy: MCPClient team-a/tools
+  - clientID: mcp_client_abc
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Clients) != 1 || len(f.Approvals) != 2 || f.Approvals[0].ApprovedBy != "MCPClient team-a/tools" {
+		t.Fatalf("parsed %+v", f)
+	}
+	data, err := MarshalClientsFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := ParseClientsFile(data); err != nil || len(again.Approvals) != 2 {
+		t.Fatalf("round trip: %+v %v", again, err)
+	}
+	_, err = ParseClientsFile([]byte(`clients:
+  - clientID: vscode
+    redirectURIs: ["http://127.0.0.1/cb"]
+approvals:
+  - clientID: ""
+  - clientID: vscode
+  - clientID: a b
+  - clientID: x
+  - clientID: x
+`))
+	assertProblems(t, err,
+		`approvals[0].clientID: required`,
+		`approvals[1].clientID: "vscode" is a pre-registered client: it needs no approval`,
+		`approvals[2].clientID: must be printable ASCII`,
+		`approvals[4].clientID: duplicate "x"`)
 }

@@ -18,6 +18,8 @@ const (
 	PathRegister                    = "/oauth/register"
 	PathIntrospect                  = "/oauth/introspect"
 	PathRevoke                      = "/oauth/revoke"
+	PathJWKS                        = "/oauth/jwks"
+	PathRevocations                 = "/oauth/revocations"
 	PathHealthz                     = "/healthz"
 	PathReadyz                      = "/readyz"
 	PathMetrics                     = "/metrics"
@@ -76,6 +78,13 @@ type Config struct {
 	// DefaultScopes are granted when a client's authorization request has no scope.
 	// Each must be in ScopesSupported. Default ["mcp"].
 	DefaultScopes []string `json:"defaultScopes"`
+	// UpstreamScopes maps a scope of ScopesSupported to the extra upstream scopes a
+	// token with it needs, e.g. "tools:write" → ["repo"]: tools behind that scope call
+	// the upstream API with the user's upstream token, so that token must carry them.
+	// A client that steps up to such a scope sends the user back to the upstream
+	// provider for just the upstream scopes their stored upstream token lacks
+	// (incremental consent); see docs/scopes.md. Default none.
+	UpstreamScopes map[string][]string `json:"upstreamScopes,omitempty"`
 	// CallbackPath is where the upstream provider sends the user back; the upstream
 	// application must have Issuer+CallbackPath registered as its redirect URL (see
 	// CallbackURL). Default "/oauth/callback".
@@ -91,6 +100,9 @@ type Config struct {
 	Tokens Tokens `json:"tokens"`
 	// DynamicRegistration controls RFC 7591 client registration.
 	DynamicRegistration DynamicRegistration `json:"dynamicRegistration"`
+	// DeviceAuthorization controls the device authorization grant (RFC 8628) for
+	// command-line clients on machines without a browser. Off by default.
+	DeviceAuthorization DeviceAuthorization `json:"deviceAuthorization,omitzero"`
 	// ClientIDMetadataDocuments controls clients identified by an https URL whose
 	// document the server fetches (draft-ietf-oauth-client-id-metadata-document).
 	ClientIDMetadataDocuments ClientIDMetadataDocuments `json:"clientIDMetadataDocuments"`
@@ -110,6 +122,14 @@ type Config struct {
 	// ClientsSecret, when set, names a Kubernetes Secret holding more pre-registered
 	// clients that the server watches through the API (see ClientsSecret).
 	ClientsSecret *ClientsSecret `json:"clientsSecret,omitempty"`
+	// Access says who may log in (users, e-mail addresses and domains, GitHub
+	// organizations and teams, Google hosted domains, groups) and which scopes
+	// membership grants. Empty: everyone the upstream authenticates may log in.
+	Access Access `json:"access,omitzero"`
+	// ClientPolicy says which clients may ask: metadata-document domains, redirect
+	// URI patterns, the most scope of each kind of client, and approval of new
+	// clients. Empty: every client the other sections allow.
+	ClientPolicy ClientPolicy `json:"clientPolicy,omitzero"`
 	// TrustedProxies are the addresses or CIDR networks of the reverse proxies in
 	// front of the server (an ingress, a load balancer). A request from one of them
 	// is attributed to the client address it names in X-Forwarded-For; anyone else's
@@ -164,6 +184,11 @@ type Upstream struct {
 	// UserInfoURL is the endpoint that returns the user's profile as JSON. Required
 	// for oauth2; not allowed for other types.
 	UserInfoURL string `json:"userInfoURL,omitempty"`
+	// APIURL is the base URL of GitHub's REST API, where organization and team
+	// memberships are read (and, unless userInfoURL is set, the user: APIURL/user).
+	// github only; default https://api.github.com. GitHub Enterprise Server:
+	// https://HOST/api/v3.
+	APIURL string `json:"apiURL,omitempty"`
 	// Scopes are requested from the upstream provider. Empty means the provider's
 	// defaults (for example openid, email, profile for oidc).
 	Scopes []string `json:"scopes,omitempty"`
@@ -213,7 +238,44 @@ type DynamicRegistration struct {
 	// RateLimit bounds registrations per client address (see TrustedProxies); a
 	// request over it gets 429 with Retry-After. Each replica counts on its own.
 	RateLimit RateLimit `json:"rateLimit"`
+	// IdleTTL removes a registration not used to obtain tokens for this long: its
+	// expiry slides forward with each use, so the store drops it on its own. 0 turns
+	// idle removal off (tokens.clientRegistrationTTL still applies). Default 720h
+	// (30 days); between 1h and 87600h.
+	IdleTTL Duration `json:"idleTTL"`
+	// MaxPerSource bounds the live registrations of one client address (see
+	// TrustedProxies; IPv6 by /64), counted in the store, so shared by every
+	// replica; one more gets 429 with Retry-After. 0 turns the limit off. Default
+	// 20; at most 100000.
+	MaxPerSource int `json:"maxPerSource"`
 }
+
+// Defaults of DynamicRegistration's idle removal and per-source limit.
+const (
+	DefaultRegistrationIdleTTL      = 30 * 24 * time.Hour
+	DefaultRegistrationMaxPerSource = 20
+)
+
+// DeviceAuthorization controls the device authorization grant (RFC 8628).
+type DeviceAuthorization struct {
+	// Enabled serves POST /oauth/device_authorization and the verification page
+	// /oauth/device, and advertises both in the metadata. Clients whose grantTypes
+	// include urn:ietf:params:oauth:grant-type:device_code may then use it. Default
+	// false.
+	Enabled bool `json:"enabled"`
+	// CodeTTL is how long a device code and its user code stay valid. Default 10m;
+	// between 1m and 1h.
+	CodeTTL Duration `json:"codeTTL,omitempty"`
+	// Interval is the polling interval the device is told to keep; a faster poll
+	// gets slow_down. Default 5s; whole seconds between 1s and 60s.
+	Interval Duration `json:"interval,omitempty"`
+}
+
+// Defaults of DeviceAuthorization.
+const (
+	DefaultDeviceCodeTTL  = 10 * time.Minute
+	DefaultDeviceInterval = 5 * time.Second
+)
 
 // Defaults of DynamicRegistration.RateLimit: 30 registrations at once per client
 // address, then one every 2 s.
@@ -344,9 +406,12 @@ func Default() *Config {
 		},
 		DynamicRegistration: DynamicRegistration{Enabled: true, RateLimit: RateLimit{
 			Burst: DefaultRegistrationBurst, Every: Duration(DefaultRegistrationEvery),
-		}},
+		}, IdleTTL: Duration(DefaultRegistrationIdleTTL), MaxPerSource: DefaultRegistrationMaxPerSource},
 		ClientIDMetadataDocuments: ClientIDMetadataDocuments{Enabled: true},
-		Store:                     Store{Type: StoreMemory},
+		DeviceAuthorization: DeviceAuthorization{
+			CodeTTL: Duration(DefaultDeviceCodeTTL), Interval: Duration(DefaultDeviceInterval),
+		},
+		Store: Store{Type: StoreMemory},
 	}
 }
 

@@ -54,14 +54,21 @@ func TestParseKeepsIssuerBytesOtherwise(t *testing.T) {
 	}
 }
 
+// opaqueYAML picks opaque access tokens, so that a config moved to the redis store
+// by the environment needs no signing keys file.
+const opaqueYAML = "tokens: {accessTokenFormat: opaque}\n"
+
 func TestParseExampleFile(t *testing.T) {
 	c, err := Load(filepath.Join("..", "..", "docs", "authserver.example.yaml"), nil)
 	if err != nil {
 		t.Fatalf("the documented example does not load: %v", err)
 	}
 	if c.Upstream.Type != UpstreamOIDC || c.Store.Redis == nil || c.Store.Redis.KeyPrefix != "tenant-a" ||
-		len(c.Clients) != 2 || c.Clients[1].TokenEndpointAuthMethod != AuthMethodClientSecretBasic ||
-		c.Tokens.ClientRegistrationTTL.Duration() != 8760*time.Hour {
+		len(c.Clients) != 5 || c.Clients[1].TokenEndpointAuthMethod != AuthMethodClientSecretBasic ||
+		c.Clients[3].GrantTypes[0] != GrantClientCredentials || !c.DeviceAuthorization.Enabled ||
+		len(c.Clients[2].Resources) != 1 || c.Secrets.AdminTokenFile != "/etc/mcpauth/admin/admin-token" ||
+		c.Tokens.ClientRegistrationTTL.Duration() != 8760*time.Hour ||
+		len(c.Access.ScopeMappings) != 1 || c.Access.Allow.Groups[0] != "mcp-users" {
 		t.Errorf("example decoded unexpectedly: %+v", c)
 	}
 }
@@ -153,14 +160,14 @@ func TestParseEnvOverrides(t *testing.T) {
 					t.Errorf("got %+v", c)
 				}
 			}},
-		{"SESSION_PROVIDER and SESSION_REDIS_URL select redis, password allowed", minimalYAML,
+		{"SESSION_PROVIDER and SESSION_REDIS_URL select redis, password allowed", minimalYAML + opaqueYAML,
 			map[string]string{EnvSessionProvider: "redis", EnvSessionRedisURL: "redis://:pw@redis:6379/0"},
 			func(t *testing.T, c *Config) {
 				if c.Store.Type != StoreRedis || c.Store.Redis == nil || c.Store.Redis.URL != "redis://:pw@redis:6379/0" || c.Store.Redis.KeyPrefix != DefaultKeyPrefix {
 					t.Errorf("Store = %+v %+v", c.Store, c.Store.Redis)
 				}
 			}},
-		{"SESSION_REDIS_URL replaces the file's url", minimalYAML + "store: {type: redis, redis: {url: 'redis://a:6379', keyPrefix: t1}}\n",
+		{"SESSION_REDIS_URL replaces the file's url", minimalYAML + opaqueYAML + "store: {type: redis, redis: {url: 'redis://a:6379', keyPrefix: t1}}\n",
 			map[string]string{EnvSessionRedisURL: "rediss://b:6380"},
 			func(t *testing.T, c *Config) {
 				if c.Store.Redis.URL != "rediss://b:6380" || c.Store.Redis.KeyPrefix != "t1" {
@@ -201,7 +208,7 @@ func TestParseEnvProblemsNameTheVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(minimalYAML), env(tt.env))
+			_, err := Parse([]byte(minimalYAML+opaqueYAML), env(tt.env))
 			assertProblems(t, err, tt.want...)
 		})
 	}
@@ -218,6 +225,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	built.ScopesSupported, built.DefaultScopes = nil, nil // empty, whose default is not
 	built.Tokens.AccessTokenTTL = Duration(90 * time.Second)
 	built.Store = Store{Type: StoreRedis, Redis: &Redis{Addresses: []string{"a:26379"}, MasterName: "m", DB: 2, KeyPrefix: "t"}}
+	built.Secrets.SigningKeysFile = "/keys/signing-keys.json"
 	built.Clients = []Client{{ClientID: "c", RedirectURIs: []string{"http://127.0.0.1/cb"}, SecretHash: HashClientSecret("s"),
 		TokenEndpointAuthMethod: AuthMethodClientSecretPost, GrantTypes: []string{GrantAuthorizationCode}, Trusted: true}}
 

@@ -19,6 +19,9 @@ const (
 // MinEncryptionKeyBytes is the least key material accepted: 256 bits.
 const MinEncryptionKeyBytes = 32
 
+// MinAdminTokenLen is the shortest admin token accepted (the server's own minimum).
+const MinAdminTokenLen = 32
+
 // Secrets are the secret values the server needs, resolved from files and the
 // environment. They print as a placeholder, so logging a Secrets by mistake leaks
 // nothing.
@@ -32,6 +35,9 @@ type Secrets struct {
 	// EncryptionKeyGenerated says EncryptionKey was generated at random because none
 	// was configured and the store is in memory. The server should say so in its log.
 	EncryptionKeyGenerated bool
+	// AdminToken is the admin API's bearer token, from secrets.adminTokenFile; empty
+	// when none is configured (the admin API is off).
+	AdminToken string
 }
 
 // String hides the values.
@@ -100,6 +106,18 @@ func (c *Config) ResolveSecrets(getenv func(string) string, readFile func(string
 			fail(field, "%v", err)
 		}
 		s.EncryptionKey = key
+	}
+
+	if f := c.Secrets.AdminTokenFile; f != "" {
+		v, err := readSecretFile(readFile, f)
+		switch {
+		case err != nil:
+			fail("secrets.adminTokenFile", "%v", err)
+		case len(v) < MinAdminTokenLen:
+			fail("secrets.adminTokenFile", "the token is %d characters; use at least %d (generate with: head -c 32 /dev/urandom | base64)", len(v), MinAdminTokenLen)
+		default:
+			s.AdminToken = v
+		}
 	}
 
 	if err := errors.Join(errs...); err != nil {

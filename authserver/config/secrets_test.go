@@ -97,6 +97,10 @@ func TestResolveSecretsProblems(t *testing.T) {
 			[]string{"secrets.encryptionKeyFile: decodes to 16 bytes; need at least 32"}},
 		{"key not base64", func(c *Config) { c.Secrets.EncryptionKeyFile = "" }, map[string]string{EnvEncryptionKey: strings.Repeat("!", 44)},
 			[]string{"MCPAUTH_ENCRYPTION_KEY: not base64"}},
+		{"admin token file missing", func(c *Config) { c.Secrets.AdminTokenFile = "/admin" }, nil,
+			[]string{"secrets.adminTokenFile: open /admin: file does not exist"}},
+		{"admin token too short", func(c *Config) { c.Secrets.AdminTokenFile = "/upstream/secret" }, nil,
+			[]string{"secrets.adminTokenFile: the token is 2 characters; use at least 32"}},
 		{"every problem at once", func(c *Config) {
 			c.Upstream.ClientSecretFile = "/a"
 			c.Store.Redis.PasswordFile = "/b"
@@ -119,8 +123,27 @@ func TestResolveSecretsProblems(t *testing.T) {
 	}
 }
 
+func TestResolveSecretsReadsTheAdminToken(t *testing.T) {
+	c := redisConfig()
+	c.Secrets.AdminTokenFile = "/admin/admin-token"
+	token := strings.Repeat("a", 43)
+	s, err := c.ResolveSecrets(env(nil), fakeFiles(map[string]string{
+		"/upstream/secret": "up", "/redis/password": "pw", "/keys/key": key32, "/admin/admin-token": token + "\n",
+	}))
+	if err != nil {
+		t.Fatalf("ResolveSecrets: %v", err)
+	}
+	if s.AdminToken != token {
+		t.Errorf("AdminToken %q, want the file's contents without the newline", s.AdminToken)
+	}
+	c.Secrets.AdminTokenFile = ""
+	if s, err := c.ResolveSecrets(env(nil), fakeFiles(map[string]string{"/upstream/secret": "up", "/redis/password": "pw", "/keys/key": key32})); err != nil || s.AdminToken != "" {
+		t.Errorf("without adminTokenFile: %q, %v; want no token", s.AdminToken, err)
+	}
+}
+
 func TestSecretsDoNotPrint(t *testing.T) {
-	s := &Secrets{UpstreamClientSecret: "hunter2", RedisPassword: "hunter3", EncryptionKey: []byte("hunter4")}
+	s := &Secrets{UpstreamClientSecret: "hunter2", RedisPassword: "hunter3", EncryptionKey: []byte("hunter4"), AdminToken: "hunter5"}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		for _, v := range []any{s, *s} {
 			out := fmt.Sprintf(verb, v)

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +56,7 @@ var ttlBounds = []struct {
 // fixedPaths may not be used as the callback path.
 var fixedPaths = []string{
 	PathAuthorize, PathToken, PathRegister, PathIntrospect, PathRevoke,
-	PathHealthz, PathReadyz, PathMetrics,
+	PathJWKS, PathRevocations, PathHealthz, PathReadyz, PathMetrics,
 }
 
 // validator collects problems, noting the environment variable behind a value when
@@ -81,6 +83,7 @@ func (c *Config) Validate() error {
 	c.validateUpstream(v)
 	c.validateTokens(v)
 	c.validateStore(v)
+	c.validateSigningKeys(v)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.addf("tls", "set both certFile and keyFile, or neither")
 	}
@@ -88,6 +91,8 @@ func (c *Config) Validate() error {
 	c.checkClientScopes(v, c.Clients)
 	c.validateClientsSecret(v)
 	c.validateAbuseLimits(v)
+	c.validateAccess(v)
+	c.validateClientPolicy(v)
 	return errors.Join(v.errs...)
 }
 
@@ -131,6 +136,21 @@ func (c *Config) validateServer(v *validator) {
 	for i, s := range c.DefaultScopes {
 		if !supported[s] {
 			v.addf(fmt.Sprintf("defaultScopes[%d]", i), "%q is not in scopesSupported", s)
+		}
+	}
+	for _, scope := range slices.Sorted(maps.Keys(c.UpstreamScopes)) {
+		f := "upstreamScopes." + scope
+		switch ups := c.UpstreamScopes[scope]; {
+		case !supported[scope]:
+			v.addf(f, "%q is not in scopesSupported", scope)
+		case len(ups) == 0:
+			v.addf(f, "lists no upstream scope")
+		default:
+			for i, u := range ups {
+				if !validScope(u) {
+					v.addf(fmt.Sprintf("%s[%d]", f, i), "%q is not a valid scope (RFC 6749 §3.3)", u)
+				}
+			}
 		}
 	}
 	c.validateCallbackPath(v)
@@ -177,14 +197,17 @@ func (c *Config) validateUpstream(v *validator) {
 	// endpoints; presets may override what they know (the OIDC presets their issuer,
 	// every type its endpoints), as may oidc its discovered endpoints.
 	oidcBased := u.Type == UpstreamOIDC || u.Type == UpstreamGoogle || u.Type == UpstreamLinkedIn || u.Type == UpstreamSlack
+	const issuerOnly = "only oidc and the OIDC presets google, linkedin and slack have an issuer"
 	urls := []struct {
 		field, value      string
 		required, allowed bool
+		why               string
 	}{
-		{"upstream.issuerURL", u.IssuerURL, u.Type == UpstreamOIDC, oidcBased},
-		{"upstream.authorizationURL", u.AuthorizationURL, u.Type == UpstreamOAuth2, true},
-		{"upstream.tokenURL", u.TokenURL, u.Type == UpstreamOAuth2, true},
-		{"upstream.userInfoURL", u.UserInfoURL, u.Type == UpstreamOAuth2, true},
+		{"upstream.issuerURL", u.IssuerURL, u.Type == UpstreamOIDC, oidcBased, issuerOnly},
+		{"upstream.authorizationURL", u.AuthorizationURL, u.Type == UpstreamOAuth2, true, ""},
+		{"upstream.tokenURL", u.TokenURL, u.Type == UpstreamOAuth2, true, ""},
+		{"upstream.userInfoURL", u.UserInfoURL, u.Type == UpstreamOAuth2, true, ""},
+		{"upstream.apiURL", u.APIURL, false, u.Type == UpstreamGitHub, "only github reads memberships from an API"},
 	}
 	for _, f := range urls {
 		switch {
@@ -193,7 +216,7 @@ func (c *Config) validateUpstream(v *validator) {
 		case f.value != "" && !f.allowed && known:
 			// Refused rather than ignored: a URL the provider never uses is a
 			// misunderstanding the user should hear about.
-			v.addf(f.field, "not allowed when upstream.type is %q (only oidc and the OIDC presets google, linkedin and slack have an issuer)", u.Type)
+			v.addf(f.field, "not allowed when upstream.type is %q (%s)", u.Type, f.why)
 		case f.value != "":
 			if msg := checkUpstreamURL(f.value, u.InsecureAllowHTTP); msg != "" {
 				v.addf(f.field, "%s", msg)
@@ -259,6 +282,20 @@ func (c *Config) validateStore(v *validator) {
 		v.addf("store.type", "required (memory or redis)")
 	default:
 		v.addf("store.type", "%q is not one of memory, redis", c.Store.Type)
+	}
+}
+
+// validateSigningKeys requires the signing keys file where replicas share a store:
+// a JWT signed by one replica must verify at every other, so they cannot each make up
+// a key of their own as a lone memory-store server does.
+func (c *Config) validateSigningKeys(v *validator) {
+	if c.Store.Type != StoreRedis || c.Secrets.SigningKeysFile != "" {
+		return
+	}
+	switch c.Tokens.AccessTokenFormat {
+	case AccessTokenJWT:
+		v.addf("secrets.signingKeysFile", "required when store.type is redis and tokens.accessTokenFormat is jwt "+
+			"(every replica must sign with the same keys); set it, or set tokens.accessTokenFormat to opaque")
 	}
 }
 
@@ -433,6 +470,18 @@ func (c *Config) validateAbuseLimits(v *validator) {
 	}
 	if d := rl.Every.Duration(); rl.Burst > 0 && (d < 10*time.Millisecond || d > time.Hour) {
 		v.addf("dynamicRegistration.rateLimit.every", "%s is outside [10ms, 1h]", rl.Every)
+	}
+	if d := c.DynamicRegistration.IdleTTL.Duration(); d != 0 && (d < time.Hour || d > 10*365*24*time.Hour) {
+		v.addf("dynamicRegistration.idleTTL", "%s is outside [1h, 87600h] (0 turns idle removal off)", c.DynamicRegistration.IdleTTL)
+	}
+	if n := c.DynamicRegistration.MaxPerSource; n < 0 || n > 100000 {
+		v.addf("dynamicRegistration.maxPerSource", "%d is outside [0, 100000] (0 turns the limit off)", n)
+	}
+	if d := c.DeviceAuthorization.CodeTTL.Duration(); d < time.Minute || d > time.Hour {
+		v.addf("deviceAuthorization.codeTTL", "%s is outside [1m, 1h]", c.DeviceAuthorization.CodeTTL)
+	}
+	if d := c.DeviceAuthorization.Interval.Duration(); d < time.Second || d > time.Minute || d%time.Second != 0 {
+		v.addf("deviceAuthorization.interval", "%s is not a whole number of seconds in [1s, 60s]", c.DeviceAuthorization.Interval)
 	}
 	for i, s := range c.TrustedProxies {
 		if _, err := parseProxy(s); err != nil {

@@ -56,13 +56,21 @@ func TestValidConfigValidates(t *testing.T) {
 
 func TestValidateNamesEveryInvalidField(t *testing.T) {
 	redis := func(r Redis) func(c *Config) {
-		return func(c *Config) { c.Store = Store{Type: StoreRedis, Redis: &r} }
+		return func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: &r}
+			c.Secrets.SigningKeysFile = "/keys/signing-keys.json"
+		}
 	}
 	tests := []struct {
 		name   string
 		mutate func(c *Config)
 		want   []string // prefixes of each expected problem; none means valid
 	}{
+		// deviceAuthorization
+		{"device code TTL too short", func(c *Config) { c.DeviceAuthorization.CodeTTL = Duration(30 * time.Second) }, []string{"deviceAuthorization.codeTTL: 30s is outside [1m, 1h]"}},
+		{"device interval not whole seconds", func(c *Config) { c.DeviceAuthorization.Interval = Duration(1500 * time.Millisecond) }, []string{"deviceAuthorization.interval: 1.5s is not a whole number"}},
+		{"device interval too long", func(c *Config) { c.DeviceAuthorization.Interval = Duration(2 * time.Minute) }, []string{"deviceAuthorization.interval: 2m is not a whole number"}},
+		{"device flow on with defaults", func(c *Config) { c.DeviceAuthorization.Enabled = true }, nil},
 		// issuer
 		{"issuer is required", func(c *Config) { c.Issuer = "" }, []string{"issuer: required"}},
 		{"issuer must be http(s)", func(c *Config) { c.Issuer = "ftp://auth.example.com" }, []string{"issuer: must be an https URL"}},
@@ -94,6 +102,20 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		{"scopesSupported without quotes", func(c *Config) { c.ScopesSupported = []string{"mcp", `a"b`} }, []string{`scopesSupported[1]: "a\"b" is not a valid scope`}},
 		{"scopesSupported without duplicates", func(c *Config) { c.ScopesSupported = []string{"mcp", "mcp"} }, []string{`scopesSupported[1]: duplicate scope "mcp"`}},
 		{"defaultScopes within scopesSupported", func(c *Config) { c.DefaultScopes = []string{"mcp", "admin"} }, []string{`defaultScopes[1]: "admin" is not in scopesSupported`}},
+		{"upstreamScopes keys are supported scopes", func(c *Config) { c.UpstreamScopes = map[string][]string{"tools:write": {"repo"}} },
+			[]string{`upstreamScopes.tools:write: "tools:write" is not in scopesSupported`}},
+		{"upstreamScopes name at least one upstream scope", func(c *Config) {
+			c.ScopesSupported = []string{"mcp", "tools:write"}
+			c.UpstreamScopes = map[string][]string{"tools:write": {}}
+		}, []string{`upstreamScopes.tools:write: lists no upstream scope`}},
+		{"upstreamScopes values are scope tokens", func(c *Config) {
+			c.ScopesSupported = []string{"mcp", "tools:write"}
+			c.UpstreamScopes = map[string][]string{"tools:write": {"repo", "a b"}}
+		}, []string{`upstreamScopes.tools:write[1]: "a b" is not a valid scope (RFC 6749 §3.3)`}},
+		{"a valid upstreamScopes map", func(c *Config) {
+			c.ScopesSupported = []string{"mcp", "tools:write"}
+			c.UpstreamScopes = map[string][]string{"tools:write": {"repo", "read:org"}}
+		}, nil},
 		{"no scopes at all is allowed", func(c *Config) { c.ScopesSupported, c.DefaultScopes = nil, nil }, nil},
 
 		// callback path
@@ -155,7 +177,7 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		// store
 		{"store.type is known", func(c *Config) { c.Store.Type = "postgres" }, []string{`store.type: "postgres" is not one of memory, redis`}},
 		{"store.type is required", func(c *Config) { c.Store.Type = "" }, []string{"store.type: required"}},
-		{"redis needs its section", func(c *Config) { c.Store.Type = StoreRedis }, []string{`store.redis: required when store.type is "redis"`}},
+		{"redis needs its section", func(c *Config) { c.Store.Type = StoreRedis }, []string{`store.redis: required when store.type is "redis"`, "secrets.signingKeysFile: required"}},
 		{"memory refuses a redis section", func(c *Config) { c.Store.Redis = &Redis{URL: "redis://r:6379"} }, []string{`store.redis: set, but store.type is "memory"`}},
 		{"redis needs url or addresses", redis(Redis{}), []string{"store.redis: set url or addresses"}},
 		{"redis url or addresses, not both", redis(Redis{URL: "redis://r:6379", Addresses: []string{"r:6379"}}), []string{"store.redis.url: set url or addresses, not both"}},
@@ -173,6 +195,16 @@ func TestValidateNamesEveryInvalidField(t *testing.T) {
 		{"redis caFile with insecureSkipVerify", redis(Redis{URL: "rediss://r:6380", TLS: RedisTLS{CAFile: "/ca", InsecureSkipVerify: true}}), []string{"store.redis.tls.caFile: pointless"}},
 		{"redis keyPrefix cannot make hash tags", redis(Redis{URL: "redis://r:6379", KeyPrefix: "{t}"}), []string{`store.redis.keyPrefix: "{t}" must be 1 to 64`}},
 		{"redis keyPrefix length", redis(Redis{URL: "redis://r:6379", KeyPrefix: strings.Repeat("a", 65)}), []string{"store.redis.keyPrefix:"}},
+		// signing keys
+		{"redis with jwt tokens needs the signing keys file", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: &Redis{URL: "redis://r:6379"}}
+		}, []string{"secrets.signingKeysFile: required when store.type is redis and tokens.accessTokenFormat is jwt"}},
+		{"redis with opaque tokens needs no signing keys file", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: &Redis{URL: "redis://r:6379"}}
+			c.Tokens.AccessTokenFormat = AccessTokenOpaque
+		}, nil},
+		{"memory with jwt tokens needs no signing keys file", func(c *Config) { c.Secrets.SigningKeysFile = "" }, nil},
+		{"a /oauth/jwks callback path clashes", func(c *Config) { c.CallbackPath = PathJWKS }, []string{"callbackPath: /oauth/jwks is a fixed endpoint"}},
 
 		// tls
 		{"tls needs both files", func(c *Config) { c.TLS.CertFile = "/tls.crt" }, []string{"tls: set both certFile and keyFile, or neither"}},

@@ -46,6 +46,13 @@ type Sink interface {
 	ReplaceClients([]config.Client) error
 }
 
+// ApprovalSink is a Sink that also takes the Secret's approvals (the clients approved
+// for approval mode, see config.ClientsFile), after its clients, on every change.
+type ApprovalSink interface {
+	Sink
+	ReplaceApprovals([]config.Approval) error
+}
+
 // Watcher keeps a Sink in step with one Secret. Create it with New and call Run.
 type Watcher struct {
 	ref      config.ClientsSecret
@@ -200,12 +207,13 @@ func (w *Watcher) apply() {
 		w.log.Error("read clients Secret from the informer cache", "error", err)
 		return
 	}
-	version, clients, err := "-", []config.Client{}, error(nil)
+	version, file, err := "-", config.ClientsFile{Clients: []config.Client{}}, error(nil)
 	if exists {
 		secret := obj.(*corev1.Secret)
 		version = secret.ResourceVersion
-		clients, err = parse(secret, w.ref.Key)
+		file, err = parse(secret, w.ref.Key)
 	}
+	clients := file.Clients
 	if version == w.lastVersion {
 		return
 	}
@@ -218,21 +226,26 @@ func (w *Watcher) apply() {
 		w.log.Error("clients refused; keeping the previous clients", "error", err, "clients", len(clients))
 		return
 	}
-	w.log.Info("clients updated", "clients", len(clients), "resourceVersion", version)
+	if as, ok := w.sink.(ApprovalSink); ok {
+		if err := as.ReplaceApprovals(file.Approvals); err != nil {
+			w.log.Error("approvals refused; keeping the previous approvals", "error", err, "approvals", len(file.Approvals))
+		}
+	}
+	w.log.Info("clients updated", "clients", len(clients), "approvals", len(file.Approvals), "resourceVersion", version)
 }
 
 // parse reads the clients file in key; a missing key means no clients.
-func parse(secret *corev1.Secret, key string) ([]config.Client, error) {
+func parse(secret *corev1.Secret, key string) (config.ClientsFile, error) {
 	data, ok := secret.Data[key]
 	if !ok {
-		return []config.Client{}, nil
+		return config.ClientsFile{Clients: []config.Client{}}, nil
 	}
-	clients, err := config.ParseClients(data)
+	f, err := config.ParseClientsFile(data)
 	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", key, err)
+		return f, fmt.Errorf("key %s: %w", key, err)
 	}
-	if clients == nil {
-		clients = []config.Client{}
+	if f.Clients == nil {
+		f.Clients = []config.Client{}
 	}
-	return clients, nil
+	return f, nil
 }

@@ -197,3 +197,55 @@ func TestNewNeedsANamespace(t *testing.T) {
 	_, err = kubeclients.New(admin.CoreV1().RESTClient(), config.ClientsSecret{Name: registryName, Key: registryKey}, &recordingSink{}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 }
+
+// approvalSink is a recordingSink that also keeps the approvals.
+type approvalSink struct {
+	recordingSink
+	approvals []string
+}
+
+func (s *approvalSink) ReplaceApprovals(as []config.Approval) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.approvals = []string{}
+	for _, a := range as {
+		s.approvals = append(s.approvals, a.ClientID)
+	}
+	return nil
+}
+
+func (s *approvalSink) approved() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.approvals
+}
+
+func TestWatcherHandsApprovalsToAnApprovalSink(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns, asServer := serverIdentity(t, ctx)
+	core, err := kubeclients.NewClient(asServer)
+	g.Expect(err).NotTo(HaveOccurred())
+	sink := &approvalSink{}
+	w, err := kubeclients.New(core, config.ClientsSecret{Namespace: ns, Name: registryName, Key: registryKey}, sink, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = w.Run(ctx) }()
+	g.Eventually(w.HasSynced, 5*time.Second, 20*time.Millisecond).Should(BeTrue())
+
+	data, err := config.MarshalClientsFile(config.ClientsFile{
+		Clients:   []config.Client{{ClientID: "mcp_one", RedirectURIs: []string{"http://127.0.0.1/cb"}}},
+		Approvals: []config.Approval{{ClientID: "https://tools.example.org/client.json", ApprovedBy: "MCPClient tools"}},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	secrets := admin.CoreV1().Secrets(ns)
+	s, err := secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: registryName}, Data: map[string][]byte{registryKey: data}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(sink.approved, 5*time.Second, 20*time.Millisecond).Should(Equal([]string{"https://tools.example.org/client.json"}))
+	g.Expect(sink.ids()).To(Equal([]string{"mcp_one"}))
+
+	s.Data[registryKey] = clientsYAML(t, "mcp_one")
+	_, err = secrets.Update(ctx, s, metav1.UpdateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(sink.approved, 5*time.Second, 20*time.Millisecond).Should(BeEmpty())
+}

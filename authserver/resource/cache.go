@@ -17,58 +17,59 @@ func keyOf(token string) cacheKey { return sha256.Sum256([]byte(token)) }
 
 // lru is a size-bounded map whose entries also expire. The least recently used entry
 // is dropped when it is full; expired entries are dropped when they are found.
-type lru struct {
+type lru[V any] struct {
 	mu    sync.Mutex
 	max   int
 	order *list.List // of *lruEntry, most recently used first
 	items map[cacheKey]*list.Element
 }
 
-type lruEntry struct {
+type lruEntry[V any] struct {
 	key     cacheKey
-	value   *introspection
+	value   V
 	expires time.Time
 }
 
-func newLRU(max int) *lru {
-	return &lru{max: max, order: list.New(), items: make(map[cacheKey]*list.Element)}
+func newLRU[V any](max int) *lru[V] {
+	return &lru[V]{max: max, order: list.New(), items: make(map[cacheKey]*list.Element)}
 }
 
-func (c *lru) get(k cacheKey, now time.Time) (*introspection, bool) {
+func (c *lru[V]) get(k cacheKey, now time.Time) (V, bool) {
+	var zero V
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[k]
 	if !ok {
-		return nil, false
+		return zero, false
 	}
-	e := el.Value.(*lruEntry)
+	e := el.Value.(*lruEntry[V])
 	if !now.Before(e.expires) {
 		c.order.Remove(el)
 		delete(c.items, k)
-		return nil, false
+		return zero, false
 	}
 	c.order.MoveToFront(el)
 	return e.value, true
 }
 
-func (c *lru) put(k cacheKey, v *introspection, expires time.Time) {
+func (c *lru[V]) put(k cacheKey, v V, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[k]; ok {
-		e := el.Value.(*lruEntry)
+		e := el.Value.(*lruEntry[V])
 		e.value, e.expires = v, expires
 		c.order.MoveToFront(el)
 		return
 	}
-	c.items[k] = c.order.PushFront(&lruEntry{key: k, value: v, expires: expires})
+	c.items[k] = c.order.PushFront(&lruEntry[V]{key: k, value: v, expires: expires})
 	for c.order.Len() > c.max {
 		oldest := c.order.Back()
 		c.order.Remove(oldest)
-		delete(c.items, oldest.Value.(*lruEntry).key)
+		delete(c.items, oldest.Value.(*lruEntry[V]).key)
 	}
 }
 
-func (c *lru) len() int {
+func (c *lru[V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()

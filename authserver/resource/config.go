@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -26,6 +27,30 @@ const (
 	// DefaultRetryAfter is what a 503 tells the client to wait when the authorization
 	// server cannot be reached.
 	DefaultRetryAfter = 5 * time.Second
+
+	// DefaultRevocationPollInterval is how often the revocation feed is read. With
+	// DefaultRevocationMaxLag it keeps a revoked grant usable for at most 4 s, inside
+	// the 5 s mcpauth promises.
+	DefaultRevocationPollInterval = 2 * time.Second
+	// DefaultJWTLeeway is the clock skew allowed on a JWT's exp and nbf.
+	DefaultJWTLeeway = 10 * time.Second
+	// DefaultJWKSMinRefetchInterval is the shortest time between two JWKS fetches
+	// caused by tokens naming an unknown key, so a flood of forged kids costs the
+	// authorization server one request per interval.
+	DefaultJWKSMinRefetchInterval = 10 * time.Second
+	// DefaultJWKSMaxAge is how long a fetched JWKS is used before it is fetched
+	// again in the background, so a key withdrawn from it stops verifying tokens.
+	DefaultJWKSMaxAge = 5 * time.Minute
+	// DefaultMaxMessageBytes bounds a JSON-RPC request body read for its method and
+	// tool name: far above any tools/call an MCP client sends, far below what would
+	// hurt the server to hold in memory.
+	DefaultMaxMessageBytes = 4 << 20
+)
+
+// Paths of the mcpauth authorization server that are not in its RFC 8414 metadata;
+// the same values as its config.PathRevocations.
+const (
+	pathRevocations = "/oauth/revocations"
 )
 
 // offlineAccess is the scope that asks for a refresh token. The MCP specification:
@@ -52,13 +77,14 @@ type Config struct {
 	IntrospectionEndpoint string
 
 	// ClientID and ClientSecret authenticate this resource server at the
-	// introspection endpoint (HTTP Basic, RFC 6749 §2.3.1). RFC 7662 §2.1: "the
-	// endpoint MUST also require some form of authorization".
+	// introspection endpoint and the revocation feed (HTTP Basic, RFC 6749 §2.3.1).
+	// RFC 7662 §2.1: "the endpoint MUST also require some form of authorization".
 	ClientID     string
 	ClientSecret string
 
 	// ScopesSupported is the RFC 9728 scopes_supported: the scopes a client should
-	// ask for to use this server. Empty: RequiredScopes. Must not hold offline_access.
+	// ask for to use this server. Empty: RequiredScopes followed by every scope of
+	// ToolScopes. Must not hold offline_access.
 	ScopesSupported []string
 
 	// RequiredScopes are the scopes every request through Middleware needs, and the
@@ -71,6 +97,26 @@ type Config struct {
 	// deciding whether a token is sufficient for an operation."
 	ScopeImplies map[string][]string
 
+	// ToolScopes maps an MCP tool's name to the scopes a tools/call of it needs on
+	// top of RequiredScopes (with ScopeImplies applied, so "tools:admin" covers a tool
+	// that needs "tools:read" when admin implies write implies read). Tools not named
+	// need only RequiredScopes. When set, Middleware reads the MCP method and tool name
+	// of every POST (the Mcp-Method and Mcp-Name headers, checked against the
+	// JSON-RPC body) and answers a call that needs more with 403
+	// error="insufficient_scope" naming every scope the call needs. Must not hold
+	// offline_access. Only Middleware and RequireScopes enforce it: TokenVerifier, in
+	// the SDK's own middleware, sees no tool names.
+	ToolScopes map[string][]string
+
+	// FilterToolsList makes tools/list answers (JSON or SSE) list only the tools the
+	// token can call, so a client is not shown tools that would answer 403.
+	FilterToolsList bool
+
+	// MaxMessageBytes bounds the JSON-RPC body read to find the method and tool name
+	// (only when ToolScopes or FilterToolsList is set); a larger one gets 413. Zero:
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int64
+
 	// AcceptOriginAudience also accepts tokens whose audience is the bare origin of
 	// Resource (https://mcp.example.com for https://mcp.example.com/mcp). Off by
 	// default: such a token is valid for every resource on the host.
@@ -81,7 +127,8 @@ type Config struct {
 	ResourceName          string
 	ResourceDocumentation string
 
-	// HTTPClient makes discovery and introspection requests. Nil: http.DefaultClient.
+	// HTTPClient makes discovery, introspection, JWKS and revocation feed requests.
+	// Nil: http.DefaultClient.
 	HTTPClient *http.Client
 
 	// CacheTTL bounds how long an active introspection result is reused; an entry
@@ -95,13 +142,43 @@ type Config struct {
 	// Zero: DefaultCacheMaxEntries.
 	CacheMaxEntries int
 
-	// IntrospectionTimeout bounds one introspection or discovery request. Zero:
+	// IntrospectionTimeout bounds one introspection, discovery or JWKS request (a
+	// revocation feed read is bounded by RevocationPollInterval too). Zero:
 	// DefaultIntrospectionTimeout.
 	IntrospectionTimeout time.Duration
 
 	// RetryAfter is the Retry-After of the 503 sent while the authorization server is
 	// unreachable. Zero: DefaultRetryAfter.
 	RetryAfter time.Duration
+
+	// JWKSURI is where the authorization server publishes its signing keys (RFC 7517
+	// JWK Set), used to verify JWT access tokens (RFC 9068) here without a request
+	// to the server. Empty: the jwks_uri of the first authorization server's
+	// metadata. JWTs are accepted only from that first authorization server.
+	JWKSURI string
+	// JWTLeeway is the clock skew allowed on a JWT's exp and nbf. Zero:
+	// DefaultJWTLeeway; negative: none.
+	JWTLeeway time.Duration
+	// JWKSMinRefetchInterval is the shortest time between two JWKS fetches caused by
+	// an unknown key id. Zero: DefaultJWKSMinRefetchInterval.
+	JWKSMinRefetchInterval time.Duration
+	// JWKSMaxAge is how long a JWKS is used before it is refetched in the background.
+	// Zero: DefaultJWKSMaxAge.
+	JWKSMaxAge time.Duration
+
+	// RevocationsEndpoint is the authorization server's revocation feed (mcpauth's
+	// GET /oauth/revocations), which tells a JWT-verifying resource which grants and
+	// tokens were revoked. Empty: the first authorization server's URL plus
+	// /oauth/revocations. It is read with ClientID and ClientSecret.
+	RevocationsEndpoint string
+	// RevocationPollInterval is how often the feed is read. Zero:
+	// DefaultRevocationPollInterval.
+	RevocationPollInterval time.Duration
+	// RevocationMaxLag is how old the last successful read of the feed may be for
+	// JWTs to be verified locally. Past it (the feed is unreachable or slow), JWTs are
+	// introspected like opaque tokens until the feed answers again. Zero: twice
+	// RevocationPollInterval. It is the longest a revoked grant stays usable here.
+	RevocationMaxLag time.Duration
 
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
@@ -134,8 +211,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		errs = append(errs, errors.New("introspection client credentials are required (RFC 7662 §2.1)"))
 	}
+	for _, tool := range slices.Sorted(maps.Keys(cfg.ToolScopes)) {
+		if tool == "" {
+			errs = append(errs, errors.New("tool scopes: a tool name is empty"))
+		}
+		errs = append(errs, checkScopes(fmt.Sprintf("tool scopes of %q", tool), cfg.ToolScopes[tool])...)
+	}
 	if len(cfg.ScopesSupported) == 0 {
-		cfg.ScopesSupported = cfg.RequiredScopes
+		cfg.ScopesSupported = slices.Clone(cfg.RequiredScopes)
+		for _, tool := range slices.Sorted(maps.Keys(cfg.ToolScopes)) {
+			cfg.ScopesSupported = append(cfg.ScopesSupported, cfg.ToolScopes[tool]...)
+		}
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	errs = append(errs, checkScopes("required scopes", cfg.RequiredScopes)...)
 	errs = append(errs, checkScopes("scopes supported", cfg.ScopesSupported)...)
@@ -155,6 +244,30 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	cfg.IntrospectionTimeout = orDefault(cfg.IntrospectionTimeout, DefaultIntrospectionTimeout)
 	cfg.RetryAfter = orDefault(cfg.RetryAfter, DefaultRetryAfter)
+	for _, ep := range []struct{ name, url string }{{"JWKS URI", cfg.JWKSURI}, {"revocations endpoint", cfg.RevocationsEndpoint}} {
+		if ep.url == "" {
+			continue
+		}
+		if u, err := url.Parse(ep.url); err != nil || !isHTTP(u) {
+			errs = append(errs, fmt.Errorf("%s %q must be an http(s) URL", ep.name, ep.url))
+		}
+	}
+	cfg.JWTLeeway = max(orDefault(cfg.JWTLeeway, DefaultJWTLeeway), 0)
+	cfg.JWKSMinRefetchInterval = orDefault(cfg.JWKSMinRefetchInterval, DefaultJWKSMinRefetchInterval)
+	cfg.JWKSMaxAge = orDefault(cfg.JWKSMaxAge, DefaultJWKSMaxAge)
+	cfg.RevocationPollInterval = orDefault(cfg.RevocationPollInterval, DefaultRevocationPollInterval)
+	cfg.RevocationMaxLag = orDefault(cfg.RevocationMaxLag, 2*cfg.RevocationPollInterval)
+	switch {
+	case cfg.RevocationPollInterval < 0 || cfg.JWKSMinRefetchInterval < 0 || cfg.JWKSMaxAge < 0:
+		errs = append(errs, errors.New("revocation poll interval, JWKS refetch interval and JWKS max age must be positive"))
+	case cfg.RevocationMaxLag < cfg.RevocationPollInterval:
+		// A lag shorter than the interval would call the feed stale between two
+		// healthy polls, and send every JWT to introspection half the time.
+		errs = append(errs, fmt.Errorf("revocation max lag %s must be at least the poll interval %s", cfg.RevocationMaxLag, cfg.RevocationPollInterval))
+	}
+	if cfg.RevocationsEndpoint == "" && len(cfg.AuthorizationServers) > 0 {
+		cfg.RevocationsEndpoint = strings.TrimSuffix(cfg.AuthorizationServers[0], "/") + pathRevocations
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 const (
@@ -29,6 +31,14 @@ type fakeAS struct {
 
 	introspections atomic.Int32
 	discoveries    atomic.Int32
+	jwksFetches    atomic.Int32
+	feedReads      atomic.Int32
+
+	// The JWT side (jwt_helpers_test.go): the published keys and the revocation feed.
+	jwks       jose.JSONWebKeySet
+	revoked    []map[string]any // the feed's entries; the cursor is an index into it
+	feedStatus int              // when set, the feed answers with it
+	feedSince  []string         // the since parameter of every feed read
 
 	mu         sync.Mutex
 	tokens     map[string]map[string]any // token → introspection answer
@@ -39,12 +49,14 @@ type fakeAS struct {
 	lastForm   url.Values
 }
 
-func newFakeAS(t *testing.T) *fakeAS {
+func newFakeAS(t testing.TB) *fakeAS {
 	t.Helper()
 	as := &fakeAS{tokens: map[string]map[string]any{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", as.metadata)
 	mux.HandleFunc("POST /oauth/introspect", as.introspect)
+	mux.HandleFunc("GET /oauth/jwks", as.serveJWKS)
+	mux.HandleFunc("GET /oauth/revocations", as.serveRevocations)
 	mux.HandleFunc("POST /garbage", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>")) })
 	as.srv = httptest.NewServer(mux)
 	as.issuer = as.srv.URL
@@ -63,6 +75,7 @@ func (as *fakeAS) metadata(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                 issuer,
 		"introspection_endpoint": as.issuer + "/oauth/introspect",
+		"jwks_uri":               as.issuer + "/oauth/jwks",
 	})
 }
 
@@ -158,7 +171,7 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 // newTestVerifier returns a Verifier for testResource against as, changed by edit.
-func newTestVerifier(t *testing.T, as *fakeAS, clock *fakeClock, edit func(*Config)) *Verifier {
+func newTestVerifier(t testing.TB, as *fakeAS, clock *fakeClock, edit func(*Config)) *Verifier {
 	t.Helper()
 	cfg := Config{
 		Resource:              testResource,

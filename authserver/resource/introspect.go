@@ -36,10 +36,16 @@ type introspection struct {
 	NotBefore numericDate `json:"nbf"`
 	Issuer    string      `json:"iss"`
 	TokenType string      `json:"token_type"`
+	TokenID   string      `json:"jti"`
+	GrantID   string      `json:"gid"`
 
 	UpstreamAccessToken    string      `json:"upstream_access_token"`
 	UpstreamTokenExpiresAt numericDate `json:"upstream_token_expires_at"`
 	UpstreamProvider       string      `json:"upstream_provider"`
+
+	// fetched is when the answer was received, for callers that accept only a
+	// recent one (verifyIntrospectedWithin).
+	fetched time.Time
 }
 
 // audience is the "aud" member: RFC 7662 §2.2 (after RFC 7519 §4.1.3) allows a single
@@ -82,10 +88,8 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 // introspector calls the authorization server's introspection endpoint, discovering
 // it first when it was not configured.
 type introspector struct {
-	cfg *Config
-
-	mu       sync.Mutex // held across discovery, so concurrent first requests discover once
-	endpoint string
+	cfg  *Config
+	disc *discovery
 }
 
 // introspect asks the authorization server about token. Every failure wraps
@@ -104,71 +108,102 @@ func (in *introspector) introspect(ctx context.Context, token string) (*introspe
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	// RFC 6749 §2.3.1: "The client identifier is encoded using the
-	// application/x-www-form-urlencoded encoding algorithm ... and the encoded value
-	// is used as the username; the client password is encoded using the same
-	// algorithm and used as the password."
-	req.SetBasicAuth(url.QueryEscape(in.cfg.ClientID), url.QueryEscape(in.cfg.ClientSecret))
+	setClientAuth(req, in.cfg)
 
 	var out introspection
-	if err := in.doJSON(req, &out); err != nil {
+	if err := doJSON(in.cfg.HTTPClient, req, &out); err != nil {
 		return nil, fmt.Errorf("%w: introspection at %s: %v", ErrUnavailable, endpoint, err)
 	}
 	return &out, nil
 }
 
+// setClientAuth authenticates this resource server as a confidential client, as
+// introspection and the revocation feed both require. RFC 6749 §2.3.1: "The client
+// identifier is encoded using the application/x-www-form-urlencoded encoding
+// algorithm ... and the encoded value is used as the username; the client password
+// is encoded using the same algorithm and used as the password."
+func setClientAuth(req *http.Request, cfg *Config) {
+	req.SetBasicAuth(url.QueryEscape(cfg.ClientID), url.QueryEscape(cfg.ClientSecret))
+}
+
 // introspectionEndpoint returns the configured endpoint or the one the first
-// authorization server's RFC 8414 metadata names, discovered once. A failed discovery
-// is not remembered: the next request tries again.
+// authorization server's RFC 8414 metadata names.
 func (in *introspector) introspectionEndpoint(ctx context.Context) (string, error) {
 	if in.cfg.IntrospectionEndpoint != "" {
 		return in.cfg.IntrospectionEndpoint, nil
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.endpoint != "" {
-		return in.endpoint, nil
-	}
-	ep, err := in.discover(ctx, in.cfg.AuthorizationServers[0])
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	in.endpoint = ep
-	return ep, nil
-}
-
-// discover reads the introspection endpoint from RFC 8414 metadata.
-func (in *introspector) discover(ctx context.Context, issuer string) (string, error) {
-	metaURL, err := metadataURL(issuer)
+	meta, err := in.disc.get(ctx)
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, in.cfg.IntrospectionTimeout)
+	if meta.IntrospectionEndpoint == "" {
+		return "", fmt.Errorf("%w: authorization server %s advertises no usable introspection_endpoint", ErrUnavailable, meta.Issuer)
+	}
+	return meta.IntrospectionEndpoint, nil
+}
+
+// asMetadata is what this package reads of RFC 8414 authorization server metadata.
+type asMetadata struct {
+	Issuer                string `json:"issuer"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	JWKSURI               string `json:"jwks_uri"`
+}
+
+// discovery reads the first authorization server's metadata once and remembers it.
+// A failed discovery is not remembered: the next request tries again.
+type discovery struct {
+	cfg *Config
+
+	mu   sync.Mutex // held across the request, so concurrent first requests discover once
+	meta *asMetadata
+}
+
+// get returns the metadata, discovering it on first use. Failures wrap ErrUnavailable.
+func (d *discovery) get(ctx context.Context) (*asMetadata, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.meta != nil {
+		return d.meta, nil
+	}
+	meta, err := d.discover(ctx, d.cfg.AuthorizationServers[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	d.meta = meta
+	return meta, nil
+}
+
+// discover reads RFC 8414 metadata. Endpoints that are not http(s) URLs are dropped,
+// so the caller reports them missing.
+func (d *discovery) discover(ctx context.Context, issuer string) (*asMetadata, error) {
+	metaURL, err := metadataURL(issuer)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.IntrospectionTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metaURL, nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	var meta struct {
-		Issuer                string `json:"issuer"`
-		IntrospectionEndpoint string `json:"introspection_endpoint"`
-	}
-	if err := in.doJSON(req, &meta); err != nil {
-		return "", fmt.Errorf("authorization server metadata at %s: %v", metaURL, err)
+	var meta asMetadata
+	if err := doJSON(d.cfg.HTTPClient, req, &meta); err != nil {
+		return nil, fmt.Errorf("authorization server metadata at %s: %v", metaURL, err)
 	}
 	// RFC 8414 §3.3: "The "issuer" value returned MUST be identical to the
 	// authorization server's issuer identifier value into which the well-known URI
 	// string was inserted to create the URL used to retrieve the metadata. If these
 	// values are not identical, the data contained in the response MUST NOT be used."
 	if meta.Issuer != issuer {
-		return "", fmt.Errorf("authorization server metadata at %s names issuer %q, not %q", metaURL, meta.Issuer, issuer)
+		return nil, fmt.Errorf("authorization server metadata at %s names issuer %q, not %q", metaURL, meta.Issuer, issuer)
 	}
-	u, err := url.Parse(meta.IntrospectionEndpoint)
-	if err != nil || !isHTTP(u) {
-		return "", fmt.Errorf("authorization server %s advertises no usable introspection_endpoint (%q)", issuer, meta.IntrospectionEndpoint)
+	for _, ep := range []*string{&meta.IntrospectionEndpoint, &meta.JWKSURI} {
+		if u, err := url.Parse(*ep); err != nil || !isHTTP(u) {
+			*ep = ""
+		}
 	}
-	return meta.IntrospectionEndpoint, nil
+	return &meta, nil
 }
 
 // metadataURL is RFC 8414 §3.1: the well-known suffix goes between the host and the
@@ -183,33 +218,48 @@ func metadataURL(issuer string) (string, error) {
 	return u.String(), nil
 }
 
-// doJSON sends req and decodes a 200 JSON answer into out.
-func (in *introspector) doJSON(req *http.Request, out any) error {
-	resp, err := in.cfg.HTTPClient.Do(req)
+// doJSON sends req and decodes a 200 JSON answer of at most maxMetadataBytes into out.
+func doJSON(client *http.Client, req *http.Request, out any) error {
+	return doJSONLimit(client, req, out, maxMetadataBytes)
+}
+
+// doJSONLimit is doJSON with another bound on the answer.
+func doJSONLimit(client *http.Client, req *http.Request, out any, limit int) error {
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return err
 	}
-	if len(body) > maxMetadataBytes {
+	if len(body) > limit {
 		return errors.New("answer too large")
 	}
 	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode == http.StatusUnauthorized {
-			// Our own credentials were refused: every token will fail until the
-			// configuration is fixed, so say so plainly.
-			return fmt.Errorf("status 401: the authorization server refused this resource server's client credentials (%s)", snippet(body))
-		}
-		return fmt.Errorf("status %d (%s)", resp.StatusCode, snippet(body))
+		return &statusError{status: resp.StatusCode, body: snippet(body)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(out); err != nil {
 		return fmt.Errorf("malformed JSON: %v", err)
 	}
 	return nil
+}
+
+// statusError is an answer other than 200.
+type statusError struct {
+	status int
+	body   string
+}
+
+func (e *statusError) Error() string {
+	if e.status == http.StatusUnauthorized {
+		// Our own credentials were refused: every token will fail until the
+		// configuration is fixed, so say so plainly.
+		return fmt.Sprintf("status 401: the authorization server refused this resource server's client credentials (%s)", e.body)
+	}
+	return fmt.Sprintf("status %d (%s)", e.status, e.body)
 }
 
 // snippet is the start of an error body, for logs.

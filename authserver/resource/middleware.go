@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -43,6 +44,13 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 // A 403 names the whole set the route needs, not only what is missing. The MCP
 // specification: "servers SHOULD include all scopes required for the current
 // operation in a single challenge".
+//
+// With Config.ToolScopes (or FilterToolsList) set, a POST is also read for its MCP
+// method and tool name: a tools/call needs the tool's scopes too, and its 403 names
+// them with the route's; headers that disagree with the JSON-RPC body get 400 with a
+// JSON-RPC HeaderMismatch error (-32020), a body that is not JSON-RPC 400 with a
+// parse error, one over MaxMessageBytes 413. With FilterToolsList, tools/list
+// answers list only the tools the token can call.
 func (v *Verifier) RequireScopes(scopes ...string) func(http.Handler) http.Handler {
 	need := dedupe(append(v.RequiredScopes(), scopes...))
 	return func(next http.Handler) http.Handler {
@@ -54,11 +62,20 @@ func (v *Verifier) RequireScopes(scopes ...string) func(http.Handler) http.Handl
 					return
 				}
 			}
-			if !v.HasScopes(info, need...) {
-				v.challenge(w, http.StatusForbidden, errInsufficientScope, "the token lacks a scope this operation needs", need)
+			r, lists, ok := v.checkCall(w, r, info, need)
+			if !ok {
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(ContextWithInfo(r.Context(), info)))
+			r = r.WithContext(ContextWithInfo(r.Context(), info))
+			if lists == nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+			// The answer is rewritten, so it must come uncompressed.
+			r.Header.Del("Accept-Encoding")
+			f := newToolsFilter(w, lists, func(tool string) bool { return v.CanCallTool(info, tool) })
+			next.ServeHTTP(f, r)
+			f.finish()
 		})
 	}
 }
@@ -111,6 +128,9 @@ func (v *Verifier) challenge(w http.ResponseWriter, status int, code, descriptio
 	if code != "" {
 		params = append(params, `error="`+code+`"`, `error_description="`+description+`"`)
 	}
+	// The MCP specification: servers "SHOULD NOT include offline_access in
+	// WWW-Authenticate scope"; a route's own scopes were never checked for it.
+	scopes = slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return s == offlineAccess })
 	if len(scopes) > 0 {
 		params = append(params, `scope="`+strings.Join(scopes, " ")+`"`)
 	}

@@ -1,12 +1,18 @@
 package resource
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // The TokenVerifier plugged into the Go MCP SDK's own middleware.
@@ -66,3 +72,107 @@ func TestTokenVerifierWithSDKMiddleware(t *testing.T) {
 		}
 	})
 }
+
+// JWTs through the SDK's own middleware in front of a real MCP server on the Go MCP
+// SDK, with the SDK's client: tools see the caller, revocation ends the session.
+func TestJWTsThroughTheSDK(t *testing.T) {
+	as := newFakeAS(t)
+	clock := newClock()
+	key := newKey(t, "k", jose.ES256)
+	as.publish(key)
+
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	mcpURL := srv.URL + "/mcp"
+	v := newJWTVerifier(t, as, clock, func(c *Config) {
+		c.Resource = mcpURL
+		c.RevocationPollInterval = 50 * time.Millisecond
+	})
+
+	mcpServer := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	mcp.AddTool(mcpServer, &mcp.Tool{Name: "whoami"}, func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		info, ok := FromTokenInfo(req.Extra.TokenInfo)
+		if !ok {
+			return nil, nil, errors.New("no token info")
+		}
+		text := info.Subject + " " + info.ClientID + " " + info.GrantID + " " + strings.Join(req.Extra.TokenInfo.Scopes, ",")
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
+	})
+	h = auth.RequireBearerToken(v.TokenVerifier(), &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL: v.MetadataURL(),
+		Scopes:              v.RequiredScopes(),
+	})(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpServer }, nil))
+
+	token := func(edit func(map[string]any)) string {
+		return mint(t, key, as.claims(clock.Now(), func(c map[string]any) {
+			c["aud"] = mcpURL
+			if edit != nil {
+				edit(c)
+			}
+		}))
+	}
+	connect := func(tok string) (*mcp.ClientSession, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, nil)
+		return client.Connect(ctx, &mcp.StreamableClientTransport{
+			Endpoint:   mcpURL,
+			HTTPClient: &http.Client{Transport: bearerTransport(tok)},
+		}, nil)
+	}
+
+	tok := token(nil)
+	cs, err := connect(tok)
+	if err != nil {
+		t.Fatalf("connect with a valid JWT: %v", err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+	if err != nil || res.IsError {
+		t.Fatalf("whoami: %v %+v", err, res)
+	}
+	if got := res.Content[0].(*mcp.TextContent).Text; got != "user-1 client-1 grant-1 mcp,tools:read" {
+		t.Errorf("whoami = %q", got)
+	}
+
+	for name, bad := range map[string]string{
+		"another audience":  token(func(c map[string]any) { c["aud"] = "https://other.example.com/mcp" }),
+		"an expired token":  token(func(c map[string]any) { c["exp"] = clock.Now().Add(-time.Minute).Unix() }),
+		"too little scope":  token(func(c map[string]any) { c["scope"] = "other" }),
+		"HS256 with no key": forge(t, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": "k"}, as.claims(clock.Now(), nil), []byte("k")),
+	} {
+		if _, err := connect(bad); err == nil {
+			t.Errorf("%s: connected", name)
+		}
+	}
+
+	as.revokeGrant("grant-1")
+	waitFor(t, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, mcpURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	})
+	if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}}); err == nil {
+		t.Error("the session of a revoked grant can still call tools")
+	}
+}
+
+func bearerTransport(tok string) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return http.DefaultTransport.RoundTrip(r)
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

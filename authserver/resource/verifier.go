@@ -39,6 +39,15 @@ type Info struct {
 	// IssuedAt and ExpiresAt are the token's iat and exp (zero when absent).
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// GrantID is the grant (login) the token belongs to: every token refreshed from
+	// one login shares it, and revoking the grant revokes them all. TokenID is the
+	// token's own id (jti). Both come from a JWT's gid and jti claims, or from
+	// introspection when the authorization server includes them.
+	GrantID string
+	TokenID string
+	// JWT reports that the token was a JWT verified locally. Such an Info carries no
+	// upstream token: get it with Verifier.UpstreamToken.
+	JWT bool
 
 	// UpstreamAccessToken is the user's access token at the upstream identity
 	// provider (GitHub, Google, ...), for tools that call the upstream API on the
@@ -51,19 +60,23 @@ type Info struct {
 	UpstreamTokenExpiresAt time.Time
 	// UpstreamProvider names the upstream provider's type ("github", "oidc", ...).
 	UpstreamProvider string
+
+	// token is the bearer token this Info was verified from, for UpstreamToken. It is
+	// set on the copy handed to the request only, never on what the caches keep.
+	token string
 }
 
 // String describes the Info without its upstream token, so a logged Info leaks no
 // credential.
 func (i *Info) String() string {
-	return fmt.Sprintf("resource.Info{Subject: %q, ClientID: %q, Scopes: %q, Audience: %q, ExpiresAt: %s, UpstreamAccessToken: %s}",
-		i.Subject, i.ClientID, i.Scopes, i.Audience, i.ExpiresAt.Format(time.RFC3339), redacted(i.UpstreamAccessToken))
+	return fmt.Sprintf("resource.Info{Subject: %q, ClientID: %q, Scopes: %q, Audience: %q, GrantID: %q, ExpiresAt: %s, UpstreamAccessToken: %s}",
+		i.Subject, i.ClientID, i.Scopes, i.Audience, i.GrantID, i.ExpiresAt.Format(time.RFC3339), redacted(i.UpstreamAccessToken))
 }
 
 // LogValue is String for log/slog.
 func (i *Info) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("sub", i.Subject), slog.String("client_id", i.ClientID),
+		slog.String("sub", i.Subject), slog.String("client_id", i.ClientID), slog.String("gid", i.GrantID),
 		slog.Any("scopes", i.Scopes), slog.Time("exp", i.ExpiresAt),
 		slog.String("upstream_access_token", redacted(i.UpstreamAccessToken)))
 }
@@ -118,14 +131,21 @@ type Verifier struct {
 	cfg        Config
 	resourceID resourceID
 	metadata   []byte // the RFC 9728 document, encoded once
+	disc       *discovery
 	intro      *introspector
-	positive   *lru // active introspection results
-	negative   *lru // inactive ones
+	positive   *lru[*introspection] // active introspection results
+	negative   *lru[*introspection] // inactive ones
 	flights    flightGroup
+
+	keys        *keySet
+	jwts        *lru[*verifiedJWT] // JWTs whose signature and claims were checked
+	revocations *follower
 }
 
 // New validates cfg and returns a Verifier. It makes no network request: the
-// introspection endpoint, when not configured, is discovered on first use.
+// introspection endpoint and JWKS, when not configured, are discovered on first use,
+// and the revocation feed is followed from the first JWT on (or from Start). Close
+// stops following it.
 func New(cfg Config) (*Verifier, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -135,10 +155,14 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		cfg:        cfg,
 		resourceID: id,
-		positive:   newLRU(cfg.CacheMaxEntries),
-		negative:   newLRU(cfg.CacheMaxEntries),
+		positive:   newLRU[*introspection](cfg.CacheMaxEntries),
+		negative:   newLRU[*introspection](cfg.CacheMaxEntries),
 	}
-	v.intro = &introspector{cfg: &v.cfg}
+	v.disc = &discovery{cfg: &v.cfg}
+	v.intro = &introspector{cfg: &v.cfg, disc: v.disc}
+	v.keys = &keySet{cfg: &v.cfg, disc: v.disc}
+	v.jwts = newLRU[*verifiedJWT](cfg.CacheMaxEntries)
+	v.revocations = newFollower(&v.cfg)
 	if v.metadata, err = v.encodeMetadata(); err != nil {
 		return nil, err
 	}
@@ -151,16 +175,54 @@ func (v *Verifier) Resource() string { return v.cfg.Resource }
 // RequiredScopes returns the scopes every request through Middleware needs.
 func (v *Verifier) RequiredScopes() []string { return slices.Clone(v.cfg.RequiredScopes) }
 
-// Verify validates token and returns what it says. Errors wrap ErrInvalidToken for a
-// token to refuse (401) or ErrUnavailable when the authorization server could not
-// answer (503); a done ctx returns its error. Verify checks no scope: see
-// HasScopes, Middleware and RequireScopes.
+// Start follows the revocation feed now, rather than from the first JWT, and waits
+// for its first answer (or ctx), so the first requests are verified locally too.
+// Calling it is optional; an error (ErrUnavailable) leaves the follower trying, and
+// JWTs are introspected until it succeeds.
+func (v *Verifier) Start(ctx context.Context) error {
+	v.revocations.start()
+	return v.revocations.wait(ctx)
+}
+
+// Close stops following the revocation feed. Verify keeps working afterwards, but
+// introspects JWTs once the last read of the feed is older than RevocationMaxLag.
+func (v *Verifier) Close() error {
+	v.revocations.close()
+	return nil
+}
+
+// Verify validates token and returns what it says. A JWT access token (RFC 9068) is
+// verified locally against the authorization server's JWKS, and refused once the
+// revocation feed names its grant or its jti; any other token is introspected.
+// Errors wrap ErrInvalidToken for a token to refuse (401) or ErrUnavailable when the
+// authorization server could not answer (503); a done ctx returns its error. Verify
+// checks no scope: see HasScopes, Middleware and RequireScopes.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Info, error) {
 	if token == "" || len(token) > maxTokenLength || !isToken68(token) {
 		return nil, invalid("malformed token")
 	}
+	if looksLikeJWT(token) {
+		return v.verifyJWT(ctx, token)
+	}
+	return v.verifyIntrospected(ctx, token)
+}
+
+// verifyIntrospected validates token by introspection, behind the caches.
+func (v *Verifier) verifyIntrospected(ctx context.Context, token string) (*Info, error) {
+	return v.verifyIntrospectedWithin(ctx, token, 0)
+}
+
+// verifyIntrospectedWithin is verifyIntrospected reusing an active cached result only
+// when it is at most maxAge old (0: as old as the cache keeps it). JWTs introspected
+// because the revocation feed is stale pass RevocationMaxLag: a result cached for
+// CacheTTL would keep a grant revoked meanwhile usable for up to CacheTTL (30 s),
+// past the RevocationMaxLag this package promises (and mcpauth's 5 s).
+func (v *Verifier) verifyIntrospectedWithin(ctx context.Context, token string, maxAge time.Duration) (*Info, error) {
 	k := keyOf(token)
 	res, ok := v.cached(k)
+	if ok && maxAge > 0 && res.Active && v.cfg.Now().Sub(res.fetched) > maxAge {
+		ok = false
+	}
 	if !ok {
 		var err error
 		res, err = v.flights.do(ctx, k, func(ctx context.Context) (*introspection, error) {
@@ -169,6 +231,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Info, error) {
 				v.cfg.Logger.WarnContext(ctx, "token introspection failed", "err", err)
 				return nil, err
 			}
+			r.fetched = v.cfg.Now()
 			v.remember(k, r)
 			return r, nil
 		})
@@ -176,7 +239,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Info, error) {
 			return nil, err
 		}
 	}
-	return v.validate(res)
+	info, err := v.validate(res)
+	if err != nil {
+		return nil, err
+	}
+	info.token = token
+	return info, nil
 }
 
 // HasScopes reports whether info's scopes, with their implied scopes
@@ -253,6 +321,8 @@ func (v *Verifier) validate(r *introspection) (*Info, error) {
 		Issuer:                 r.Issuer,
 		IssuedAt:               r.IssuedAt.Time,
 		ExpiresAt:              r.ExpiresAt.Time,
+		GrantID:                r.GrantID,
+		TokenID:                r.TokenID,
 		UpstreamAccessToken:    r.UpstreamAccessToken,
 		UpstreamTokenExpiresAt: r.UpstreamTokenExpiresAt.Time,
 		UpstreamProvider:       r.UpstreamProvider,
@@ -260,7 +330,8 @@ func (v *Verifier) validate(r *introspection) (*Info, error) {
 }
 
 // TokenVerifier returns an auth.TokenVerifier for the Go MCP SDK's
-// auth.RequireBearerToken. It validates like Verify; a refused token unwraps to
+// auth.RequireBearerToken. It validates like Verify (JWTs locally, revocations
+// followed, other tokens introspected); a refused token unwraps to
 // auth.ErrInvalidToken (the SDK answers 401), an unreachable authorization server is
 // another error (the SDK answers 500). TokenInfo.Scopes holds the granted scopes with
 // their implied ones, since the SDK compares scopes by exact string; TokenInfo.Extra

@@ -76,6 +76,10 @@ type Config struct {
 	AuthorizationURL string `json:"authorizationURL,omitempty"`
 	TokenURL         string `json:"tokenURL,omitempty"`
 	UserInfoURL      string `json:"userInfoURL,omitempty"`
+	// APIURL is the provider's REST API, where MembershipReader reads memberships;
+	// github only (default https://api.github.com). Set, it also moves the user-info
+	// endpoint (APIURL/user) unless UserInfoURL is set.
+	APIURL string `json:"apiURL,omitempty"`
 	// Scopes requested upstream. When set they replace the preset's scopes (so list the
 	// preset's ones too if you still want them); OIDC types always add "openid".
 	Scopes []string `json:"scopes,omitempty"`
@@ -149,11 +153,14 @@ func (c Config) Validate() error {
 		{"AuthorizationURL", c.AuthorizationURL, k.preset.authURL},
 		{"TokenURL", c.TokenURL, k.preset.tokenURL},
 		{"UserInfoURL", c.UserInfoURL, k.preset.userInfoURL},
+		{"APIURL", c.APIURL, k.preset.apiURL},
 	}
 	for _, u := range urls {
 		switch {
 		case u.field == "IssuerURL" && known && !k.oidc && u.value != "":
 			bad(u.field, "is not used by type %q (it has no OpenID Connect discovery)", c.Type)
+		case u.field == "APIURL" && known && k.preset.apiURL == "" && u.value != "":
+			bad(u.field, "is not used by type %q (only github reads memberships from an API)", c.Type)
 		case u.value != "":
 			if err := checkURL(u.value, c.InsecureAllowHTTP); err != nil {
 				bad(u.field, "%v", err)
@@ -162,6 +169,8 @@ func (c Config) Validate() error {
 			// Unknown type is already reported; a preset supplies this one.
 		case u.field == "IssuerURL" && k.oidc:
 			bad(u.field, "is required for type %q", c.Type)
+		case u.field == "APIURL":
+			// Only presets that read memberships have an API; nothing to require.
 		case u.field != "IssuerURL" && !k.oidc:
 			// OIDC types discover their endpoints; OAuth 2.0 types must be told.
 			bad(u.field, "is required for type %q", c.Type)
@@ -190,6 +199,12 @@ func (c Config) Validate() error {
 		bad("PKCE", "%q is unknown (use %q, %q or leave empty)", c.PKCE, PKCEAlways, PKCENever)
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultScopes returns the scopes a type requests when Config.Scopes is empty (OIDC
+// types add "openid" whatever the list), so that a caller can add one to them.
+func DefaultScopes(t Type) []string {
+	return slices.Clone(registry[t].preset.scopes)
 }
 
 func typeList() string {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -24,7 +25,7 @@ type kind struct {
 var registry = map[Type]kind{
 	TypeOAuth2:   {build: newOAuth2Provider, preset: genericOAuth2},
 	TypeOIDC:     {oidc: true, build: newOIDCProvider, preset: genericOIDC},
-	TypeGitHub:   {build: newOAuth2Provider, preset: github},
+	TypeGitHub:   {build: newGitHubProvider, preset: github},
 	TypeDropbox:  {build: newOAuth2Provider, preset: dropbox},
 	TypeGoogle:   {oidc: true, build: newOIDCProvider, preset: google},
 	TypeLinkedIn: {oidc: true, build: newOIDCProvider, preset: linkedin},
@@ -60,6 +61,7 @@ type settings struct {
 	redirectURL                    string
 	issuer                         string
 	authURL, tokenURL, userInfoURL string
+	apiURL                         string
 	scopes                         []string
 	pkce                           PKCEMode
 	mapping                        claimMapping
@@ -77,11 +79,16 @@ func resolve(c Config, p preset) settings {
 		authURL:      or(c.AuthorizationURL, p.authURL),
 		tokenURL:     or(c.TokenURL, p.tokenURL),
 		userInfoURL:  or(c.UserInfoURL, p.userInfoURL),
+		apiURL:       or(c.APIURL, p.apiURL),
 		scopes:       slices.Clone(p.scopes),
 		pkce:         c.PKCE,
 		mapping:      p.mapping,
 		client:       boundedClient(c.HTTPClient),
 		p:            p,
+	}
+	// A custom API (GitHub Enterprise Server) serves the user there too.
+	if c.APIURL != "" && c.UserInfoURL == "" && p.apiURL != "" {
+		s.userInfoURL = strings.TrimSuffix(c.APIURL, "/") + "/user"
 	}
 	if len(c.Scopes) > 0 {
 		s.scopes = slices.Clone(c.Scopes)

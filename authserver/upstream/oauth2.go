@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -21,6 +22,8 @@ type core struct {
 	pkce             bool
 	authParams       map[string]string
 	deadRefreshCodes []string
+	// commaScopes: the token response lists scopes separated by commas (GitHub).
+	commaScopes bool
 }
 
 func newCore(s settings, authURL, tokenURL string, style oauth2.AuthStyle, pkce bool) core {
@@ -31,11 +34,15 @@ func newCore(s settings, authURL, tokenURL string, style oauth2.AuthStyle, pkce 
 		pkce:             pkce,
 		authParams:       s.p.authParams,
 		deadRefreshCodes: append([]string{"invalid_grant"}, s.p.deadRefreshCodes...),
+		commaScopes:      s.p.commaScopes,
 	}
 }
 
 // Name implements Provider.
 func (c *core) Name() string { return string(c.name) }
+
+// Scopes implements Scoper: the configured scopes, or the preset's.
+func (c *core) Scopes() []string { return slices.Clone(c.cfg.Scopes) }
 
 // SupportsPKCE implements Provider.
 func (c *core) SupportsPKCE() bool { return c.pkce }
@@ -54,6 +61,9 @@ func (c *core) authCodeURL(state string, p AuthParams, extra ...oauth2.AuthCodeO
 	// pass one whenever SupportsPKCE says so (NewAuthParams does).
 	if c.pkce && p.Verifier != "" {
 		opts = append(opts, oauth2.S256ChallengeOption(p.Verifier))
+	}
+	if len(p.Scopes) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("scope", strings.Join(p.Scopes, " ")))
 	}
 	opts = append(opts, extra...)
 	return c.cfg.AuthCodeURL(state, opts...)
@@ -92,11 +102,12 @@ func (c *core) Refresh(ctx context.Context, refreshToken string) (*Token, error)
 		}
 		return nil, fmt.Errorf("upstream %s: refresh: %w", c.name, err)
 	}
-	return tokenFrom(tok), nil
+	return c.tokenFrom(tok), nil
 }
 
-// tokenFrom converts x/oauth2's token to ours.
-func tokenFrom(t *oauth2.Token) *Token {
+// tokenFrom converts x/oauth2's token to ours, its scope space-separated (RFC 6749
+// §3.3) whatever the provider sent.
+func (c *core) tokenFrom(t *oauth2.Token) *Token {
 	out := &Token{
 		AccessToken:  t.AccessToken,
 		TokenType:    t.Type(),
@@ -105,6 +116,9 @@ func tokenFrom(t *oauth2.Token) *Token {
 	}
 	out.IDToken, _ = t.Extra("id_token").(string)
 	out.Scope, _ = t.Extra("scope").(string)
+	if c.commaScopes {
+		out.Scope = strings.Join(strings.FieldsFunc(out.Scope, func(r rune) bool { return r == ',' || r == ' ' }), " ")
+	}
 	return out
 }
 
@@ -143,7 +157,7 @@ func (p *oauth2Provider) Exchange(ctx context.Context, code string, ap AuthParam
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (%s): %w", ErrIdentity, p.name, err)
 	}
-	return tokenFrom(tok), id, nil
+	return p.tokenFrom(tok), id, nil
 }
 
 // userInfo reads and decodes the user-info endpoint of s, with the preset's additions.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -257,4 +258,43 @@ func TestHTTPClientIsUsed(t *testing.T) {
 	if got := rt.requested(); len(got) == 0 || !strings.HasPrefix(got[0], srv.TokenURL) {
 		t.Errorf("requests through the configured client: %v, want the token endpoint", got)
 	}
+}
+
+// An incremental authorization asks for only the scopes it is given; an OIDC
+// provider keeps openid, without which no ID token says who the user is.
+func TestAuthCodeURLWithScopes(t *testing.T) {
+	srv := upstreamtest.NewServer(t, upstreamtest.Options{})
+	for _, tt := range []struct {
+		name   string
+		cfg    upstream.Config
+		scopes []string
+		want   string
+	}{
+		{"oauth2 default scopes", withScopes(srv.OAuth2Config("http://127.0.0.1/cb"), "read:user"), nil, "read:user"},
+		{"oauth2 asks for only the given scopes", withScopes(srv.OAuth2Config("http://127.0.0.1/cb"), "read:user"), []string{"repo"}, "repo"},
+		{"oidc adds openid to the given scopes", srv.OIDCConfig("http://127.0.0.1/cb"), []string{"repo"}, "openid repo"},
+		{"oidc keeps openid where it is", srv.OIDCConfig("http://127.0.0.1/cb"), []string{"repo", "openid"}, "repo openid"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := upstream.New(context.Background(), tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(p.AuthCodeURL("st", upstream.AuthParams{Scopes: tt.scopes}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := u.Query().Get("scope"); got != tt.want {
+				t.Errorf("scope %q, want %q", got, tt.want)
+			}
+			if s, ok := p.(upstream.Scoper); !ok || len(s.Scopes()) == 0 {
+				t.Errorf("the provider does not say its default scopes")
+			}
+		})
+	}
+}
+
+func withScopes(c upstream.Config, scopes ...string) upstream.Config {
+	c.Scopes = scopes
+	return c
 }

@@ -85,6 +85,9 @@ func (p *oidcProvider) AuthCodeURL(state string, ap AuthParams) string {
 	if ap.Nonce != "" {
 		extra = append(extra, oidc.Nonce(ap.Nonce))
 	}
+	if len(ap.Scopes) > 0 && !slices.Contains(ap.Scopes, oidc.ScopeOpenID) {
+		ap.Scopes = append([]string{oidc.ScopeOpenID}, ap.Scopes...)
+	}
 	return p.authCodeURL(state, ap, extra...)
 }
 
@@ -105,7 +108,7 @@ func (p *oidcProvider) Exchange(ctx context.Context, code string, ap AuthParams)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (%s): %w", ErrIdentity, p.name, err)
 	}
-	return tokenFrom(tok), id, nil
+	return p.tokenFrom(tok), id, nil
 }
 
 // claims verifies the ID token and merges it with userinfo.

@@ -13,6 +13,8 @@ import (
 // rest (extra parameters, quirks) is what makes the preset worth having.
 type preset struct {
 	issuer, authURL, tokenURL, userInfoURL string
+	// apiURL is the provider's REST API, where memberships are read (github).
+	apiURL string
 	// userInfoPOST: the user-info endpoint is an RPC that wants POST (Dropbox).
 	userInfoPOST bool
 	scopes       []string
@@ -26,6 +28,9 @@ type preset struct {
 	// deadRefreshCodes are token-endpoint error codes, besides the standard
 	// invalid_grant, that mean the refresh token is gone for good.
 	deadRefreshCodes []string
+	// commaScopes: the token response's scope is comma-separated (GitHub's
+	// "repo,gist"), not space-separated as RFC 6749 §5.1 has it.
+	commaScopes bool
 	// enrich adds to the user-info claims what the main endpoint leaves out.
 	enrich func(ctx context.Context, s settings, accessToken string, claims map[string]any) error
 }
@@ -53,20 +58,24 @@ var github = preset{
 	authURL:          "https://github.com/login/oauth/authorize",
 	tokenURL:         "https://github.com/login/oauth/access_token",
 	userInfoURL:      "https://api.github.com/user",
+	apiURL:           "https://api.github.com",
 	scopes:           []string{"read:user", "user:email"},
 	authStyle:        oauth2.AuthStyleInParams,
 	mapping:          claimMapping{subject: "id", email: "email", names: []string{"login"}},
 	deadRefreshCodes: []string{"bad_refresh_token"},
+	commaScopes:      true,
 	enrich:           githubPrimaryEmail,
 }
 
 // google asks for offline access: Google issues a refresh token only with
 // access_type=offline, and only on first consent unless prompt=consent forces it, which
-// a server that may have lost the old one needs.
+// a server that may have lost the old one needs. include_granted_scopes=true makes an
+// incremental authorization (a step-up asking for one more scope) return a token for
+// every scope the user granted, not only the new one.
 var google = preset{
 	issuer:     "https://accounts.google.com",
 	scopes:     []string{"openid", "email", "profile"},
-	authParams: map[string]string{"access_type": "offline", "prompt": "consent"},
+	authParams: map[string]string{"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
 	mapping:    oidcMapping,
 }
 

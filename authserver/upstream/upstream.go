@@ -5,7 +5,9 @@
 //
 // New builds a Provider from a Config: a preset (github, google, linkedin, slack,
 // dropbox) or a generic kind (oidc, oauth2). NewAuthParams makes the per-flow PKCE
-// verifier and nonce. Package upstreamtest is a fake IdP for tests.
+// verifier and nonce. The github provider is also a MembershipReader: it reads the
+// user's organizations and teams with their token, for access rules. Package
+// upstreamtest is a fake IdP, and a fake GitHub, for tests.
 package upstream
 
 import (
@@ -35,6 +37,16 @@ type Provider interface {
 type AuthParams struct {
 	Verifier string
 	Nonce    string
+	// Scopes, when set, are asked for instead of the configured ones: an incremental
+	// authorization asks for only what the user's upstream token lacks. An OIDC
+	// provider adds openid, without which no ID token says who the user is.
+	Scopes []string
+}
+
+// Scoper is implemented by providers that say which upstream scopes they ask for by
+// default (every Provider of this package does).
+type Scoper interface {
+	Scopes() []string
 }
 
 // Token is what the upstream issued.

@@ -94,9 +94,16 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 // returns the body of a 2xx JSON answer. status is the HTTP status when one came back,
 // so callers can tell "forbidden" from "unreachable".
 func fetch(ctx context.Context, c *http.Client, method, url, accessToken string) (body []byte, status int, err error) {
+	body, _, status, err = fetchWithHeader(ctx, c, method, url, accessToken)
+	return body, status, err
+}
+
+// fetchWithHeader is fetch that also returns the response's header (empty when no
+// response came), for pagination links and rate-limit headers.
+func fetchWithHeader(ctx context.Context, c *http.Client, method, url, accessToken string) ([]byte, http.Header, int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, http.Header{}, 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+accessToken)
 	req.Header.Set("Accept", "application/json")
@@ -104,20 +111,20 @@ func fetch(ctx context.Context, c *http.Client, method, url, accessToken string)
 	req.Header.Set("User-Agent", "mcpauth")
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, http.Header{}, 0, err
 	}
 	defer resp.Body.Close()
-	body, err = io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, url, err)
+		return nil, resp.Header, resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, url, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, snippet(body))
+		return nil, resp.Header, resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, snippet(body))
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/jwt" {
-		return nil, resp.StatusCode, fmt.Errorf("%s %s: signed (application/jwt) user info is not supported", method, url)
+		return nil, resp.Header, resp.StatusCode, fmt.Errorf("%s %s: signed (application/jwt) user info is not supported", method, url)
 	}
-	return body, resp.StatusCode, nil
+	return body, resp.Header, resp.StatusCode, nil
 }
 
 // snippet is the start of an error body, enough to diagnose without flooding logs.

@@ -58,8 +58,10 @@ func TestRunRefusesBadConfigurationNamingTheField(t *testing.T) {
 			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s"}, "issuer"},
 		{"an access token TTL override out of bounds", []string{"--config", writeConfig(t, good)},
 			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s", "OAUTH_ACCESS_TOKEN_TTL": "2"}, "OAUTH_ACCESS_TOKEN_TTL"},
-		{"the redis store without an encryption key", []string{"--config", writeConfig(t, good)},
+		{"the redis store without an encryption key", []string{"--config", writeConfig(t, good+"tokens: {accessTokenFormat: opaque}\n")},
 			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s", "SESSION_PROVIDER": "redis", "SESSION_REDIS_URL": "redis://127.0.0.1:1/0"}, "MCPAUTH_ENCRYPTION_KEY"},
+		{"the redis store with JWT access tokens and no signing keys file", []string{"--config", writeConfig(t, good)},
+			map[string]string{"MCPAUTH_UPSTREAM_CLIENT_SECRET": "s", "SESSION_PROVIDER": "redis", "SESSION_REDIS_URL": "redis://127.0.0.1:1/0"}, "secrets.signingKeysFile"},
 		{"a stray argument", []string{"serve"}, nil, "unexpected arguments"},
 	}
 	for _, tt := range tests {

@@ -66,7 +66,9 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{AuthServerImage: authserverImage}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		AuthServerImage: authserverImage, ClientCounter: &controllers.AdminAPICounter{},
+	}); err != nil {
 		log.Error(err, "unable to set up the reconcilers")
 		os.Exit(1)
 	}

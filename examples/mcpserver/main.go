@@ -1,6 +1,8 @@
 // Command mcpserver is an example MCP server protected by an mcpauth authorization
 // server. Its whoami tool calls the upstream identity provider's user-info endpoint
-// with the signed-in user's upstream token and returns who the user is.
+// with the signed-in user's upstream token and returns who the user is; admin_whoami
+// does the same and needs the tools:admin scope, so calling it without makes a client
+// step up (--tool-scope, --scope-implies and --filter-tools-list; docs/scopes.md).
 //
 //	mcpserver --resource-url http://localhost:8080/mcp --issuer http://localhost:9000 \
 //	    --introspection-client-id example-mcp --introspection-client-secret-file secret.txt \
@@ -62,10 +64,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.cfg.ResourceURL, "resource-url", "", "this server's canonical URL as clients reach it, MCP path included (required)")
 	fs.StringVar(&o.cfg.Issuer, "issuer", "", "the mcpauth authorization server's issuer URL (required)")
 	fs.StringVar(&o.cfg.IntrospectionEndpoint, "introspection-endpoint", "", "introspection endpoint (default: discovered from the issuer)")
-	fs.StringVar(&o.cfg.ClientID, "introspection-client-id", "", "client id for introspection (required)")
+	fs.StringVar(&o.cfg.ClientID, "introspection-client-id", "", "client id for introspection and the revocation feed (required)")
 	fs.StringVar(&secretFile, "introspection-client-secret-file", "", "file holding the introspection client secret (default: $"+secretEnv+")")
 	fs.StringVar(&o.cfg.UpstreamUserinfoURL, "upstream-userinfo-url", "", "the upstream provider's user-info endpoint (required)")
 	fs.StringVar(&scopes, "scopes", server.DefaultScope, "comma-separated scopes every request needs")
+	fs.Func("tool-scope", "tool=scope1,scope2: the scopes a tool needs beyond --scopes (repeatable; default admin_whoami=tools:admin)",
+		scopeMapFlag(&o.cfg.ToolScopes))
+	fs.Func("scope-implies", "broad=narrow1,narrow2: a broader scope implies narrower ones (repeatable; default tools:admin=tools:write and tools:write=tools:read)",
+		scopeMapFlag(&o.cfg.ScopeImplies))
+	fs.BoolVar(&o.cfg.FilterToolsList, "filter-tools-list", false, "list only the tools the caller's token can call")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,6 +104,30 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		}
 	}
 	return &o, nil
+}
+
+// scopeMapFlag parses name=scope1,scope2 into *m, one entry per use of the flag.
+func scopeMapFlag(m *map[string][]string) func(string) error {
+	return func(v string) error {
+		name, list, ok := strings.Cut(v, "=")
+		if name = strings.TrimSpace(name); !ok || name == "" {
+			return fmt.Errorf("%q is not name=scope1,scope2", v)
+		}
+		if *m == nil {
+			*m = map[string][]string{}
+		}
+		var scopes []string
+		for s := range strings.SplitSeq(list, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				scopes = append(scopes, s)
+			}
+		}
+		if len(scopes) == 0 {
+			return fmt.Errorf("%q names no scope", v)
+		}
+		(*m)[name] = append((*m)[name], scopes...)
+		return nil
+	}
 }
 
 // run serves until ctx is done, then shuts down gracefully.

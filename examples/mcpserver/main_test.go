@@ -65,6 +65,26 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+func TestToolScopeFlags(t *testing.T) {
+	args := []string{"--resource-url", "http://127.0.0.1:8080/mcp", "--issuer", "http://127.0.0.1:9000",
+		"--introspection-client-id", "example-mcp", "--upstream-userinfo-url", "http://127.0.0.1:9100/userinfo",
+		"--tool-scope", "admin_whoami=tools:admin", "--tool-scope", "whoami=tools:read, profile",
+		"--scope-implies", "tools:admin=tools:read", "--filter-tools-list"}
+	o, err := parseFlags(args, func(string) string { return "s" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.cfg.ToolScopes["whoami"], []string{"tools:read", "profile"}) || !slices.Equal(o.cfg.ToolScopes["admin_whoami"], []string{"tools:admin"}) ||
+		!slices.Equal(o.cfg.ScopeImplies["tools:admin"], []string{"tools:read"}) || !o.cfg.FilterToolsList {
+		t.Errorf("parsed %+v %+v %v", o.cfg.ToolScopes, o.cfg.ScopeImplies, o.cfg.FilterToolsList)
+	}
+	for _, bad := range []string{"noequals", "=x", "tool="} {
+		if _, err := parseFlags(append(slices.Clone(args[:8]), "--tool-scope", bad), func(string) string { return "s" }, io.Discard); err == nil {
+			t.Errorf("--tool-scope %q accepted", bad)
+		}
+	}
+}
+
 func TestRunStopsWhenItsContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -100,7 +100,13 @@ func (d *dev) rel(p string) string {
 }
 
 func (d *dev) issuer() string { return fmt.Sprintf("http://127.0.0.1:%d", d.o.authServerPort) }
-func (d *dev) idpURL() string { return fmt.Sprintf("http://127.0.0.1:%d", d.o.idpPort) }
+func (d *dev) idpURL() string {
+	if d.o.mode == "cluster" {
+		// The server's pods reach the provider on the bridge; so does the browser here.
+		return fmt.Sprintf("http://%s:%d", clusterBridgeIP, d.o.idpPort)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", d.o.idpPort)
+}
 func (d *dev) mcpURL() string { return fmt.Sprintf("http://127.0.0.1:%d/mcp", d.o.mcpPort) }
 func (d *dev) metadataURL() string {
 	return d.issuer() + "/.well-known/oauth-authorization-server"
@@ -250,9 +256,21 @@ func indent(s, prefix string) string {
 	return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }
 
+// devStep is one numbered step of up.
+type devStep struct {
+	title   string
+	timeout time.Duration
+	fn      func(context.Context) error
+}
+
 // up runs the preflight checks and the seven steps; 0 means everything is running.
 func (d *dev) up(ctx context.Context) int {
 	fmt.Fprintf(d.out, "mcpauth dev: the whole system on this machine; Ctrl-C stops it.\n")
+	if d.o.mode == "cluster" {
+		fmt.Fprintf(d.out, "      mode: cluster (a real single-node Kubernetes cluster; the operator and the servers run as pods)\n")
+	} else {
+		fmt.Fprintf(d.out, "      mode: envtest (kube-apiserver and etcd; the operator and the server run in this process)\n")
+	}
 	fmt.Fprintf(d.out, "      state and logs in %s/\n", d.rel(d.o.dir))
 	fmt.Fprintf(d.out, "checking ports, tools and manifests ... ")
 	start := time.Now()
@@ -269,17 +287,16 @@ func (d *dev) up(ctx context.Context) int {
 	d.notes = nil
 	d.mu.Unlock()
 
-	steps := []struct {
-		title   string
-		timeout time.Duration
-		fn      func(context.Context) error
-	}{
+	steps := []devStep{
 		{"starting the local control plane (kube-apiserver, etcd, CRDs)", stepTimeouts.controlPlane, d.startControlPlane},
 		{"starting the operator", stepTimeouts.operator, d.startOperator},
 		{fmt.Sprintf("starting the dev OpenID provider on %s", d.idpURL()), stepTimeouts.idp, d.startIdP},
 		{"applying the OAuthProvider and MCPClient with kubectl", stepTimeouts.apply, d.applyManifests},
 		{"running the authorization server the operator rendered (acting as the kubelet)", stepTimeouts.kubelet, d.startKubelet},
 		{fmt.Sprintf("starting the example MCP server on %s", d.mcpURL()), stepTimeouts.mcp, d.startMCPServer},
+	}
+	if d.o.mode == "cluster" {
+		steps = d.clusterSteps()
 	}
 	for i, s := range steps {
 		if err := d.step(ctx, i+1, s.title, s.timeout, s.fn); err != nil {

@@ -37,6 +37,9 @@ func (d *dev) startIdP(ctx context.Context) error {
 		"IDP_USER_NAME="+devUserName,
 		"IDP_PORT="+strconv.Itoa(d.o.idpPort),
 	)
+	if d.o.mode == "cluster" {
+		env = append(env, "IDP_HOST="+clusterBridgeIP)
+	}
 	logw, err := d.logFile("idp")
 	if err != nil {
 		return err

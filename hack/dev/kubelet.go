@@ -42,9 +42,10 @@ type kubelet struct {
 	root      string // the pod's file system
 
 	mu         sync.Mutex
-	generation int64  // of the Deployment the running server came from
-	podDir     string // where its files are
-	closed     bool   // shutdown began
+	generation int64           // of the Deployment the running server came from
+	podDir     string          // where its files are
+	pod        *devkubelet.Pod // what the running server was started from
+	closed     bool            // shutdown began
 	stop       func() error
 }
 
@@ -243,6 +244,7 @@ func (k *kubelet) run(ctx context.Context) error {
 	}
 	k.generation = pod.Deployment.Generation
 	k.podDir = root
+	k.pod = pod
 
 	if err := poll(ctx, 100*time.Millisecond, func() error {
 		return httpStatus(ctx, d.issuer()+"/readyz", http.StatusOK)
@@ -307,6 +309,16 @@ func (k *kubelet) watchRollouts() {
 		var dep appsv1.Deployment
 		err := d.k8s.Get(ctx, client.ObjectKey{Namespace: k.namespace, Name: k.name}, &dep)
 		if err != nil || dep.Generation == gen {
+			// No rollout: bring changed Secrets to the running pod's files in place,
+			// as the kubelet does (a rotated signing key reaches the server so).
+			k.mu.Lock()
+			pod := k.pod
+			k.mu.Unlock()
+			if err == nil && pod != nil {
+				if err := devkubelet.Refresh(ctx, d.k8s, pod); err != nil {
+					fmt.Fprintf(d.out, "kubelet: refreshing the pod's files: %v\n", err)
+				}
+			}
 			cancel()
 			continue
 		}

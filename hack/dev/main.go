@@ -13,7 +13,14 @@
 //     Secrets the operator rendered (internal/devkubelet acts as the kubelet);
 //  6. the example MCP server (examples/mcpserver/server);
 //
-// then prints the URLs and how to connect a client. A failed step says what failed and
+// then prints the URLs and how to connect a client.
+//
+// That is the envtest mode. In the cluster mode (--mode cluster, which hack/dev.sh
+// chooses where the machine can run a Kubernetes node) the steps are instead: the dev
+// cluster (hack/cluster/up.sh); the images without Docker and the operator deployed
+// from config/default; the dev OpenID provider on the cluster bridge; the manifests;
+// the authorization server's pods under the real kubelet; the example MCP server as a
+// pod. The issuer and MCP URLs stay on loopback, forwarded to the Services (cluster.go). A failed step says what failed and
 // how to fix it; Ctrl-C (or SIGTERM) stops everything it started.
 //
 // Ports are fixed by default so URLs stay the same across runs; flags (or the
@@ -52,6 +59,9 @@ type options struct {
 	idpScript      string
 	manifests      string
 	verbose        bool
+	// mode is "envtest" (a control plane without a kubelet; the server runs in
+	// process) or "cluster" (a real single-node cluster, hack/cluster).
+	mode string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -75,6 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"the dev OpenID provider's script (oidc-provider)")
 	fs.StringVar(&o.manifests, "manifests", filepath.Join(repo, "hack", "dev", "manifests"),
 		"directory of the manifests applied with kubectl")
+	fs.StringVar(&o.mode, "mode", envString("MCPAUTH_DEV_MODE", "envtest"),
+		"envtest, or cluster: a real single-node Kubernetes cluster (hack/cluster) where the operator and the servers run as pods ($MCPAUTH_DEV_MODE; make dev chooses)")
 	fs.BoolVar(&o.verbose, "v", os.Getenv("MCPAUTH_DEV_VERBOSE") != "",
 		"also copy every component's log to stderr ($MCPAUTH_DEV_VERBOSE)")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if p.port <= 0 || p.port > 65535 {
 			return nil, fmt.Errorf("%s: %d is not a port", p.flag, p.port)
 		}
+	}
+	if o.mode != "envtest" && o.mode != "cluster" {
+		return nil, fmt.Errorf("--mode: %q is neither envtest nor cluster", o.mode)
 	}
 	if o.authServerPort == o.mcpPort || o.authServerPort == o.idpPort || o.mcpPort == o.idpPort {
 		return nil, errors.New("--authserver-port, --mcp-port and --idp-port must differ")
@@ -194,8 +209,11 @@ func signalName(s os.Signal) string {
 // stepTimeouts bound each step; the first start of a control plane on a slow machine
 // takes the longest.
 var stepTimeouts = struct {
-	controlPlane, operator, idp, apply, kubelet, mcp time.Duration
+	controlPlane, operator, idp, apply, kubelet, mcp, cluster, deploy time.Duration
 }{
+	// The first start builds the Kubernetes components (cached) and the images.
+	cluster:      30 * time.Minute,
+	deploy:       15 * time.Minute,
 	controlPlane: 3 * time.Minute,
 	operator:     time.Minute,
 	idp:          time.Minute,

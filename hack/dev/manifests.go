@@ -30,8 +30,9 @@ type devManifests struct {
 // loadManifests reads the YAML files of src, replaces the default loopback URLs with
 // the ones of this run's ports, writes them under dst, and checks that they describe
 // what the other steps start: one OAuthProvider whose issuer and upstream are this
-// run's, its upstream client Secret, and MCPClients of that provider.
-func loadManifests(src, dst string, ports map[int]int) (*devManifests, error) {
+// run's, its upstream client Secret, and MCPClients of that provider. rewrite, when not
+// nil, changes each file after the ports moved (the cluster mode's provider address).
+func loadManifests(src, dst string, ports map[int]int, rewrite func([]byte) []byte) (*devManifests, error) {
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return nil, err
@@ -53,6 +54,9 @@ func loadManifests(src, dst string, ports map[int]int) (*devManifests, error) {
 			return nil, err
 		}
 		b = movePorts(b, ports)
+		if rewrite != nil {
+			b = rewrite(b)
+		}
 		out := filepath.Join(dst, e.Name())
 		if err := os.WriteFile(out, b, 0o600); err != nil {
 			return nil, err

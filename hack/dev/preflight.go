@@ -39,14 +39,18 @@ func (d *dev) preflight(ctx context.Context) error {
 		d.note("stopped processes an earlier run left behind (it was killed): %s", strings.Join(left, ", "))
 	}
 
-	for _, p := range []struct {
+	ports := []struct {
 		port       int
 		what, flag string
 	}{
 		{d.o.authServerPort, "the authorization server", "--authserver-port (or MCPAUTH_DEV_AUTHSERVER_PORT)"},
 		{d.o.mcpPort, "the example MCP server", "--mcp-port (or MCPAUTH_DEV_MCP_PORT)"},
 		{d.o.idpPort, "the dev OpenID provider", "--idp-port (or MCPAUTH_DEV_IDP_PORT)"},
-	} {
+	}
+	if d.o.mode == "cluster" {
+		ports = ports[:2] // the provider listens on the bridge, which the cluster makes
+	}
+	for _, p := range ports {
 		addr := fmt.Sprintf("127.0.0.1:%d", p.port)
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -71,6 +75,49 @@ func (d *dev) preflight(ctx context.Context) error {
 	}
 	d.note("node %s, oidc-provider from %s", strings.TrimSpace(string(nodeVersion)), d.rel(filepath.Dir(modules)))
 
+	var rewrite func([]byte) []byte
+	if d.o.mode == "cluster" {
+		if d.kubectl, err = clusterKubectl(); err != nil {
+			return withHint(err, "run `make cluster-assets`")
+		}
+		rewrite = func(b []byte) []byte { return clusterManifest(b, d.o.idpPort) }
+	} else if err := d.envtestAssets(); err != nil {
+		return err
+	}
+
+	d.manifests, err = loadManifests(d.o.manifests, filepath.Join(d.o.dir, "manifests"), map[int]int{
+		defaultAuthServerPort: d.o.authServerPort, defaultMCPPort: d.o.mcpPort, defaultIdPPort: d.o.idpPort,
+	}, rewrite)
+	if err == nil {
+		err = d.manifests.check(d.issuer(), d.idpURL())
+	}
+	if err != nil {
+		return withHint(err, "fix the manifests in %s", d.rel(d.o.manifests))
+	}
+	return nil
+}
+
+// clusterKubectl is the kubectl built with the cluster's components.
+func clusterKubectl() (string, error) {
+	cache := os.Getenv("MCPAUTH_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(home, ".cache", "mcpauth")
+	}
+	version := envString("KUBE_VERSION", "v1.37.2")
+	k := filepath.Join(cache, "cluster", version, "kubectl")
+	if _, err := os.Stat(k); err != nil {
+		return "", fmt.Errorf("the cluster's kubectl: %w", err)
+	}
+	return k, nil
+}
+
+// envtestAssets finds kube-apiserver, etcd and kubectl for the envtest mode.
+func (d *dev) envtestAssets() error {
+	var err error
 	if d.assets, err = kubeenv.Assets(); err != nil {
 		return withHint(err, "run `make envtest` (builds kube-apiserver once, about 5 minutes) and see what it says")
 	}
@@ -86,16 +133,6 @@ func (d *dev) preflight(ctx context.Context) error {
 		}
 	}
 	d.note("kube-apiserver and etcd from %s", d.assets)
-
-	d.manifests, err = loadManifests(d.o.manifests, filepath.Join(d.o.dir, "manifests"), map[int]int{
-		defaultAuthServerPort: d.o.authServerPort, defaultMCPPort: d.o.mcpPort, defaultIdPPort: d.o.idpPort,
-	})
-	if err == nil {
-		err = d.manifests.check(d.issuer(), d.idpURL())
-	}
-	if err != nil {
-		return withHint(err, "fix the manifests in %s", d.rel(d.o.manifests))
-	}
 	return nil
 }
 

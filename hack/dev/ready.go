@@ -53,13 +53,19 @@ func (d *dev) printReady() {
 		fmt.Fprintf(w, "  MCPClient:   %s\n", c)
 	}
 	kubectl := "kubectl"
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		kubectl = d.kubectl // the envtest assets' own
+	if _, err := exec.LookPath("kubectl"); err != nil || d.o.mode == "cluster" {
+		kubectl = d.kubectl // the envtest assets' own, or the one built with the cluster
+	}
+	get := "get oap,mcpc"
+	logs := fmt.Sprintf("tail -f %s", d.logPath("authserver"))
+	if d.o.mode == "cluster" {
+		get = "get oap,mcpc,pods"
+		logs = "kubectl logs -l app.kubernetes.io/name=mcpauth-authserver"
 	}
 	fmt.Fprintf(w, `
   Kubernetes, from a second terminal:
     export KUBECONFIG=%s
-    %s get oap,mcpc
+    %s %s
 
   MCP Inspector: run `+"`npx @modelcontextprotocol/inspector`"+`, choose Transport Type
     "Streamable HTTP", URL %s, and Connect. It registers
@@ -74,9 +80,9 @@ func (d *dev) printReady() {
     %s \
     node client.mjs
 
-  logs:        %s/   (tail -f %s)
-`, kc, kubectl, d.mcpURL(), devUserLogin, devUserPassword, d.mcpURL(),
-		int((expiryWait + 10*time.Second).Seconds()), envLine(vars[1:]), d.rel(d.logDir), d.logPath("authserver"))
+  logs:        %s/   (%s)
+`, kc, kubectl, get, d.mcpURL(), devUserLogin, devUserPassword, d.mcpURL(),
+		int((expiryWait + 10*time.Second).Seconds()), envLine(vars[1:]), d.rel(d.logDir), logs)
 	fmt.Fprintln(w)
 }
 

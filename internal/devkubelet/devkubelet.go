@@ -7,6 +7,7 @@
 package devkubelet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -47,18 +48,8 @@ func Materialize(ctx context.Context, c client.Reader, namespace, name, root str
 		return nil, fmt.Errorf("deployment %s/%s has no container", namespace, name)
 	}
 	ctr := d.Spec.Template.Spec.Containers[0]
-	volumes := map[string]corev1.Volume{}
-	for _, v := range d.Spec.Template.Spec.Volumes {
-		volumes[v.Name] = v
-	}
-	for _, m := range ctr.VolumeMounts {
-		v, ok := volumes[m.Name]
-		if !ok {
-			return nil, fmt.Errorf("volume mount %s names no volume", m.Name)
-		}
-		if err := writeVolume(ctx, c, namespace, v, filepath.Join(root, m.MountPath)); err != nil {
-			return nil, fmt.Errorf("volume %s: %w", m.Name, err)
-		}
+	if err := writeVolumes(ctx, c, &d, root); err != nil {
+		return nil, err
 	}
 	env := map[string]string{}
 	for _, e := range ctr.Env {
@@ -86,6 +77,32 @@ func Materialize(ctx context.Context, c client.Reader, namespace, name, root str
 		cfg.ClientsSecret.Namespace = namespace
 	}
 	return &Pod{Root: root, Config: cfg, Env: env, Deployment: &d}, nil
+}
+
+// Refresh writes pod's volumes again from the ConfigMaps and Secrets as they are now,
+// as the kubelet does for a running pod's directory mounts: a server that follows a
+// file (the signing keys) sees the change without a restart. Files whose content is
+// unchanged are left alone, so a watcher sees only real changes.
+func Refresh(ctx context.Context, c client.Reader, pod *Pod) error {
+	return writeVolumes(ctx, c, pod.Deployment, pod.Root)
+}
+
+// writeVolumes writes what the first container of d mounts under root.
+func writeVolumes(ctx context.Context, c client.Reader, d *appsv1.Deployment, root string) error {
+	volumes := map[string]corev1.Volume{}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		volumes[v.Name] = v
+	}
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		v, ok := volumes[m.Name]
+		if !ok {
+			return fmt.Errorf("volume mount %s names no volume", m.Name)
+		}
+		if err := writeVolume(ctx, c, d.Namespace, v, filepath.Join(root, m.MountPath)); err != nil {
+			return fmt.Errorf("volume %s: %w", m.Name, err)
+		}
+	}
+	return nil
 }
 
 // configPath finds the value of --config on the command line.
@@ -141,6 +158,9 @@ func writeVolume(ctx context.Context, c client.Reader, namespace string, v corev
 			return fmt.Errorf("key %s is missing", it.Key)
 		}
 		p := filepath.Join(dir, it.Path)
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+			continue
+		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return err
 		}
@@ -166,6 +186,8 @@ func relocate(cfg *config.Config, root string) {
 	}
 	move(&cfg.Upstream.ClientSecretFile)
 	move(&cfg.Secrets.EncryptionKeyFile)
+	move(&cfg.Secrets.SigningKeysFile)
+	move(&cfg.Secrets.AdminTokenFile)
 	move(&cfg.TLS.CertFile)
 	move(&cfg.TLS.KeyFile)
 	move(&cfg.ClientsFile)

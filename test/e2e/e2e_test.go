@@ -162,6 +162,7 @@ type clientSummary struct {
 	ExpiresIn            int            `json:"expiresIn"`
 	Invalidated          []string       `json:"invalidated"`
 	Requests             []string       `json:"requests"`
+	StepUp               *stepUpSummary `json:"stepUp"`
 }
 
 // runClient runs client.mjs once and returns its summary.

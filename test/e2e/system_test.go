@@ -24,6 +24,7 @@ import (
 
 	"github.com/mcpauth/mcpauth/examples/mcpserver/server"
 	"github.com/mcpauth/mcpauth/internal/testutil/redisserver"
+	"github.com/mcpauth/mcpauth/internal/testutil/signingkeys"
 )
 
 // system is everything the MCP clients talk to, running.
@@ -69,6 +70,11 @@ func startSystem(ctx context.Context, t *testing.T, node, nodeDir string) *syste
 	s.cimd = startCIMDServer(t, dir)
 	t.Logf("upstream provider %s, client metadata document %s (%s)", idp.Issuer, s.cimd.ClientID, time.Since(began).Round(time.Millisecond))
 
+	// The replicas share Redis, so they sign with the keys of one file.
+	keysFile, err := signingkeys.WriteNew(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	configFile := writeFile(t, dir, "authserver.yaml", fmt.Sprintf(`issuer: %s
 listenAddress: 127.0.0.1:0
 displayName: mcpauth end-to-end
@@ -87,7 +93,9 @@ clients:
     secretFile: %s
     redirectURIs: ["https://mcp-server.invalid/unused"]
     introspectUpstream: true
-`, s.issuer, upstreamClientID, idp.Issuer, mcpServerClient, writeFile(t, dir, "mcp-server-secret", mcpSecret)))
+secrets:
+  signingKeysFile: %s
+`, s.issuer, upstreamClientID, idp.Issuer, mcpServerClient, writeFile(t, dir, "mcp-server-secret", mcpSecret), keysFile))
 	env := []string{
 		"SESSION_PROVIDER=redis",
 		"SESSION_REDIS_URL=redis://" + rds.Addr + "/0",
@@ -355,7 +363,7 @@ func awaitReady(ctx context.Context, t *testing.T, url string) {
 }
 
 // startMCPServer runs the example MCP server in process and returns its MCP endpoint.
-func startMCPServer(t *testing.T, issuer, secret, userinfo string) string {
+func startMCPServer(t *testing.T, issuer, secret, userinfo string, mods ...func(*server.Config)) string {
 	t.Helper()
 	logs := newLogWriter(t, "mcpserver")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -363,14 +371,18 @@ func startMCPServer(t *testing.T, issuer, secret, userinfo string) string {
 		t.Fatal(err)
 	}
 	resourceURL := "http://" + ln.Addr().String() + "/mcp"
-	h, err := server.New(server.Config{
+	cfg := server.Config{
 		ResourceURL:         resourceURL,
 		Issuer:              issuer,
 		ClientID:            mcpServerClient,
 		ClientSecret:        secret,
 		UpstreamUserinfoURL: userinfo,
 		Logger:              slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	h, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,12 @@
 package memory
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +34,9 @@ type Options struct {
 	// JanitorInterval is how often expired records are deleted; zero means
 	// DefaultJanitorInterval, negative disables the janitor (reads still check expiry).
 	JanitorInterval time.Duration
+	// RevocationRetention is how long revocation feed entries are kept; zero means
+	// store.DefaultRevocationRetention. Stores made with WithPrefix share it.
+	RevocationRetention time.Duration
 }
 
 // Store is the memory backend. The zero value is not usable; call New.
@@ -38,19 +45,39 @@ type Store struct {
 	prefix string
 	// root is set on the Store that New returned: it owns the janitor.
 	root bool
+	// holder names this Store value as a lease holder, as each Redis store (each
+	// replica) has its own.
+	holder string
 }
 
 var _ store.Store = (*Store)(nil)
 
 // database holds the records of every tenant, keyed by tenant-qualified keys.
 type database struct {
-	now func() time.Time
+	now       func() time.Time
+	retention time.Duration
 
 	mu       sync.Mutex
 	clients  map[string]store.Client
 	pending  map[string]store.PendingAuthorization
 	grants   map[string]*grantState
 	upstream map[string]upstreamEntry
+	// index holds the grant IDs of each user, each client and each tenant (see
+	// indexKeys), as the Redis backend's index sets do. Entries of grants that are
+	// gone are dropped by ListGrants and the janitor.
+	index  map[string]map[string]struct{}
+	leases map[string]leaseEntry
+	// feeds are the revocation feeds, by tenant prefix, each keyed by feedMember so
+	// that revoking the same thing again moves its entry rather than adding one.
+	feeds map[string]map[feedMember]time.Time
+	// jtis are revoked JWT IDs, by key(grantID + NUL + jti), until their expiry.
+	jtis map[string]time.Time
+	// devices are RFC 8628 device authorizations by tenant, grant and device code
+	// hash; userCodes index them by tenant and user code hash.
+	devices   map[string]*deviceEntry
+	userCodes map[string]userCodeEntry
+	// approvals are the approval-mode records (store.ClientApprovals).
+	approvals map[string]store.ClientApproval
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -77,10 +104,32 @@ type codeEntry struct {
 	redeemed bool
 }
 
-// refreshEntry is a refresh token, or after rotation its replay marker.
+// refreshEntry is a refresh token, or after rotation its replay marker with, for the
+// grace window, the rotation's successor.
 type refreshEntry struct {
 	token   store.Token
 	rotated bool
+	succ    *store.Successor // nil: no window, or it passed, or the grant was revoked
+}
+
+// deviceEntry is a device authorization with its polling state.
+type deviceEntry struct {
+	d        store.DeviceAuthorization
+	interval time.Duration
+	lastPoll time.Time
+	denied   bool
+}
+
+// userCodeEntry points a user code at its device authorization.
+type userCodeEntry struct {
+	ref       store.DeviceRef
+	expiresAt time.Time
+}
+
+// leaseEntry is a held lease: who holds it and until when.
+type leaseEntry struct {
+	holder    string
+	expiresAt time.Time
 }
 
 type upstreamEntry struct {
@@ -95,14 +144,25 @@ func New(opts Options) *Store {
 		now = time.Now
 	}
 	db := &database{
-		now:      now,
-		clients:  map[string]store.Client{},
-		pending:  map[string]store.PendingAuthorization{},
-		grants:   map[string]*grantState{},
-		upstream: map[string]upstreamEntry{},
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
+		now:       now,
+		clients:   map[string]store.Client{},
+		pending:   map[string]store.PendingAuthorization{},
+		grants:    map[string]*grantState{},
+		upstream:  map[string]upstreamEntry{},
+		index:     map[string]map[string]struct{}{},
+		leases:    map[string]leaseEntry{},
+		devices:   map[string]*deviceEntry{},
+		userCodes: map[string]userCodeEntry{},
+		feeds:     map[string]map[feedMember]time.Time{},
+		jtis:      map[string]time.Time{},
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
 	}
+	db.retention = opts.RevocationRetention
+	if db.retention <= 0 {
+		db.retention = store.DefaultRevocationRetention
+	}
+	db.approvals = map[string]store.ClientApproval{}
 	interval := opts.JanitorInterval
 	if interval == 0 {
 		interval = DefaultJanitorInterval
@@ -112,14 +172,14 @@ func New(opts Options) *Store {
 	} else {
 		close(db.stopped)
 	}
-	return &Store{db: db, prefix: opts.Prefix, root: true}
+	return &Store{db: db, prefix: opts.Prefix, root: true, holder: rand.Text()}
 }
 
 // WithPrefix returns a store for another tenant in the same database, as two
 // tenants share one Redis. Closing it is a no-op; the Store from New owns the
 // database.
 func (s *Store) WithPrefix(prefix string) *Store {
-	return &Store{db: s.db, prefix: prefix}
+	return &Store{db: s.db, prefix: prefix, holder: rand.Text()}
 }
 
 // Close stops the janitor. The records stay readable; Close on a WithPrefix store
@@ -200,6 +260,138 @@ func (s *Store) CountClients(context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// CreateClientLimited implements store.Clients.
+func (s *Store) CreateClientLimited(_ context.Context, c store.Client, limit int) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now, k := db.now(), s.key(c.ID)
+	if old, ok := db.clients[k]; ok && live(old.ExpiresAt, now) {
+		return store.ErrAlreadyExists
+	}
+	if limit > 0 && c.Source != "" {
+		n, first := 0, time.Time{}
+		for _, o := range s.clientsLocked(now) {
+			if o.Source != c.Source {
+				continue
+			}
+			if n++; first.IsZero() || o.ExpiresAt.Before(first) {
+				first = o.ExpiresAt
+			}
+		}
+		if n >= limit {
+			return &store.SourceLimitError{FreeAt: first}
+		}
+	}
+	db.clients[k] = cloneClient(c)
+	return nil
+}
+
+// TouchClient implements store.Clients.
+func (s *Store) TouchClient(_ context.Context, u store.ClientUse) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return s.touchLocked(u, db.now())
+}
+
+func (s *Store) touchLocked(u store.ClientUse, now time.Time) error {
+	k := s.key(u.ClientID)
+	c, ok := s.db.clients[k]
+	if !ok || !live(c.ExpiresAt, now) {
+		return store.ErrNotFound
+	}
+	c.LastUsedAt, c.ExpiresAt = u.LastUsedAt, u.ExpiresAt
+	s.db.clients[k] = c
+	return nil
+}
+
+// useLocked applies a TokenPair's ClientUse; like Redis, it reports nothing.
+func (s *Store) useLocked(u *store.ClientUse, now time.Time) {
+	if u != nil {
+		_ = s.touchLocked(*u, now)
+	}
+}
+
+// ListClients implements store.Clients.
+func (s *Store) ListClients(context.Context) ([]store.Client, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	out := s.clientsLocked(db.now())
+	store.SortClients(out)
+	return out, nil
+}
+
+// clientsLocked returns copies of the tenant's live clients; the caller holds mu.
+func (s *Store) clientsLocked(now time.Time) []store.Client {
+	prefix := s.key("")
+	var out []store.Client
+	for k, c := range s.db.clients {
+		if strings.HasPrefix(k, prefix) && live(c.ExpiresAt, now) {
+			out = append(out, cloneClient(c))
+		}
+	}
+	return out
+}
+
+// RequestApproval implements store.ClientApprovals.
+func (s *Store) RequestApproval(_ context.Context, a store.ClientApproval) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(a.ClientID)
+	if old, ok := db.approvals[k]; ok && live(old.ExpiresAt, db.now()) {
+		return cloneApproval(old), nil
+	}
+	db.approvals[k] = cloneApproval(a)
+	return cloneApproval(a), nil
+}
+
+// GetApproval implements store.ClientApprovals.
+func (s *Store) GetApproval(_ context.Context, clientID string) (store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	a, ok := db.approvals[s.key(clientID)]
+	if !ok || !live(a.ExpiresAt, db.now()) {
+		return store.ClientApproval{}, store.ErrNotFound
+	}
+	return cloneApproval(a), nil
+}
+
+// SetApproval implements store.ClientApprovals.
+func (s *Store) SetApproval(_ context.Context, a store.ClientApproval) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	s.db.approvals[s.key(a.ClientID)] = cloneApproval(a)
+	return nil
+}
+
+// ListApprovals implements store.ClientApprovals.
+func (s *Store) ListApprovals(_ context.Context, status store.ApprovalStatus) ([]store.ClientApproval, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now, prefix := db.now(), s.key("")
+	out := []store.ClientApproval{}
+	for k, a := range db.approvals {
+		if strings.HasPrefix(k, prefix) && live(a.ExpiresAt, now) && (status == "" || a.Status == status) {
+			out = append(out, cloneApproval(a))
+		}
+	}
+	store.SortApprovals(out)
+	return out, nil
+}
+
+// DeleteApproval implements store.ClientApprovals.
+func (s *Store) DeleteApproval(_ context.Context, clientID string) error {
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	delete(s.db.approvals, s.key(clientID))
+	return nil
 }
 
 // SavePending implements store.PendingAuthorizations.
@@ -309,6 +501,7 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	now := db.now()
+	s.useLocked(tokens.ClientUse, now)
 	e := s.codeLocked(grantID, codeHash, now)
 	switch {
 	case e == nil:
@@ -318,11 +511,90 @@ func (s *Store) RedeemCode(_ context.Context, grantID, codeHash string, gr store
 		return store.ErrCodeReused
 	}
 	e.redeemed = true
+	s.storeGrantLocked(grantID, gr, tokens, now)
+	return nil
+}
+
+// IssueGrant implements store.Grants.
+func (s *Store) IssueGrant(_ context.Context, gr store.Grant, tokens store.TokenPair) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	s.useLocked(tokens.ClientUse, now)
+	if g := s.grantLocked(gr.ID, now); g != nil {
+		if g.revoked {
+			return store.ErrGrantRevoked
+		}
+		return store.ErrAlreadyExists
+	}
+	s.storeGrantLocked(gr.ID, gr, tokens, now)
+	return nil
+}
+
+// storeGrantLocked writes a grant with its first tokens and indexes it; the caller
+// holds mu.
+func (s *Store) storeGrantLocked(grantID string, gr store.Grant, tokens store.TokenPair, now time.Time) {
+	db := s.db
 	gr.Resource = slices.Clone(gr.Resource)
 	g := s.grantForWriteLocked(grantID, now, gr.ExpiresAt)
 	g.grant = &gr
 	s.putTokensLocked(g, tokens)
-	return nil
+	for _, k := range s.indexKeys(gr.UserID, gr.ClientID) {
+		set := db.index[k]
+		if set == nil {
+			set = map[string]struct{}{}
+			db.index[k] = set
+		}
+		set[grantID] = struct{}{}
+	}
+}
+
+// indexKeys are the index entries a grant of user and client is listed under: the
+// user's, the client's and the tenant's. NUL cannot occur in an ID from a request or
+// an upstream identity, so the three kinds never collide.
+func (s *Store) indexKeys(userID, clientID string) []string {
+	keys := []string{s.key("client\x00" + clientID), s.key("tenant")}
+	if userID != "" {
+		keys = append(keys, s.key("user\x00"+userID))
+	}
+	return keys
+}
+
+// ListGrants implements store.GrantIndex.
+func (s *Store) ListGrants(_ context.Context, f store.GrantFilter) ([]store.Grant, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	k := s.key("tenant")
+	switch {
+	case f.UserID != "":
+		k = s.key("user\x00" + f.UserID)
+	case f.ClientID != "":
+		k = s.key("client\x00" + f.ClientID)
+	}
+	var out []store.Grant
+	for id := range db.index[k] {
+		g := s.grantLocked(id, now)
+		if g == nil || g.grant == nil || !live(g.grant.ExpiresAt, now) {
+			// Everything happens under mu here, so a grant that is not live now is
+			// gone for good: its code was redeemed, and it expired or was revoked.
+			delete(db.index[k], id)
+			continue
+		}
+		if f.ClientID != "" && g.grant.ClientID != f.ClientID {
+			continue
+		}
+		gr := *g.grant
+		gr.Resource = slices.Clone(gr.Resource)
+		out = append(out, gr)
+	}
+	if len(db.index[k]) == 0 {
+		delete(db.index, k)
+	}
+	store.SortGrants(out)
+	return out, nil
 }
 
 // missingLocked is the error for a code or refresh token that is not there:
@@ -396,22 +668,34 @@ func (s *Store) GetRefreshToken(_ context.Context, grantID, tokenHash string) (s
 }
 
 // RotateRefreshToken implements store.Grants.
-func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, next store.TokenPair) error {
+func (s *Store) RotateRefreshToken(_ context.Context, grantID, oldHash string, next store.TokenPair, succ store.Successor) ([]byte, error) {
 	db := s.db
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	s.useLocked(next.ClientUse, db.now())
 	now := db.now()
 	e := s.refreshLocked(grantID, oldHash, now)
 	switch {
 	case e == nil:
-		return s.missingLocked(grantID, now)
+		return nil, s.missingLocked(grantID, now)
 	case e.rotated:
+		// Revocation clears every kept successor, so one still here belongs to a
+		// live grant.
+		if k := e.succ; k != nil && live(k.Until, now) && k.ClientID != "" && k.ClientID == succ.ClientID {
+			return slices.Clone(k.Sealed), nil
+		}
 		s.revokeLocked(grantID, now)
-		return store.ErrRefreshReused
+		return nil, store.ErrRefreshReused
+	case next.AccessHash == "":
+		return nil, errors.New("memory store: rotation of a current refresh token without a new pair")
 	}
 	e.rotated = true
+	if live(succ.Until, now) && len(succ.Sealed) > 0 {
+		succ.Sealed = slices.Clone(succ.Sealed)
+		e.succ = &succ
+	}
 	s.putTokensLocked(s.grantLocked(grantID, now), next)
-	return nil
+	return nil, nil
 }
 
 // GetGrant implements store.Grants.
@@ -444,6 +728,7 @@ func (s *Store) revokeLocked(grantID string, now time.Time) {
 	if g == nil {
 		return
 	}
+	s.recordLocked(feedMember{grantID: grantID}, now)
 	g.revoked = true
 	g.grant = nil
 	clear(g.access)
@@ -456,6 +741,7 @@ func (s *Store) revokeLocked(grantID string, now time.Time) {
 		if !e.rotated {
 			delete(g.refresh, h)
 		}
+		e.succ = nil
 	}
 }
 
@@ -502,6 +788,89 @@ func (s *Store) DeleteUpstreamToken(_ context.Context, userID string) error {
 	return nil
 }
 
+// AcquireLease implements store.Leases.
+func (s *Store) AcquireLease(_ context.Context, name string, ttl time.Duration) (bool, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if ttl <= 0 {
+		return false, nil
+	}
+	now, k := db.now(), s.key(name)
+	if l, ok := db.leases[k]; ok && live(l.expiresAt, now) {
+		return false, nil
+	}
+	db.leases[k] = leaseEntry{holder: s.holder, expiresAt: now.Add(ttl)}
+	return true, nil
+}
+
+// ReleaseLease implements store.Leases.
+func (s *Store) ReleaseLease(_ context.Context, name string) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	k := s.key(name)
+	if l, ok := db.leases[k]; ok && l.holder == s.holder {
+		delete(db.leases, k)
+	}
+	return nil
+}
+
+// feedMember names what a feed entry revokes.
+type feedMember struct{ grantID, jti string }
+
+// recordLocked adds a feed entry at now; the caller holds mu.
+func (s *Store) recordLocked(m feedMember, now time.Time) {
+	feed := s.db.feeds[s.prefix]
+	if feed == nil {
+		feed = map[feedMember]time.Time{}
+		s.db.feeds[s.prefix] = feed
+	}
+	feed[m] = now
+}
+
+// Revocations implements store.RevocationFeed.
+func (s *Store) Revocations(_ context.Context, since time.Time) ([]store.Revocation, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	oldest := db.now().Add(-db.retention)
+	var out []store.Revocation
+	for m, at := range db.feeds[s.prefix] {
+		if at.Before(since) || !at.After(oldest) {
+			continue
+		}
+		out = append(out, store.Revocation{GrantID: m.grantID, TokenID: m.jti, At: at})
+	}
+	slices.SortFunc(out, func(a, b store.Revocation) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.GrantID, b.GrantID), cmp.Compare(a.TokenID, b.TokenID))
+	})
+	return out, nil
+}
+
+// RevokeTokenID implements store.RevocationFeed.
+func (s *Store) RevokeTokenID(_ context.Context, grantID, jti string, until time.Time) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	if !live(until, now) {
+		return nil
+	}
+	db.jtis[s.key(grantID+"\x00"+jti)] = until
+	s.recordLocked(feedMember{grantID: grantID, jti: jti}, now)
+	return nil
+}
+
+// TokenIDRevoked implements store.RevocationFeed.
+func (s *Store) TokenIDRevoked(_ context.Context, grantID, jti string) (bool, error) {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	until, ok := db.jtis[s.key(grantID+"\x00"+jti)]
+	return ok && live(until, db.now()), nil
+}
+
 // janitor sweeps every interval until Close.
 func (db *database) janitor(interval time.Duration) {
 	defer close(db.stopped)
@@ -528,6 +897,11 @@ func (db *database) sweep() {
 			delete(db.clients, k)
 		}
 	}
+	for k, a := range db.approvals {
+		if !live(a.ExpiresAt, now) {
+			delete(db.approvals, k)
+		}
+	}
 	for k, p := range db.pending {
 		if !live(p.ExpiresAt, now) {
 			delete(db.pending, k)
@@ -536,6 +910,46 @@ func (db *database) sweep() {
 	for k, e := range db.upstream {
 		if !live(e.expiresAt, now) {
 			delete(db.upstream, k)
+		}
+	}
+	for k, set := range db.index {
+		tenant, _, _ := strings.Cut(k, "\x00")
+		for id := range set {
+			g := db.grants[tenant+"\x00"+id]
+			if g == nil || g.grant == nil || !live(g.grant.ExpiresAt, now) {
+				delete(set, id)
+			}
+		}
+		if len(set) == 0 {
+			delete(db.index, k)
+		}
+	}
+	for k, l := range db.leases {
+		if !live(l.expiresAt, now) {
+			delete(db.leases, k)
+		}
+	}
+	for k, until := range db.jtis {
+		if !live(until, now) {
+			delete(db.jtis, k)
+		}
+	}
+	oldest := now.Add(-db.retention)
+	for _, feed := range db.feeds {
+		for m, at := range feed {
+			if !at.After(oldest) {
+				delete(feed, m)
+			}
+		}
+	}
+	for k, d := range db.devices {
+		if !live(d.d.ExpiresAt, now) {
+			delete(db.devices, k)
+		}
+	}
+	for k, u := range db.userCodes {
+		if !live(u.expiresAt, now) {
+			delete(db.userCodes, k)
 		}
 	}
 	for k, g := range db.grants {
@@ -556,6 +970,8 @@ func (db *database) sweep() {
 		for h, e := range g.refresh {
 			if !live(e.token.ExpiresAt, now) {
 				delete(g.refresh, h)
+			} else if e.succ != nil && !live(e.succ.Until, now) {
+				e.succ = nil
 			}
 		}
 	}
@@ -570,6 +986,11 @@ func cloneClient(c store.Client) store.Client {
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.ResponseTypes = slices.Clone(c.ResponseTypes)
 	return c
+}
+
+func cloneApproval(a store.ClientApproval) store.ClientApproval {
+	a.RedirectURIs = slices.Clone(a.RedirectURIs)
+	return a
 }
 
 func cloneToken(t store.Token) store.Token {

@@ -35,12 +35,13 @@ func (c *fakeClock) Advance(d time.Duration) {
 // as the Redis tests share one server, so that tenant isolation is tested for real.
 func harness(t *testing.T) storetest.Harness {
 	clock := newFakeClock()
-	db := New(Options{Now: clock.Now})
+	db := New(Options{Now: clock.Now, RevocationRetention: time.Minute})
 	t.Cleanup(func() { db.Close() })
 	return storetest.Harness{
-		NewStore: func(t *testing.T, prefix string) store.Store { return db.WithPrefix(prefix) },
-		Now:      clock.Now,
-		Wait:     clock.Advance,
+		NewStore:            func(t *testing.T, prefix string) store.Store { return db.WithPrefix(prefix) },
+		Now:                 clock.Now,
+		Wait:                clock.Advance,
+		RevocationRetention: time.Minute,
 	}
 }
 
@@ -72,12 +73,21 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 		AccessHash: "at", Access: store.Token{ExpiresAt: exp},
 		RefreshHash: "rt", Refresh: store.Token{ExpiresAt: long},
 	}))
+	// A rotation whose successor is kept for a minute, beside a marker that lives on.
+	_, err := s.RotateRefreshToken(ctx, "g2", "rt", store.TokenPair{
+		AccessHash: "at2", Access: store.Token{ExpiresAt: long},
+		RefreshHash: "rt2", Refresh: store.Token{ExpiresAt: long},
+	}, store.Successor{ClientID: "c", Sealed: []byte("sealed"), Until: exp})
+	must(err)
+	if ok, err := s.AcquireLease(ctx, "lease", time.Minute); !ok || err != nil {
+		t.Fatalf("AcquireLease: %v, %v", ok, err)
+	}
 
 	clock.Advance(2 * time.Minute)
 	s.db.sweep()
 
-	if n := len(s.db.clients) + len(s.db.pending) + len(s.db.upstream); n != 0 {
-		t.Errorf("%d expired clients, pending authorizations or upstream tokens left after a sweep", n)
+	if n := len(s.db.clients) + len(s.db.pending) + len(s.db.upstream) + len(s.db.leases); n != 0 {
+		t.Errorf("%d expired clients, pending authorizations, upstream tokens or leases left after a sweep", n)
 	}
 	if _, ok := s.db.grants[s.key("g1")]; ok {
 		t.Error("a grant whose every record expired was left after a sweep")
@@ -86,11 +96,14 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 	if g2 == nil {
 		t.Fatal("a grant with live records was swept")
 	}
-	if len(g2.codes) != 0 || len(g2.access) != 0 {
-		t.Errorf("expired code or access token left in a live grant: %d codes, %d access tokens", len(g2.codes), len(g2.access))
+	if _, ok := g2.access["at"]; ok || len(g2.codes) != 0 || len(g2.access) != 1 {
+		t.Errorf("expired code or access token left in a live grant, or a live one swept: %d codes, access tokens %v", len(g2.codes), g2.access)
 	}
-	if len(g2.refresh) != 1 || g2.grant == nil {
-		t.Errorf("a live record was swept: %d refresh tokens, grant %v", len(g2.refresh), g2.grant)
+	if len(g2.refresh) != 2 || g2.grant == nil {
+		t.Errorf("a live record was swept: %d refresh tokens and markers, grant %v", len(g2.refresh), g2.grant)
+	}
+	if e := g2.refresh["rt"]; e == nil || !e.rotated || e.succ != nil {
+		t.Errorf("the rotated token's marker after its window: %+v; want the marker without its successor", e)
 	}
 }
 

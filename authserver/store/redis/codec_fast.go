@@ -227,10 +227,12 @@ func copyClient(c *store.Client, v store.Client) {
 // rememberClient puts the record writeClient just encoded from c into the memo, as
 // encoding/json would decode it, so that the first read after a registration (the
 // client's authorization request) costs a lookup, not a decode. A client with a
-// string that is not valid UTF-8 (which decoding would change) is left out.
+// string that is not valid UTF-8 (which decoding would change) is left out. Every
+// field of store.Client must be handled here: TestClientMemoPrimedEveryField sets
+// each in turn by reflection and compares with encoding/json.
 func rememberClient(rec string, c store.Client) {
 	for _, v := range [...]string{c.ID, c.SecretHash, c.Name, c.TokenEndpointAuthMethod, c.Scope, c.ApplicationType,
-		c.ClientURI, c.LogoURI, c.RegistrationTokenHash} {
+		c.ClientURI, c.LogoURI, c.RegistrationTokenHash, c.Source} {
 		if !utf8.ValidString(v) {
 			return
 		}
@@ -261,6 +263,11 @@ func rememberClient(rec string, c store.Client) {
 	}
 	if v.ExpiresAt, ok = jsonTime(c.ExpiresAt); !ok {
 		return
+	}
+	if !c.LastUsedAt.IsZero() { // omitzero: a zero time is not written, and stays zero
+		if v.LastUsedAt, ok = jsonTime(c.LastUsedAt); !ok {
+			return
+		}
 	}
 	clients.mu.Lock()
 	if len(clients.m) >= clientMemoSize {

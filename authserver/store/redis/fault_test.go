@@ -65,8 +65,11 @@ func TestALostReplyIsRetriedWithoutCountingAsReuse(t *testing.T) {
 	t.Run("a rotation whose reply was lost", func(t *testing.T) {
 		before := proxy.dropped.Load()
 		proxy.dropNextReply()
-		if err := s.RotateRefreshToken(ctx, grant2, "rt1", pair(grant2, "at2", "rt2")); err != nil {
-			t.Fatalf("RotateRefreshToken after a lost reply: %v", err)
+		// With a grace window, so that a retry taken for a reuse would be answered with
+		// a successor (prior != nil) rather than succeed as its own rotation.
+		succ := store.Successor{ClientID: "c", Sealed: []byte("sealed"), Until: time.Now().Add(time.Minute)}
+		if prior, err := s.RotateRefreshToken(ctx, grant2, "rt1", pair(grant2, "at2", "rt2"), succ); err != nil || prior != nil {
+			t.Fatalf("RotateRefreshToken after a lost reply: %q, %v; want its own rotation", prior, err)
 		}
 		if proxy.dropped.Load() != before+1 {
 			t.Fatal("the proxy dropped no reply: the test tested nothing")
@@ -79,7 +82,8 @@ func TestALostReplyIsRetriedWithoutCountingAsReuse(t *testing.T) {
 		if _, err := s.GetRefreshToken(ctx, grant2, "rt2"); err != nil {
 			t.Errorf("the new refresh token: %v", err)
 		}
-		if err := s.RotateRefreshToken(ctx, grant2, "rt1", pair(grant2, "at3", "rt3")); !errors.Is(err, store.ErrRefreshReused) {
+		other := store.Successor{ClientID: "another-client"}
+		if _, err := s.RotateRefreshToken(ctx, grant2, "rt1", pair(grant2, "at3", "rt3"), other); !errors.Is(err, store.ErrRefreshReused) {
 			t.Fatalf("a real reuse of the old refresh token: %v, want ErrRefreshReused", err)
 		}
 	})

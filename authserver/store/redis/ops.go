@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,11 +30,7 @@ func (s *Store) runStatus(ctx context.Context, op string, sc *goredis.Script, ke
 	if err != nil {
 		return err
 	}
-	err, ok := statusErrors[status]
-	if !ok {
-		return fmt.Errorf("redis store: %s: unexpected script status %q", op, status)
-	}
-	return err
+	return statusError(op, status)
 }
 
 // decodeReply decodes the reply of a GET or GETDEL: ErrNotFound if the key was
@@ -83,25 +81,92 @@ func encodeAll(op string, vs ...any) ([]string, error) {
 
 // CreateClient stores a new registration; ErrAlreadyExists if the ID is taken.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	return s.writeClient(ctx, "create client", createClientScript, c)
+	return s.writeClient(ctx, "create client", createClientScript, c, 0)
+}
+
+// CreateClientLimited stores a new registration unless its source has limit live
+// ones: one script, on the tenant's client slot.
+func (s *Store) CreateClientLimited(ctx context.Context, c store.Client, limit int) error {
+	return s.writeClient(ctx, "create client", createClientScript, c, limit)
 }
 
 // UpdateClient replaces a live registration; ErrNotFound if there is none.
 func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
-	return s.writeClient(ctx, "update client", updateClientScript, c)
+	return s.writeClient(ctx, "update client", updateClientScript, c, 0)
 }
 
-func (s *Store) writeClient(ctx context.Context, op string, sc *goredis.Script, c store.Client) error {
+func (s *Store) writeClient(ctx context.Context, op string, sc *goredis.Script, c store.Client, limit int) error {
 	rec, err := encodeAll(op, c)
 	if err != nil {
 		return err
 	}
-	err = s.runStatus(ctx, op, sc, []string{s.k.client(c.ID), s.k.clients()},
-		rec[0], ttl(c.ExpiresAt), c.ID, ms(c.ExpiresAt), ms(time.Now()))
-	if err == nil {
-		rememberClient(rec[0], c)
+	keys := []string{s.k.client(c.ID), s.k.clients()}
+	if c.Source != "" {
+		keys = append(keys, s.k.clientSource(c.Source))
+	}
+	status, err := s.run(ctx, op, sc, keys, rec[0], ttl(c.ExpiresAt), c.ID, ms(c.ExpiresAt), ms(time.Now()), limit)
+	if err != nil {
+		return err
+	}
+	if at, ok := strings.CutPrefix(status, "LIMIT:"); ok {
+		n, _ := strconv.ParseInt(at, 10, 64)
+		return &store.SourceLimitError{FreeAt: time.UnixMilli(n)}
+	}
+	if err := statusError(op, status); err != nil {
+		return err
+	}
+	rememberClient(rec[0], c)
+	return nil
+}
+
+// statusError turns a script's status word into the store's error.
+func statusError(op, status string) error {
+	err, ok := statusErrors[status]
+	if !ok {
+		return fmt.Errorf("redis store: %s: unexpected script status %q", op, status)
 	}
 	return err
+}
+
+// TouchClient rewrites the registration's last use and expiry: one script.
+func (s *Store) TouchClient(ctx context.Context, u store.ClientUse) error {
+	keys, args, err := s.touchArgs(u)
+	if err != nil {
+		return err
+	}
+	return s.runStatus(ctx, "touch client", touchClientScript, keys, args...)
+}
+
+func (s *Store) touchArgs(u store.ClientUse) ([]string, []any, error) {
+	used, err1 := json.Marshal(u.LastUsedAt.UTC())
+	exp, err2 := json.Marshal(u.ExpiresAt.UTC())
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, nil, fmt.Errorf("redis store: touch client: %w", err)
+	}
+	keys := []string{s.k.client(u.ClientID), s.k.clients()}
+	if u.Source != "" {
+		keys = append(keys, s.k.clientSource(u.Source))
+	}
+	return keys, []any{string(used), string(exp), ms(u.ExpiresAt), ttl(u.ExpiresAt), u.ClientID}, nil
+}
+
+// pipeTouch queues the ClientUse u (when set) on pipe, and returns what settles it
+// after Exec: a script Redis had lost is run again on its own. Errors are dropped, as
+// store.Grants documents.
+func (s *Store) pipeTouch(ctx context.Context, pipe goredis.Pipeliner, u *store.ClientUse) func() {
+	if u == nil {
+		return func() {}
+	}
+	keys, args, err := s.touchArgs(*u)
+	if err != nil {
+		return func() {}
+	}
+	cmd := touchClientScript.EvalSha(ctx, pipe, keys, args...)
+	return func() {
+		if err := cmd.Err(); err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			_ = touchClientScript.Run(ctx, s.rdb, keys, args...).Err()
+		}
+	}
 }
 
 // GetClient reads a registration.
@@ -111,7 +176,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 
 // DeleteClient removes a registration; idempotent.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	return s.runStatus(ctx, "delete client", deleteClientScript, []string{s.k.client(id), s.k.clients()}, id)
+	return s.runStatus(ctx, "delete client", deleteClientScript, []string{s.k.client(id), s.k.clients()}, id, s.k.clientSource(""))
 }
 
 // CountClients counts live registrations in the expiry index: one ZCOUNT.
@@ -121,6 +186,43 @@ func (s *Store) CountClients(ctx context.Context) (int, error) {
 		return 0, unavailable("count clients", err)
 	}
 	return int(n), nil
+}
+
+// ListClients reads the expiry index, then the records in MGETs of listBatch (every
+// client key shares the tenant's hash tag, so one MGET is one slot).
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	now := ms(time.Now())
+	ids, err := s.rdb.ZRangeByScore(ctx, s.k.clients(), &goredis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
+	if err != nil {
+		return nil, unavailable("list clients", err)
+	}
+	out := make([]store.Client, 0, len(ids))
+	for start := 0; start < len(ids); start += listBatch {
+		batch := ids[start:min(start+listBatch, len(ids))]
+		keys := make([]string, len(batch))
+		for i, id := range batch {
+			keys[i] = s.k.client(id)
+		}
+		vals, err := s.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, unavailable("list clients", err)
+		}
+		for _, v := range vals {
+			raw, ok := v.(string)
+			if !ok {
+				continue // expired since the index was read
+			}
+			var c store.Client
+			if err := decode(raw, &c); err != nil {
+				return nil, fmt.Errorf("redis store: list clients: decode: %w", err)
+			}
+			if live(c.ExpiresAt) {
+				out = append(out, c)
+			}
+		}
+	}
+	store.SortClients(out)
+	return out, nil
 }
 
 // SavePending stores p under stateHash, replacing any record there.
@@ -191,7 +293,11 @@ func (s *Store) RedeemCode(ctx context.Context, grantID, codeHash string, gr sto
 		keys = append(keys, g.refresh(tokens.RefreshHash))
 		args = append(args, rt[0], ttl(tokens.Refresh.ExpiresAt))
 	}
-	return s.runStatus(ctx, "redeem code", redeemCodeScript, keys, args...)
+	err = s.redeemAndIndex(ctx, gr, tokens.ClientUse, keys, args)
+	if revocationErr(err) {
+		return s.recordGrant(ctx, grantID, err)
+	}
+	return err
 }
 
 // GetAccessToken reads an access token: one GET.
@@ -204,27 +310,74 @@ func (s *Store) GetRefreshToken(ctx context.Context, grantID, tokenHash string) 
 	return decodeReply("get refresh token", s.str(ctx, "get", s.k.grant(grantID).refresh(tokenHash)), store.ErrRefreshReused, tokenExpiry)
 }
 
-// RotateRefreshToken retires oldHash and stores next: one script.
-func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string, next store.TokenPair) error {
+// RotateRefreshToken retires oldHash and stores next, or settles a reuse: one script.
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string, next store.TokenPair, succ store.Successor) ([]byte, error) {
+	const op = "rotate refresh token"
 	if err := checkGrantID(grantID); err != nil {
-		return err
+		return nil, err
 	}
 	g := s.k.grant(grantID)
-	keys := []string{g.refresh(oldHash), g.set(), g.revoked(), g.access(next.AccessHash)}
-	recs, err := encodeAll("rotate refresh token", next.Access)
-	if err != nil {
-		return err
+	keys := []string{g.refresh(oldHash), g.set(), g.revoked(), g.successor(oldHash), g.access(next.AccessHash)}
+	var sealedPX int64
+	if len(succ.Sealed) > 0 {
+		sealedPX = ttl(succ.Until)
 	}
-	args := []any{recs[0], ttl(next.Access.ExpiresAt)}
-	if next.RefreshHash != "" {
-		rt, err := encodeAll("rotate refresh token", next.Refresh)
+	args := []any{succ.ClientID, sealedPX, succ.Sealed, "", 0}
+	if next.AccessHash != "" {
+		recs, err := encodeAll(op, next.Access)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		args[3], args[4] = recs[0], ttl(next.Access.ExpiresAt)
+	}
+	if next.RefreshHash != "" {
+		rt, err := encodeAll(op, next.Refresh)
+		if err != nil {
+			return nil, err
 		}
 		keys = append(keys, g.refresh(next.RefreshHash))
 		args = append(args, rt[0], ttl(next.Refresh.ExpiresAt))
 	}
-	return s.runStatus(ctx, "rotate refresh token", rotateScript, keys, args...)
+	reply, err := s.rotate(ctx, keys, args, next.ClientUse)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	status, _ := reply[0].(string)
+	switch status {
+	case "SUCCESSOR":
+		if len(reply) == 2 {
+			if sealed, ok := reply[1].(string); ok {
+				return []byte(sealed), nil
+			}
+		}
+	case "NOPAIR":
+		return nil, fmt.Errorf("redis store: %s: a current refresh token with no new pair", op)
+	default:
+		if err, ok := statusErrors[status]; ok {
+			if revocationErr(err) {
+				return nil, s.recordGrant(ctx, grantID, err)
+			}
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("redis store: %s: unexpected script reply %v", op, reply)
+}
+
+// rotate runs the rotation script, in one pipeline with the client's use when there
+// is one.
+func (s *Store) rotate(ctx context.Context, keys []string, args []any, u *store.ClientUse) ([]any, error) {
+	if u == nil {
+		return rotateScript.Run(ctx, s.rdb, keys, args...).Slice()
+	}
+	pipe := s.rdb.Pipeline()
+	touched := s.pipeTouch(ctx, pipe, u)
+	cmd := rotateScript.EvalSha(ctx, pipe, keys, args...)
+	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
+	touched()
+	if err := cmd.Err(); err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		return rotateScript.Run(ctx, s.rdb, keys, args...).Slice()
+	}
+	return cmd.Slice()
 }
 
 // GetGrant reads a grant.
@@ -238,7 +391,16 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 		return err
 	}
 	g := s.k.grant(grantID)
-	return s.runStatus(ctx, "revoke grant", revokeGrantScript, []string{g.set(), g.revoked()})
+	status, err := s.run(ctx, "revoke grant", revokeGrantScript, []string{g.set(), g.revoked()})
+	switch {
+	case err != nil:
+		return err
+	case status == "NONE":
+		return nil
+	case status != "OK":
+		return fmt.Errorf("redis store: revoke grant: unexpected script status %q", status)
+	}
+	return s.record(ctx, grantID, "")
 }
 
 // RevokeAccessToken deletes one access token; idempotent.
@@ -270,6 +432,26 @@ func (s *Store) DeleteUpstreamToken(ctx context.Context, userID string) error {
 		return unavailable("delete upstream token", err)
 	}
 	return nil
+}
+
+// AcquireLease takes the lease with one SET NX PX.
+func (s *Store) AcquireLease(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	if ttl.Milliseconds() <= 0 {
+		return false, nil
+	}
+	err := s.rdb.SetArgs(ctx, s.k.lease(name), s.holder, goredis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return false, nil
+	case err != nil:
+		return false, unavailable("acquire lease", err)
+	}
+	return true, nil
+}
+
+// ReleaseLease deletes the lease if this store holds it: one script.
+func (s *Store) ReleaseLease(ctx context.Context, name string) error {
+	return s.runStatus(ctx, "release lease", releaseLeaseScript, []string{s.k.lease(name)}, s.holder)
 }
 
 // ReadTokenRequest reads a token request's client and code or refresh token in one

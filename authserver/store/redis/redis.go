@@ -6,15 +6,44 @@
 // operation is one Lua script on one slot, also on Redis Cluster:
 //
 //	<prefix>:{<prefix>}:client:<id>   client record (JSON)
-//	<prefix>:{<prefix>}:clients       sorted set of client IDs by expiry, for CountClients
+//	<prefix>:{<prefix>}:clients       sorted set of client IDs by expiry, for CountClients and ListClients
+//	<prefix>:{<prefix>}:clients:src:<source> the same, of one source address, for the per-source limit
 //	<prefix>:pending:<stateHash>      pending authorization, taken with GETDEL
 //	<prefix>:upstream:<userID>        upstream token
+//	<prefix>:lease:<name>             lease, holding its holder's random ID (SET NX PX)
 //	<prefix>:{g:<id>}:grant           grant record
 //	<prefix>:{g:<id>}:code:<hash>     code; after redemption its replay marker
 //	<prefix>:{g:<id>}:at:<hash>       access token
 //	<prefix>:{g:<id>}:rt:<hash>       refresh token; after rotation its replay marker
+//	<prefix>:{g:<id>}:succ:<hash>     hash {client, sealed}: a rotation's successor, for the grace window only
 //	<prefix>:{g:<id>}:keys            set of the grant's live keys, which revocation deletes
 //	<prefix>:{g:<id>}:revoked         revocation marker
+//	<prefix>:{g:<id>}:dev:<hash>      RFC 8628 device authorization (JSON)
+//	<prefix>:{g:<id>}:devpoll:<hash>  hash {interval, last, denied}: its polling state
+//	<prefix>:ucode:<hash>             user code, pointing at its device authorization
+//	<prefix>:grants                   sorted set of the tenant's grant IDs by expiry
+//	<prefix>:grants:user:<userID>     the same, of one user
+//	<prefix>:grants:client:<clientID> the same, of one client
+//
+// The three grant indexes live in other slots than the grant they list, so no script
+// can write both. RedeemCode sends the index writes in the same pipeline as the grant's
+// script, ahead of it (on a Cluster the nodes run their parts in parallel): once
+// RedeemCode returns, the grant is listed, so revoking everything a list names cannot
+// miss a grant whose redemption had finished. ListGrants drops an entry only once its
+// grant has neither its record nor its keys set (it expired or was revoked): while the
+// keys set lives, the code may still be on its way to redemption, and an entry written
+// ahead of its grant survives.
+//
+//	<prefix>:{g:<id>}:jti:<jti>       revoked JWT access token, until it expires
+//	<prefix>:revocations              the revocation feed: sorted set of JSON
+//	                                  [grantID, jti] by Redis time (ms), trimmed to
+//	                                  the retention
+//
+// The feed key is in a slot of its own, so on a Cluster no grant script can write it:
+// the backend adds the entry right after a script reports that it revoked a grant
+// (RevokeGrant, a replayed code, a reused refresh token). Should that second step fail,
+// the call returns the error and the server, which revokes the grant again on every
+// replay, records it then.
 //
 // A replay marker replaces the record in place and keeps its TTL, so it lasts exactly
 // as long as the code or token would have. The keys set's TTL is stretched to the
@@ -25,17 +54,21 @@
 // life; reads also check ExpiresAt. Redis must not evict keys: Ping refuses any
 // maxmemory-policy other than noeviction.
 //
-// Round trips. GetAccessToken, the introspection hot path, is one GET; redemption,
-// rotation and revocation are one EVALSHA each (go-redis falls back to EVAL when the
-// server lacks the script); ReadTokenRequest (a token request's client and code or
-// refresh token) is one MGET and SaveLogin (the callback's upstream token and code) one
-// script, each a pipeline on a Cluster, where their keys lie in two slots. Under load,
-// the commands and scripts of concurrent requests share round trips through go-redis's
-// autopipelining (autopipeline.go). Needs Redis 6.2 or later (GETDEL).
+// Round trips. GetAccessToken, the introspection hot path, is one GET; rotation and
+// revocation are one EVALSHA each (go-redis falls back to EVAL when the server lacks
+// the script); redemption is one pipeline of its EVALSHA and the three index scripts;
+// ReadTokenRequest (a token request's client and code or refresh token) is one MGET
+// and SaveLogin (the callback's upstream token and code) one script, each a pipeline
+// on a Cluster, where their keys lie in two slots; ListGrants is one pipeline for the
+// index and one per 500 grants. Under load, the single commands and scripts of
+// concurrent requests share round trips through go-redis's autopipelining
+// (autopipeline.go); pipelines go to the client as before. Needs Redis 6.2 or later
+// (GETDEL).
 package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -72,6 +105,9 @@ type Options struct {
 	// Prefix is the tenant: the start of every key. Required; it must not contain
 	// '{' or '}', which would change the Cluster hash slots.
 	Prefix string
+	// RevocationRetention is how long revocation feed entries are kept; zero means
+	// store.DefaultRevocationRetention.
+	RevocationRetention time.Duration
 	// SkipEvictionPolicyCheck stops Ping from reading maxmemory-policy. Set it only
 	// where CONFIG is disabled (many managed Redis services) and you have made sure
 	// the policy is noeviction.
@@ -92,7 +128,10 @@ type Store struct {
 	ap         *goredis.AutoPipeliner // nil: each command on its own (autopipeline.go)
 	ownsClient bool
 	skipPolicy bool
+	retention  time.Duration
 	k          keys
+	// holder names this Store value as a lease holder (store.Leases).
+	holder string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -141,7 +180,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // NewFromClient wraps a client the caller made and keeps owning: Close leaves it
-// open. Only Prefix and SkipEvictionPolicyCheck of opts are used.
+// open. Only Prefix, RevocationRetention and SkipEvictionPolicyCheck of opts are used.
 func NewFromClient(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	return newStore(rdb, opts)
 }
@@ -153,7 +192,11 @@ func newStore(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	if strings.ContainsAny(opts.Prefix, "{}") {
 		return nil, fmt.Errorf("redis store: Prefix %q contains '{' or '}', which would break the Cluster hash tags", opts.Prefix)
 	}
-	return &Store{rdb: rdb, skipPolicy: opts.SkipEvictionPolicyCheck, k: keys{opts.Prefix}}, nil
+	retention := opts.RevocationRetention
+	if retention <= 0 {
+		retention = store.DefaultRevocationRetention
+	}
+	return &Store{rdb: rdb, skipPolicy: opts.SkipEvictionPolicyCheck, retention: retention, k: keys{opts.Prefix}, holder: rand.Text()}, nil
 }
 
 // Client returns the underlying go-redis client, for metrics and tests.
@@ -225,10 +268,26 @@ type keys struct{ prefix string }
 
 func (k keys) client(id string) string { return k.prefix + ":{" + k.prefix + "}:client:" + id }
 func (k keys) clients() string         { return k.prefix + ":{" + k.prefix + "}:clients" }
+
+// clientSource is the index of one source's registrations; clientSource("") is the
+// prefix of every such key (the delete script appends the source it reads).
+func (k keys) clientSource(src string) string {
+	return k.prefix + ":{" + k.prefix + "}:clients:src:" + src
+}
+func (k keys) approval(id string) string {
+	return k.prefix + ":{" + k.prefix + "}:approval:" + id
+}
+func (k keys) approvals() string       { return k.prefix + ":{" + k.prefix + "}:approvals" }
 func (k keys) pending(h string) string { return k.prefix + ":pending:" + h }
+func (k keys) feed() string            { return k.prefix + ":revocations" }
 func (k keys) upstream(u string) string {
 	return k.prefix + ":upstream:" + u
 }
+func (k keys) lease(name string) string { return k.prefix + ":lease:" + name }
+
+func (k keys) grantIndex() string           { return k.prefix + ":grants" }
+func (k keys) userGrants(u string) string   { return k.prefix + ":grants:user:" + u }
+func (k keys) clientGrants(c string) string { return k.prefix + ":grants:client:" + c }
 
 // grant returns the key builder for one grant.
 func (k keys) grant(id string) grantKeys { return grantKeys{k.prefix + ":{g:" + id + "}"} }
@@ -240,9 +299,17 @@ func (g grantKeys) set() string            { return g.base + ":keys" }
 func (g grantKeys) revoked() string        { return g.base + ":revoked" }
 func (g grantKeys) code(h string) string   { return g.base + ":code:" + h }
 func (g grantKeys) access(h string) string { return g.base + ":at:" + h }
+func (g grantKeys) jti(id string) string   { return g.base + ":jti:" + id }
 func (g grantKeys) refresh(h string) string {
 	return g.base + ":rt:" + h
 }
+func (g grantKeys) successor(h string) string { return g.base + ":succ:" + h }
+func (g grantKeys) device(h string) string    { return g.base + ":dev:" + h }
+func (g grantKeys) devicePoll(h string) string {
+	return g.base + ":devpoll:" + h
+}
+
+func (k keys) userCode(h string) string { return k.prefix + ":ucode:" + h }
 
 // checkGrantID refuses IDs that would end the hash tag early and split a grant's keys
 // over several slots.

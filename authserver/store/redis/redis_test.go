@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,9 +23,11 @@ import (
 // same Redis.
 func harness(opts Options) storetest.Harness {
 	return storetest.Harness{
+		RevocationRetention: feedRetention,
 		NewStore: func(t *testing.T, prefix string) store.Store {
 			o := opts
 			o.Prefix = prefix
+			o.RevocationRetention = feedRetention
 			s, err := New(t.Context(), o)
 			if err != nil {
 				t.Fatalf("New: %v", err)
@@ -33,6 +36,10 @@ func harness(opts Options) storetest.Harness {
 		},
 	}
 }
+
+// feedRetention is short so that the retention test, which waits past it on the real
+// clock, stays quick.
+const feedRetention = 2 * time.Second
 
 // The three topologies run in parallel: most of their time is waiting for records
 // to expire.
@@ -165,6 +172,14 @@ func TestUnreachable(t *testing.T) {
 		"RedeemCode":     s.RedeemCode(ctx, "g", "h", store.Grant{}, store.TokenPair{AccessHash: "a"}),
 		"TakePending":    func() error { _, err := s.TakePending(ctx, "h"); return err }(),
 		"CountClients":   func() error { _, err := s.CountClients(ctx); return err }(),
+		"IssueGrant": s.IssueGrant(ctx, store.Grant{ID: "g", ExpiresAt: time.Now().Add(time.Hour)},
+			store.TokenPair{AccessHash: "a", Access: store.Token{ExpiresAt: time.Now().Add(time.Hour)}}),
+		"SaveDevice": s.SaveDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}, "u",
+			store.DeviceAuthorization{ExpiresAt: time.Now().Add(time.Hour)}, time.Second),
+		"GetUserCode":  func() error { _, _, err := s.GetUserCode(ctx, "u"); return err }(),
+		"TakeUserCode": func() error { _, _, err := s.TakeUserCode(ctx, "u"); return err }(),
+		"DenyDevice":   s.DenyDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}),
+		"PollDevice":   func() error { _, err := s.PollDevice(ctx, store.DeviceRef{GrantID: "g", DeviceHash: "d"}); return err }(),
 	}
 	for op, err := range checks {
 		var netErr net.Error
@@ -207,16 +222,35 @@ func flow(t *testing.T, s *Store) string {
 		}
 	}
 	tok := func() store.Token { return store.Token{GrantID: "g1", IssuedAt: now, ExpiresAt: exp} }
-	must(s.CreateClient(ctx, store.Client{ID: "c1", ExpiresAt: exp}))
+	must(s.CreateClientLimited(ctx, store.Client{ID: "c1", Source: "192.0.2.1", ExpiresAt: exp}, 20))
+	_, err := s.RequestApproval(ctx, store.ClientApproval{ClientID: "c1", Status: store.ApprovalPending, ExpiresAt: exp})
+	must(err)
 	must(s.SavePending(ctx, "state", store.PendingAuthorization{ExpiresAt: exp}))
 	must(s.PutUpstreamToken(ctx, "u1", store.UpstreamToken{Ciphertext: []byte("x")}, time.Hour))
 	must(s.SaveCode(ctx, "g1", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
-	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", ExpiresAt: exp},
-		store.TokenPair{AccessHash: "at1", Access: tok(), RefreshHash: "rt1", Refresh: tok()}))
-	must(s.RotateRefreshToken(ctx, "g1", "rt1",
-		store.TokenPair{AccessHash: "at2", Access: tok(), RefreshHash: "rt2", Refresh: tok()}))
+	must(s.RedeemCode(ctx, "g1", "code", store.Grant{ID: "g1", UserID: "u1", ExpiresAt: exp},
+		store.TokenPair{AccessHash: "at1", Access: tok(), RefreshHash: "rt1", Refresh: tok(),
+			ClientUse: &store.ClientUse{ClientID: "c1", Source: "192.0.2.1", LastUsedAt: now, ExpiresAt: exp}}))
+	_, err = s.RotateRefreshToken(ctx, "g1", "rt1",
+		store.TokenPair{AccessHash: "at2", Access: tok(), RefreshHash: "rt2", Refresh: tok()},
+		store.Successor{ClientID: "c1", Sealed: []byte("sealed"), Until: now.Add(time.Minute)})
+	must(err)
+	if ok, err := s.AcquireLease(ctx, "upstream:u1", time.Minute); !ok || err != nil {
+		t.Fatalf("AcquireLease: %v, %v", ok, err)
+	}
 	must(s.SaveCode(ctx, "g2", "code", store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}))
 	must(s.RevokeGrant(ctx, "g2"))
+	must(s.RevokeTokenID(ctx, "g1", "jti1", exp))
+	must(s.IssueGrant(ctx, store.Grant{ID: "g3", ClientID: "c1", ExpiresAt: exp},
+		store.TokenPair{AccessHash: "at3", Access: store.Token{GrantID: "g3", IssuedAt: now, ExpiresAt: exp}}))
+	ref := store.DeviceRef{GrantID: "g4", DeviceHash: "dev"}
+	must(s.SaveDevice(ctx, ref, "ucode", store.DeviceAuthorization{ClientID: "c1", ExpiresAt: now.Add(time.Minute)}, time.Second))
+	_, err = s.PollDevice(ctx, ref)
+	must(err)
+	must(s.DenyDevice(ctx, ref))
+	// A callback's login (saveLoginScript): g5's code and keys set, u2's upstream token.
+	must(s.SaveLogin(ctx, store.Login{UserID: "u2", Upstream: store.UpstreamToken{Ciphertext: []byte("y")},
+		UpstreamTTL: time.Hour, GrantID: "g5", CodeHash: "code", Code: store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}}))
 	return "g1"
 }
 
@@ -231,10 +265,14 @@ func TestEveryKeyHasATTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// client, index, pending, upstream; g1: code marker, grant, at1, rt1 marker, at2,
-	// rt2, keys set; g2: revocation marker.
-	if len(all) != 12 {
-		t.Errorf("flow wrote %d keys, want 12: %v", len(all), all)
+	// client, index, its source's index, approval, approvals index, pending,
+	// upstream, lease, revocation feed; g1: code marker, grant, at1, rt1 marker, rt1's
+	// successor, at2, rt2, keys set, jti mark; g2: revocation marker; g1's user,
+	// client and tenant indexes; g3 (client_credentials): grant, access token, keys
+	// set, client c1's index; g4 (device): user code, device, polling state; g5
+	// (SaveLogin): code, keys set, and u2's upstream token.
+	if len(all) != 32 {
+		t.Errorf("flow wrote %d keys, want 32: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {
@@ -356,13 +394,29 @@ func TestRoundTrips(t *testing.T) {
 			return r.RefreshErr
 		}, 1},
 		{"RotateRefreshToken", func() error {
-			return s.RotateRefreshToken(ctx, "g", "rt", store.TokenPair{AccessHash: "at2", Access: tok, RefreshHash: "rt2", Refresh: tok})
+			_, err := s.RotateRefreshToken(ctx, "g", "rt", store.TokenPair{AccessHash: "at2", Access: tok, RefreshHash: "rt2", Refresh: tok},
+				store.Successor{ClientID: "c", Sealed: []byte("sealed"), Until: exp})
+			return err
 		}, 1},
+		{"AcquireLease", func() error {
+			ok, err := s.AcquireLease(ctx, "lease", time.Minute)
+			if err == nil && !ok {
+				return errors.New("lease not acquired")
+			}
+			return err
+		}, 1},
+		{"ReleaseLease", func() error { return s.ReleaseLease(ctx, "lease") }, 1},
 		{"SaveLogin", func() error {
 			return s.SaveLogin(ctx, store.Login{UserID: "u", Upstream: store.UpstreamToken{Ciphertext: []byte("x")},
 				UpstreamTTL: time.Hour, GrantID: "g2", CodeHash: "code", Code: store.AuthorizationCode{ExpiresAt: exp}})
 		}, 1},
-		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g") }, 1},
+		// The grant's script, then the feed entry: on a Cluster the feed is in
+		// another slot, so no one script can do both.
+		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g") }, 2},
+		{"RevokeGrant of an unknown grant", func() error { return s.RevokeGrant(ctx, "unknown") }, 1},
+		{"RevokeTokenID", func() error { return s.RevokeTokenID(ctx, "g3", "jti", exp) }, 1},
+		{"TokenIDRevoked", func() error { _, err := s.TokenIDRevoked(ctx, "g3", "jti"); return err }, 1},
+		{"Revocations", func() error { _, err := s.Revocations(ctx, time.Time{}); return err }, 1},
 		{"SavePending", func() error {
 			return s.SavePending(ctx, "st", store.PendingAuthorization{ExpiresAt: exp})
 		}, 1},
@@ -438,7 +492,7 @@ func BenchmarkRotate(b *testing.B) {
 	for b.Loop() {
 		i++
 		next := benchTokens("g", i)
-		if err := s.RotateRefreshToken(ctx, "g", prev.RefreshHash, next); err != nil {
+		if _, err := s.RotateRefreshToken(ctx, "g", prev.RefreshHash, next, store.Successor{}); err != nil {
 			b.Fatal(err)
 		}
 		prev = next
@@ -486,5 +540,120 @@ func TestSaveLoginAfterScriptFlush(t *testing.T) {
 	}
 	if _, err := s.GetUpstreamToken(ctx, "u"); err != nil {
 		t.Errorf("GetUpstreamToken: %v", err)
+	}
+}
+
+// TestRedeemAfterScriptFlushIndexes: a Redis that lost its scripts still redeems the
+// code and indexes the grant, each script sent again.
+func TestRedeemAfterScriptFlushIndexes(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.SaveCode(ctx, "g", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gr := store.Grant{ID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	if err := s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a", Access: tok}); err != nil {
+		t.Fatalf("RedeemCode after SCRIPT FLUSH: %v", err)
+	}
+	for _, f := range []store.GrantFilter{{UserID: "u"}, {ClientID: "c"}, {}} {
+		if got, err := s.ListGrants(ctx, f); err != nil || len(got) != 1 || got[0].ID != "g" {
+			t.Errorf("ListGrants(%+v) = %+v, %v; want grant g", f, got, err)
+		}
+	}
+}
+
+// TestListGrantsKeepsGrantsOnTheirWay: the index is written before the grant's script
+// runs (on a Cluster, possibly on another node first), so an entry whose grant has a
+// live code but no record yet must survive a ListGrants, while one whose grant is gone
+// must not.
+func TestListGrantsKeepsGrantsOnTheirWay(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.SaveCode(ctx, "onitsway", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	idx := s.k.userGrants("u")
+	for _, id := range []string{"onitsway", "gone"} {
+		if err := s.runStatus(ctx, "index grant", indexGrantScript, []string{idx}, id, ms(exp), ttl(exp), ms(time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.ListGrants(ctx, store.GrantFilter{UserID: "u"}); err != nil || len(got) != 0 {
+		t.Fatalf("ListGrants = %+v, %v; want none yet", got, err)
+	}
+	members := s.rdb.ZRange(ctx, idx, 0, -1).Val()
+	if !slices.Equal(members, []string{"onitsway"}) {
+		t.Errorf("index after ListGrants holds %v, want [onitsway]", members)
+	}
+	gr := store.Grant{ID: "onitsway", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "onitsway", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	if err := s.RedeemCode(ctx, "onitsway", "code", gr, store.TokenPair{AccessHash: "a", Access: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListGrants(ctx, store.GrantFilter{UserID: "u"}); err != nil || len(got) != 1 {
+		t.Errorf("ListGrants after redemption = %+v, %v; want the grant", got, err)
+	}
+}
+
+// TestAGrantThatCannotBeIndexedIsNotHandedOut: when the redemption succeeds but an
+// index write fails (here the user's index key holds a string, so ZADD fails as it
+// would on an unreachable Cluster node), RedeemCode fails, so the tokens reach nobody,
+// and the client's retry of the code revokes the grant as a replay.
+func TestAGrantThatCannotBeIndexedIsNotHandedOut(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.rdb.Set(ctx, s.k.userGrants("u"), "not a sorted set", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCode(ctx, "g", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	gr := store.Grant{ID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	err := s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a1", Access: tok})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("RedeemCode with an unwritable index: %v, want ErrUnavailable", err)
+	}
+	err = s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a2", Access: tok})
+	if !errors.Is(err, store.ErrCodeReused) {
+		t.Fatalf("the retry: %v, want ErrCodeReused", err)
+	}
+	if _, err := s.GetAccessToken(ctx, "g", "a1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the unindexed grant's token: %v, want it revoked", err)
+	}
+}
+
+// TestRevokeTokenIDAfterScriptFlush: the feed entry of a revoked jti, written in the
+// same pipeline as its mark, is written also when Redis has lost the script.
+func TestRevokeTokenIDAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeTokenID(ctx, "g", "jti-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeTokenID after SCRIPT FLUSH: %v", err)
+	}
+	feed, err := s.Revocations(ctx, time.Time{})
+	if err != nil || len(feed) != 1 || feed[0].GrantID != "g" || feed[0].TokenID != "jti-1" {
+		t.Fatalf("Revocations: %+v, %v", feed, err)
+	}
+	if revoked, err := s.TokenIDRevoked(ctx, "g", "jti-1"); err != nil || !revoked {
+		t.Errorf("TokenIDRevoked: %v, %v", revoked, err)
 	}
 }

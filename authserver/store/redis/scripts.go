@@ -53,22 +53,126 @@ end
 -- revoke deletes every live key of a grant and leaves the revocation marker for as
 -- long as the grant's keys set would have lived, which covers every replay marker.
 -- Replay markers are not in the set, so they stay.
+-- It returns whether the grant was known (live or revoked before), which is when the
+-- caller records the revocation in the feed.
 local function revoke(set, marker)
   local ttl = redis.call('PTTL', set)
+  if ttl < 0 and redis.call('EXISTS', marker) == 1 then return true end
   local members = redis.call('SMEMBERS', set)
   for i = 1, #members, 1000 do
     redis.call('DEL', unpack(members, i, math.min(i + 999, #members)))
   end
   redis.call('DEL', set)
   if ttl > 0 then redis.call('SET', marker, '1', 'PX', ttl) end
+  return ttl > 0
 end
 `
 
 func script(body string) *goredis.Script { return goredis.NewScript(luaHelpers + body) }
 
-// createClientScript: KEYS client, index; ARGV record, px, id, expiry (unix ms), now (unix ms).
+// createClientScript: KEYS client, index[, source index]; ARGV record, px, id, expiry
+// (unix ms), now (unix ms), limit. With a source index, a limit > 0 refuses the
+// client when the source already has limit live registrations, answering
+// 'LIMIT:<unix ms>' with the expiry of the source's earliest one.
 var createClientScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
+local limit = tonumber(ARGV[6])
+if KEYS[3] then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+  if limit > 0 and redis.call('ZCARD', KEYS[3]) >= limit then
+    local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    return 'LIMIT:' .. first[2]
+  end
+end
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  extend(KEYS[2], px)
+  if KEYS[3] then
+    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+    extend(KEYS[3], px)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return 'OK'
+`)
+
+// updateClientScript: KEYS client, index[, source index]; ARGV as createClientScript.
+var updateClientScript = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOTFOUND' end
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  extend(KEYS[2], px)
+  if KEYS[3] then
+    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+    extend(KEYS[3], px)
+  end
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  if KEYS[3] then redis.call('ZREM', KEYS[3], ARGV[3]) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return 'OK'
+`)
+
+// deleteClientScript: KEYS client, index; ARGV id, source index prefix. The source
+// index is named by the stored record (same hash tag, so the same slot).
+var deleteClientScript = script(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  local ok, rec = pcall(cjson.decode, v)
+  if ok and type(rec) == 'table' and type(rec.source) == 'string' and rec.source ~= '' then
+    redis.call('ZREM', ARGV[2] .. rec.source, ARGV[1])
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 'OK'
+`)
+
+// touchClientScript: KEYS client, index[, source index]; ARGV last_used_at and
+// expires_at (each a JSON string, quotes included), expiry (unix ms), px, id.
+//
+// It rewrites only those two fields of the stored JSON, so a concurrent update's other
+// fields survive. A field name can match only where it is a key: inside a JSON string
+// every quote is escaped, so '"expires_at":"' cannot occur there, and the match must
+// follow '{' or ','.
+var touchClientScript = script(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 'NOTFOUND' end
+local px = tonumber(ARGV[4])
+if px <= 0 then return 'OK' end
+local function replace(s, field, value)
+  local i, j = string.find(s, '[{,]"' .. field .. '":"[^"]*"')
+  if not i then return nil end
+  return string.sub(s, 1, i) .. '"' .. field .. '":' .. value .. string.sub(s, j + 1)
+end
+local rec = replace(v, 'expires_at', ARGV[2])
+if not rec then return 'BADRECORD' end
+local used = replace(rec, 'last_used_at', ARGV[1])
+if not used then
+  local i = string.find(rec, '[{,]"expires_at":')
+  used = string.sub(rec, 1, i) .. '"last_used_at":' .. ARGV[1] .. ',' .. string.sub(rec, i + 1)
+end
+redis.call('SET', KEYS[1], used, 'PX', px)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+extend(KEYS[2], px)
+if KEYS[3] then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5])
+  extend(KEYS[3], px)
+end
+return 'OK'
+`)
+
+// requestApprovalScript: KEYS approval, index; ARGV record, px, id, expiry (unix ms),
+// now (unix ms). Answers the record stored now: the live one there, or ARGV record.
+var requestApprovalScript = script(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
 local px = tonumber(ARGV[2])
 if px > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
@@ -76,12 +180,11 @@ if px > 0 then
   extend(KEYS[2], px)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-return 'OK'
+return ARGV[1]
 `)
 
-// updateClientScript: as createClientScript.
-var updateClientScript = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOTFOUND' end
+// setApprovalScript: as requestApprovalScript, replacing any record; answers OK.
+var setApprovalScript = script(`
 local px = tonumber(ARGV[2])
 if px > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
@@ -92,13 +195,6 @@ else
   redis.call('ZREM', KEYS[2], ARGV[3])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-return 'OK'
-`)
-
-// deleteClientScript: KEYS client, index; ARGV id.
-var deleteClientScript = script(`
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
 return 'OK'
 `)
 
@@ -156,35 +252,132 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)
 
-// rotateScript: KEYS old refresh, set, revoked, access[, refresh]; ARGV access, px[, refresh, px].
+// rotateScript: KEYS old refresh, set, revoked, successor, access[, refresh];
+// ARGV client, successor px, sealed successor, access, px[, refresh, px].
+//
+// It answers with a table: {status} or {'SUCCESSOR', sealed}. A live token becomes its
+// replay marker and the new pair is written; the successor (a hash of client and
+// sealed response) is kept for its own px only, in the grant's keys set so that
+// revocation deletes it. Another request's marker is reuse: the same client inside the
+// window gets the kept successor back, anyone else revokes the grant. An empty access
+// record (ARGV[4]) settles a reuse only: it never rotates.
 var rotateScript = script(`
 local v = redis.call('GET', KEYS[1])
 if not v then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
-  return 'NOTFOUND'
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'REVOKED'} end
+  return {'NOTFOUND'}
 end
-local state = spent(v, KEYS[4])
+local state = spent(v, KEYS[5])
 if state == 'retry' then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
-  return 'OK'
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'REVOKED'} end
+  return {'OK'}
 end
 if state == 'reused' then
+  if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
+    local kept = redis.call('HMGET', KEYS[4], 'client', 'sealed')
+    if kept[1] == ARGV[1] and kept[2] then return {'SUCCESSOR', kept[2]} end
+  end
   revoke(KEYS[2], KEYS[3])
-  return 'REFRESH_REUSED'
+  return {'REFRESH_REUSED'}
 end
-redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[4], 'KEEPTTL')
-if KEYS[5] then
-  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2], KEYS[5], ARGV[3], ARGV[4])
+if ARGV[4] == '' then return {'NOPAIR'} end
+redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[5], 'KEEPTTL')
+if KEYS[6] then
+  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5], KEYS[6], ARGV[6], ARGV[7])
 else
-  put(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
+  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5])
+end
+local px = tonumber(ARGV[2])
+if px > 0 then
+  redis.call('HSET', KEYS[4], 'client', ARGV[1], 'sealed', ARGV[3])
+  redis.call('PEXPIRE', KEYS[4], px)
+  redis.call('SADD', KEYS[2], KEYS[4])
+  extend(KEYS[2], px)
 end
 redis.call('SREM', KEYS[2], KEYS[1])
+return {'OK'}
+`)
+
+// issueGrantScript: KEYS set, revoked, grant, access[, refresh];
+// ARGV grant, px, access, px[, refresh, px].
+//
+// A grant issued without a code (client_credentials): written only under a fresh ID.
+var issueGrantScript = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'REVOKED' end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'EXISTS' end
+if KEYS[5] then
+  put(KEYS[1], KEYS[3], ARGV[1], ARGV[2], KEYS[4], ARGV[3], ARGV[4], KEYS[5], ARGV[5], ARGV[6])
+else
+  put(KEYS[1], KEYS[3], ARGV[1], ARGV[2], KEYS[4], ARGV[3], ARGV[4])
+end
 return 'OK'
 `)
 
-// revokeGrantScript: KEYS set, revoked.
+// saveDeviceScript: KEYS device, poll; ARGV record, px, interval (ms).
+var saveDeviceScript = script(`
+local px = tonumber(ARGV[2])
+if px <= 0 then return 'OK' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'interval', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], px)
+return 'OK'
+`)
+
+// denyDeviceScript: KEYS device, poll. The polling state gets the device's TTL again:
+// HSET would otherwise leave a key without one, had it just expired.
+var denyDeviceScript = script(`
+local px = redis.call('PTTL', KEYS[1])
+if px <= 0 then return 'NOTFOUND' end
+redis.call('HSET', KEYS[2], 'denied', '1')
+redis.call('PEXPIRE', KEYS[2], px)
+return 'OK'
+`)
+
+// pollDeviceScript: KEYS device, poll, code; ARGV now (unix ms), slow-down step (ms).
+//
+// Answers {status, record, interval ms}. The approval is the code under the device
+// code's hash (live, or its replay marker once redeemed).
+var pollDeviceScript = script(`
+local rec = redis.call('GET', KEYS[1])
+if not rec then return {'NOTFOUND'} end
+local st = redis.call('HMGET', KEYS[2], 'interval', 'last', 'denied')
+local interval = tonumber(st[1]) or 0
+local now = tonumber(ARGV[1])
+local status = 'PENDING'
+if st[3] then
+  status = 'DENIED'
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  status = 'APPROVED'
+elseif st[2] and now - tonumber(st[2]) < interval then
+  interval = interval + tonumber(ARGV[2])
+  status = 'SLOW_DOWN'
+end
+redis.call('HSET', KEYS[2], 'interval', interval, 'last', now)
+local px = redis.call('PTTL', KEYS[1])
+if px > 0 then redis.call('PEXPIRE', KEYS[2], px) end
+return {status, rec, tostring(interval)}
+`)
+
+// revokeGrantScript: KEYS set, revoked. NONE for a grant never seen (or long gone).
 var revokeGrantScript = script(`
-revoke(KEYS[1], KEYS[2])
+if revoke(KEYS[1], KEYS[2]) then return 'OK' end
+return 'NONE'
+`)
+
+// feedAddScript: KEYS feed; ARGV member, retention (ms).
+//
+// The score is Redis's own clock, read in the same step as the ZADD, so scores follow
+// the order entries were added in whatever replica added them: a reader that asks for
+// everything from the latest score it saw misses nothing added after its read. The
+// key's TTL is reset to the retention, so a quiet feed disappears on its own.
+var feedAddScript = script(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - keep))
+redis.call('PEXPIRE', KEYS[1], keep)
 return 'OK'
 `)
 
@@ -195,9 +388,33 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)
 
+// indexGrantScript: KEYS index; ARGV grant ID, grant expiry (unix ms), px, now (unix ms).
+// The index is a sorted set of grant IDs by expiry, so expired entries go by score.
+var indexGrantScript = script(`
+local px = tonumber(ARGV[3])
+if px > 0 then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  extend(KEYS[1], px)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+return 'OK'
+`)
+
+// releaseLeaseScript: KEYS lease; ARGV holder. Deletes the lease only if this holder
+// has it.
+var releaseLeaseScript = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'OK'
+`)
+
 var allScripts = []*goredis.Script{
-	createClientScript, updateClientScript, deleteClientScript,
+	createClientScript, updateClientScript, deleteClientScript, touchClientScript,
+	requestApprovalScript, setApprovalScript,
 	saveCodeScript, saveLoginScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
+	issueGrantScript, saveDeviceScript, denyDeviceScript, pollDeviceScript,
+	indexGrantScript,
+	releaseLeaseScript,
+	feedAddScript,
 }
 
 // loadScripts loads every script (on a Cluster, into every master), so the first

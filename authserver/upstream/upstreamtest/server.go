@@ -96,6 +96,11 @@ type Options struct {
 	// AuthMethods are the token endpoint client authentication methods accepted and
 	// advertised: "client_secret_basic", "client_secret_post"; default both.
 	AuthMethods []string
+	// IncrementalScopes makes a token cover every scope its user has granted the
+	// client so far, not only those of its authorization request, as GitHub does and
+	// Google does with include_granted_scopes=true; the token response's scope says
+	// so.
+	IncrementalScopes bool
 }
 
 // Server is a running fake IdP. Its methods are safe for concurrent use.
@@ -120,10 +125,14 @@ type Server struct {
 	mutateID      func(map[string]any)
 	signWithRogue bool
 	tokenDelay    time.Duration
+	tokenFailure  int
 	codes         map[string]*codeGrant
 	refreshTokens map[string]*grant
 	accessTokens  map[string]*accessGrant
 	lastAuthorize url.Values
+	authorizeLog  []url.Values
+	grantedScopes map[string][]string // subject → every scope granted (IncrementalScopes)
+	userInfoScope string              // the scope of the token last seen at /userinfo
 
 	authorizations, exchanges, refreshes, userInfoCalls, discoveries atomic.Int64
 }
@@ -141,6 +150,7 @@ type codeGrant struct {
 
 type accessGrant struct {
 	user    User
+	scope   string
 	expires time.Time
 }
 
@@ -157,6 +167,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 		codes:         map[string]*codeGrant{},
 		refreshTokens: map[string]*grant{},
 		accessTokens:  map[string]*accessGrant{},
+		grantedScopes: map[string][]string{},
 	}
 	if s.accessTTL <= 0 {
 		s.accessTTL = time.Hour
@@ -274,6 +285,15 @@ func (s *Server) SetTokenDelay(d time.Duration) {
 	s.tokenDelay = d
 }
 
+// FailTokenRequests makes the token endpoint answer every request with status (a 5xx,
+// say) and error "server_error" while it is not 0, as an upstream outage would. The
+// counters still count the requests.
+func (s *Server) FailTokenRequests(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenFailure = status
+}
+
 // ExpireAccessTokens makes every access token issued so far invalid at /userinfo.
 func (s *Server) ExpireAccessTokens() {
 	s.mu.Lock()
@@ -306,6 +326,26 @@ func (s *Server) LastAuthorizeRequest() url.Values {
 		return nil
 	}
 	return maps.Clone(s.lastAuthorize)
+}
+
+// AuthorizeRequests returns the query of every /authorize request so far, oldest
+// first, to assert on what each asked for.
+func (s *Server) AuthorizeRequests() []url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]url.Values, len(s.authorizeLog))
+	for i, q := range s.authorizeLog {
+		out[i] = maps.Clone(q)
+	}
+	return out
+}
+
+// LastUserInfoScope returns the scope of the access token last presented at
+// /userinfo: what the caller's upstream token covers.
+func (s *Server) LastUserInfoScope() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userInfoScope
 }
 
 // Authorize requests authURL (an authorization URL for this server) without following
@@ -384,6 +424,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
 	s.lastAuthorize = maps.Clone(q)
+	s.authorizeLog = append(s.authorizeLog, maps.Clone(q))
 	user, deny := s.user, s.deny
 	s.mu.Unlock()
 
@@ -431,8 +472,19 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	default:
 		code := rand.Text()
 		s.mu.Lock()
+		scope := q.Get("scope")
+		if s.opts.IncrementalScopes {
+			all := s.grantedScopes[user.Subject]
+			for _, sc := range strings.Fields(scope) {
+				if !slices.Contains(all, sc) {
+					all = append(all, sc)
+				}
+			}
+			s.grantedScopes[user.Subject] = all
+			scope = strings.Join(all, " ")
+		}
 		s.codes[code] = &codeGrant{
-			grant:       grant{user: user, scope: q.Get("scope")},
+			grant:       grant{user: user, scope: scope},
 			redirectURI: redirectURI,
 			challenge:   challenge,
 			nonce:       q.Get("nonce"),
@@ -457,7 +509,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.refreshes.Add(1)
 	}
 	s.mu.Lock()
-	delay := s.tokenDelay
+	delay, failure := s.tokenDelay, s.tokenFailure
 	s.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -465,6 +517,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if failure != 0 {
+		tokenError(w, failure, "server_error", "the fake IdP is failing token requests")
+		return
 	}
 	if status, code, desc := s.authenticateClient(r); code != "" {
 		if status == http.StatusUnauthorized {
@@ -558,7 +614,7 @@ func (s *Server) issue(w http.ResponseWriter, g grant, nonce, keptRefresh string
 	access := rand.Text()
 	s.mu.Lock()
 	ttl := s.accessTTL
-	s.accessTokens[access] = &accessGrant{user: g.user, expires: time.Now().Add(ttl)}
+	s.accessTokens[access] = &accessGrant{user: g.user, scope: g.scope, expires: time.Now().Add(ttl)}
 	resp := map[string]any{
 		"access_token": access,
 		"token_type":   "Bearer",
@@ -634,6 +690,9 @@ func (s *Server) userInfo(w http.ResponseWriter, r *http.Request) {
 	tok, ok := bearer(r)
 	s.mu.Lock()
 	a, found := s.accessTokens[tok]
+	if found {
+		s.userInfoScope = a.scope
+	}
 	s.mu.Unlock()
 	if !ok || !found || time.Now().After(a.expires) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)

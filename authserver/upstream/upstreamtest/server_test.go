@@ -1,6 +1,7 @@
 package upstreamtest_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpauth/mcpauth/authserver/upstream"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 )
 
@@ -407,5 +409,59 @@ func TestReadyMadeConfigsAreValid(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("Validate() = %v", err)
 		}
+	}
+}
+
+// With IncrementalScopes a second authorization asking for one more scope yields a
+// token for every scope granted so far, and the log keeps what each request asked.
+func TestIncrementalScopes(t *testing.T) {
+	srv := upstreamtest.NewServer(t, upstreamtest.Options{IncrementalScopes: true})
+	p, err := upstream.New(context.Background(), withScopes(srv.OAuth2Config("http://127.0.0.1/cb"), "read:user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scopes []string
+	for _, ask := range [][]string{nil, {"repo"}} {
+		ap := upstream.NewAuthParams()
+		ap.Scopes = ask
+		cb := srv.Authorize(t, p.AuthCodeURL("st", ap))
+		tok, _, err := p.Exchange(context.Background(), cb.Query().Get("code"), ap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scopes = append(scopes, tok.Scope)
+	}
+	if scopes[0] != "read:user" || scopes[1] != "read:user repo" {
+		t.Errorf("token scopes %q, want read:user then read:user repo", scopes)
+	}
+	log := srv.AuthorizeRequests()
+	if len(log) != 2 || log[0].Get("scope") != "read:user" || log[1].Get("scope") != "repo" {
+		t.Errorf("authorize log %v", log)
+	}
+	if got := srv.LastUserInfoScope(); got != "read:user repo" {
+		t.Errorf("LastUserInfoScope %q", got)
+	}
+}
+
+func withScopes(c upstream.Config, scopes ...string) upstream.Config {
+	c.Scopes = scopes
+	return c
+}
+
+func TestFailTokenRequestsAnswersAnOutageUntilTurnedOff(t *testing.T) {
+	srv := upstreamtest.NewServer(t, upstreamtest.Options{})
+	first := postToken(t, srv, codeForm(code(t, srv, authorizeQuery(srv, "v")), "v"), true)
+	refresh := func() tokenResponse {
+		return postToken(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.str("refresh_token")}}, false)
+	}
+	srv.FailTokenRequests(http.StatusServiceUnavailable)
+	wantError(t, refresh(), http.StatusServiceUnavailable, "server_error")
+	srv.FailTokenRequests(0)
+	// The failed request spent nothing: the refresh token still works.
+	if r := refresh(); r.status != http.StatusOK || r.str("access_token") == "" {
+		t.Fatalf("refresh after the outage: %d %v", r.status, r.body)
+	}
+	if srv.Refreshes() != 2 {
+		t.Errorf("Refreshes() = %d, want 2: failed requests count too", srv.Refreshes())
 	}
 }

@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpauth/mcpauth/examples/mcpserver/server"
@@ -29,8 +33,32 @@ type world struct {
 	mcpURL string // the MCP endpoint, also the resource identifier
 	base   string
 
-	mu           sync.Mutex
-	userinfoAuth []string // Authorization headers the upstream saw
+	issuer string
+	signer jose.Signer
+
+	mu             sync.Mutex
+	userinfoAuth   []string                  // Authorization headers the upstream saw
+	tokens         map[string]map[string]any // what introspection knows
+	introspections int
+}
+
+// jwt mints a JWT access token for sub, known to introspection with extra.
+func (w *world) jwt(t *testing.T, sub string, extra map[string]any) string {
+	t.Helper()
+	now := time.Now()
+	claims, _ := json.Marshal(map[string]any{
+		"iss": w.issuer, "sub": sub, "aud": w.mcpURL, "client_id": "some-mcp-client", "scope": "mcp",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "jti-" + sub, "gid": "grant-" + sub,
+	})
+	jws, err := w.signer.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := jws.CompactSerialize()
+	w.mu.Lock()
+	w.tokens[tok] = extra
+	w.mu.Unlock()
+	return tok
 }
 
 func newWorld(t *testing.T) *world {
@@ -62,14 +90,46 @@ func newWorld(t *testing.T) *world {
 		"alice-token": {"sub": "alice", "upstream_access_token": upstreamToken},
 		"bob-token":   {"sub": "bob", "upstream_access_token": upstreamToken},
 		"no-upstream": {"sub": "carol"},
+		"admin-token": {"sub": "alice", "scope": "mcp tools:admin", "upstream_access_token": upstreamToken},
 	}
+	// JWTs are signed with this key, published at the JWKS; the server introspects
+	// them too (for the upstream token), so they join the token table once minted.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tokens = tokens
+	var issuer string
 	as := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			rw.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(rw).Encode(map[string]string{"issuer": issuer, "jwks_uri": issuer + "/oauth/jwks"})
+			return
+		case "/oauth/jwks":
+			_ = json.NewEncoder(rw).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+			return
+		}
 		if id, secret, ok := r.BasicAuth(); !ok || id != introspectionID || secret != introspectionSecret {
 			http.Error(rw, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 			return
 		}
+		if r.URL.Path == "/oauth/revocations" {
+			rw.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(rw, `{"revocations":[],"cursor":"0","retention":960}`)
+			return
+		}
 		answer := map[string]any{"active": false}
-		if extra, ok := tokens[r.PostFormValue("token")]; ok {
+		w.mu.Lock()
+		w.introspections++
+		extra, ok := tokens[r.PostFormValue("token")]
+		w.mu.Unlock()
+		if ok {
 			answer = map[string]any{
 				"active": true, "token_type": "Bearer", "client_id": "some-mcp-client", "scope": "mcp",
 				"aud": []string{w.mcpURL}, "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(),
@@ -82,8 +142,8 @@ func newWorld(t *testing.T) *world {
 		_ = json.NewEncoder(rw).Encode(answer)
 	}))
 	t.Cleanup(as.Close)
+	issuer, w.issuer = as.URL, as.URL
 
-	var err error
 	h, err = server.New(server.Config{
 		ResourceURL:           w.mcpURL,
 		Issuer:                as.URL,
@@ -158,8 +218,8 @@ func TestAnMCPClientWithATokenUsesTheTools(t *testing.T) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"echo", "whoami"}) {
-		t.Errorf("tools %q, want echo and whoami", names)
+	if !slices.Equal(names, []string{"admin_whoami", "echo", "whoami"}) {
+		t.Errorf("tools %q, want admin_whoami, echo and whoami", names)
 	}
 
 	t.Run("whoami returns the upstream user, fetched with the upstream token", func(t *testing.T) {
@@ -179,6 +239,20 @@ func TestAnMCPClientWithATokenUsesTheTools(t *testing.T) {
 			t.Errorf("echo = %q (error %v)", text, isErr)
 		}
 	})
+}
+
+func TestAdminWhoamiNeedsToolsAdmin(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := w.connect(t, "alice-token").CallTool(ctx, &mcp.CallToolParams{Name: "admin_whoami", Arguments: map[string]any{}})
+	if err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("admin_whoami with scope mcp: %v, want the 403 of a step-up", err)
+	}
+	text, isErr := callTool(t, w.connect(t, "admin-token"), "admin_whoami", map[string]any{})
+	if isErr || !strings.Contains(text, `"login":"octocat"`) || !strings.Contains(text, `"scopes":["mcp","tools:admin"]`) {
+		t.Errorf("admin_whoami with tools:admin = %q (error %v)", text, isErr)
+	}
 }
 
 func TestWhoamiWithoutAnUpstreamTokenIsAClearToolError(t *testing.T) {
@@ -220,8 +294,8 @@ func TestARequestWithoutATokenIsSentToTheMetadata(t *testing.T) {
 		Resource string   `json:"resource"`
 		Scopes   []string `json:"scopes_supported"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&prm); err != nil || prm.Resource != w.mcpURL || !slices.Equal(prm.Scopes, []string{"mcp"}) {
-		t.Errorf("metadata %+v (%v), want resource %s and scope mcp", prm, err, w.mcpURL)
+	if err := json.NewDecoder(resp.Body).Decode(&prm); err != nil || prm.Resource != w.mcpURL || !slices.Equal(prm.Scopes, []string{"mcp", "tools:admin"}) {
+		t.Errorf("metadata %+v (%v), want resource %s and scopes mcp and tools:admin (admin_whoami's)", prm, err, w.mcpURL)
 	}
 }
 
@@ -244,5 +318,33 @@ func TestAnotherUserCannotUseTheSession(t *testing.T) {
 	// The SDK binds the session to the user the middleware reported.
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "session user mismatch") {
 		t.Errorf("bob on alice's session: status %d %q, want 403 session user mismatch", resp.StatusCode, body)
+	}
+}
+
+// With a JWT the server verifies the token itself, and whoami still reaches the
+// upstream: it asks introspection for the upstream token, once.
+func TestWhoamiWithAJWT(t *testing.T) {
+	w := newWorld(t)
+	tok := w.jwt(t, "dave", map[string]any{"sub": "dave", "upstream_access_token": upstreamToken})
+	cs := w.connect(t, tok)
+	if text, isErr := callTool(t, cs, "echo", map[string]any{"text": "hi"}); isErr || text != "hi" {
+		t.Fatalf("echo = %q (error %v)", text, isErr)
+	}
+	w.mu.Lock()
+	asked := w.introspections
+	w.mu.Unlock()
+	if asked != 0 {
+		t.Errorf("%d introspections before whoami, want none: the JWT is verified locally", asked)
+	}
+	for range 2 {
+		text, isErr := callTool(t, cs, "whoami", map[string]any{})
+		if isErr || !strings.Contains(text, `"login":"octocat"`) {
+			t.Errorf("whoami = %q (error %v), want octocat's identity", text, isErr)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.introspections != 1 {
+		t.Errorf("%d introspections for two whoami calls, want 1 (cached)", w.introspections)
 	}
 }

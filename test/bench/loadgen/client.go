@@ -36,8 +36,8 @@ const (
 	redirectURI = "http://127.0.0.1/callback"
 	resource    = "https://mcp.bench.example/"
 	// registrationsPerAddress stays under the server's per-address registration burst
-	// (30); see regClient.
-	registrationsPerAddress = 25
+	// (30) and its limit of live registrations per address (20); see regClient.
+	registrationsPerAddress = 15
 )
 
 func newTransport() *http.Transport {
@@ -65,8 +65,8 @@ func newGen(server, upstream, introspectID, introspectSecret string) *gen {
 }
 
 // worker is one concurrent client. Each has its own registration client: the server
-// rate-limits registrations per client address (30 at once, then one every 2 s), as
-// it should, and a benchmark registering hundreds of clients a second from one
+// rate-limits registrations per client address (30 at once, then one every 2 s) and
+// bounds each address's live registrations (20), as it should, and a benchmark registering hundreds of clients a second from one
 // address would only measure 429s. Real registrations come from as many addresses as
 // there are installs; the worker stands in for them by moving to a fresh loopback
 // source address (Linux routes all of 127/8 to lo) every registrationsPerAddress

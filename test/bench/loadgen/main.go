@@ -45,6 +45,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcpauth/mcpauth/internal/testutil/signingkeys"
 )
 
 func main() {
@@ -327,9 +329,18 @@ func startTarget(dir, name, bin, upstreamURL, redisAddr, prefix string) (*target
 // upstream as a plain OAuth 2.0 provider, dynamic registration on (the default), opaque
 // access tokens (what introspection is for; the baselines are sized for their
 // records), and one pre-registered confidential client, the MCP server that
-// introspects.
+// introspects. The server also gets a keys file of its own (not required with opaque
+// tokens; it keeps the configuration valid if the format is switched to jwt).
 func writeServerConfig(dir, name, addr, upstreamURL, redisAddr, prefix, introspectSecret string) (string, []string, error) {
 	sum := sha256.Sum256([]byte(introspectSecret))
+	keysDir := filepath.Join(dir, name+"-keys")
+	if err := os.MkdirAll(keysDir, 0o700); err != nil {
+		return "", nil, err
+	}
+	keysFile, err := signingkeys.WriteNew(keysDir)
+	if err != nil {
+		return "", nil, err
+	}
 	cfg := fmt.Sprintf(`issuer: http://%[1]s
 listenAddress: %[1]s
 scopesSupported: [mcp]
@@ -355,7 +366,9 @@ clients:
     secretHash: sha256:%[4]s
     tokenEndpointAuthMethod: client_secret_basic
     redirectURIs: [http://127.0.0.1/unused]
-`, addr, upstreamURL, redisAddr, hex.EncodeToString(sum[:]), prefix)
+secrets:
+  signingKeysFile: %[6]s
+`, addr, upstreamURL, redisAddr, hex.EncodeToString(sum[:]), prefix, keysFile)
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return "", nil, err

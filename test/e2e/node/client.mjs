@@ -11,8 +11,10 @@
 // Environment:
 //   MCP_URL             the MCP endpoint (required)
 //   EXPECT_ISSUER       the authorization server's issuer; iss must equal it (required)
-//   CLIENT_MODE         dcr (default) or cimd
+//   CLIENT_MODE         dcr (default), cimd, or static (a pre-registered public client,
+//                       such as an MCPClient with a loopback redirect URI)
 //   CIMD_URL            the client_id URL in cimd mode
+//   CLIENT_ID           the client ID in static mode
 //   IDP_USER_LOGIN, IDP_USER_PASSWORD  the upstream user's credentials (required)
 //   EXPECT_SUB, EXPECT_EMAIL           what whoami must return (unchecked when unset)
 //   CLIENT_METADATA     JSON merged into the registered client metadata, to try what
@@ -21,14 +23,17 @@
 //                       0 skips the expiry and refresh step, for a server whose tokens
 //                       live longer, such as `make dev`)
 //   TIMEOUT_MS          the whole run's deadline (default 45000)
+//   STEP_UP_TOOL        a tool the first token's scope does not cover: call it, expect
+//                       403 insufficient_scope, authorize again with the challenge's
+//                       scope, and call it again (the step-up; summary field stepUp)
 // On success it prints one JSON summary on stdout and exits 0; on any failure it says
 // why on stderr and exits 1.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 const env = (name, def) => {
   const v = process.env[name] || def;
@@ -50,6 +55,7 @@ const cfg = {
   issuer: env('EXPECT_ISSUER'),
   mode: env('CLIENT_MODE', 'dcr'),
   cimdURL: process.env.CIMD_URL,
+  clientID: process.env.CLIENT_ID,
   login: env('IDP_USER_LOGIN'),
   password: env('IDP_USER_PASSWORD'),
   sub: process.env.EXPECT_SUB,
@@ -57,9 +63,11 @@ const cfg = {
   expiryWait: Number(env('EXPIRY_WAIT_MS', '6500')),
   timeout: Number(env('TIMEOUT_MS', '45000')),
   metadata: JSON.parse(process.env.CLIENT_METADATA || '{}'),
+  stepUpTool: process.env.STEP_UP_TOOL,
 };
-if (!['dcr', 'cimd'].includes(cfg.mode)) fail(`CLIENT_MODE must be dcr or cimd, not ${cfg.mode}`);
+if (!['dcr', 'cimd', 'static'].includes(cfg.mode)) fail(`CLIENT_MODE must be dcr, cimd or static, not ${cfg.mode}`);
 if (cfg.mode === 'cimd' && !cfg.cimdURL) fail('CIMD_URL is required in cimd mode');
+if (cfg.mode === 'static' && !cfg.clientID) fail('CLIENT_ID is required in static mode');
 setTimeout(() => fail(`no result after ${cfg.timeout} ms`), cfg.timeout).unref();
 
 // ---------------------------------------------------------------------------------------
@@ -246,6 +254,8 @@ class E2EProvider {
     this.browsed = undefined;
     this.stateSent = undefined;
     if (cfg.mode === 'cimd') this.clientMetadataUrl = cfg.cimdURL;
+    // A pre-registered client: the SDK registers nothing when it already has one.
+    if (cfg.mode === 'static') this._client = { client_id: cfg.clientID };
   }
 
   get redirectUrl() {
@@ -314,6 +324,7 @@ class E2EProvider {
     this.authorizationRequest = Object.fromEntries(
       [...authorizationURL.searchParams].filter(([k]) => !['code_challenge', 'state'].includes(k)),
     );
+    this.lastAuthorizationRequest = this.authorizationRequest;
     this.browsed = await browse(authorizationURL, this._redirectURL, this.jar);
     for (const h of this.browsed.hops) log(`  ${h}`);
   }
@@ -331,11 +342,14 @@ await new Promise((resolve) => callback.listen(0, '127.0.0.1', resolve));
 const redirectURL = new URL(`http://127.0.0.1:${callback.address().port}/callback`);
 
 // Every request the SDK makes, for the summary (paths only: queries carry secrets).
+// The WWW-Authenticate of every 403 is kept too: the step-up reads its scope.
 const requests = [];
+const challenges403 = [];
 const tracingFetch = async (input, init) => {
   const u = new URL(input instanceof Request ? input.url : input);
   const res = await fetch(input, init);
   requests.push(`${init?.method ?? 'GET'} ${u.pathname} ${res.status}`);
+  if (res.status === 403) challenges403.push(res.headers.get('www-authenticate') ?? '');
   return res;
 };
 
@@ -358,6 +372,72 @@ function identityOf(result, label) {
   return info;
 }
 
+// checkRedirect checks the parameters the browser step brought back to the client.
+function checkRedirect(cb) {
+  if (cb.error) throw new Error(`authorization failed: ${cb.error}: ${cb.error_description ?? ''}`);
+  if (!cb.code) throw new Error(`no code in the redirect: ${JSON.stringify(cb)}`);
+  if (cb.state !== provider.stateSent) throw new Error(`state ${cb.state} does not match the one sent (${provider.stateSent})`);
+  // RFC 9207: the SDK does not check iss yet, so the application does.
+  if (cb.iss !== cfg.issuer) throw new Error(`iss ${cb.iss} is not the issuer ${cfg.issuer}`);
+}
+
+// stepUp calls a tool the token's scope does not cover. The MCP server answers 403
+// error="insufficient_scope" with the scope the call needs. SDK 1.32 answers that 403
+// by refreshing the token (a refresh cannot widen the scope), retries, and gives up
+// when the same challenge comes back; the host then does what the challenge asks: a
+// new authorization with its scope (the user sees the consent page again), and the
+// call again with the new token.
+async function stepUp(client, tool, toolsBefore) {
+  const tokensBefore = provider.savedTokens.length;
+  const firstAuthorization = provider.authorizationRequest;
+  let firstError;
+  try {
+    const res = await client.callTool({ name: tool, arguments: {} });
+    throw new Error(`${tool} answered without a step-up: ${JSON.stringify(res)}`);
+  } catch (err) {
+    if (!(err instanceof StreamableHTTPError) || err.code !== 403) throw err;
+    firstError = err.message;
+  }
+  const challenge = challenges403.at(-1);
+  if (!challenge || !/error="insufficient_scope"/.test(challenge)) throw new Error(`the 403 has no insufficient_scope challenge: ${challenge}`);
+  const scope = /scope="([^"]*)"/.exec(challenge)?.[1];
+  const resourceMetadata = /resource_metadata="([^"]*)"/.exec(challenge)?.[1];
+  if (!scope || !resourceMetadata) throw new Error(`the challenge names no scope or resource_metadata: ${challenge}`);
+  log(`step-up: ${tool} needs scope "${scope}"`);
+
+  provider.invalidateCredentials('tokens');
+  provider.browsed = undefined;
+  const opts = { serverUrl: mcpURL, scope, resourceMetadataUrl: new URL(resourceMetadata), fetchFn: tracingFetch };
+  if ((await auth(provider, opts)) !== 'REDIRECT') throw new Error('the step-up did not start an authorization');
+  const cb = provider.browsed.params;
+  checkRedirect(cb);
+  if ((await auth(provider, { ...opts, authorizationCode: cb.code })) !== 'AUTHORIZED') throw new Error('the step-up code exchange failed');
+
+  const again = new Client({ name: 'mcpauth-e2e', version: '1.0.0' });
+  await again.connect(newTransport());
+  const toolsAfter = (await again.listTools()).tools.map((t) => t.name).sort();
+  const res = await again.callTool({ name: tool, arguments: {} });
+  await again.close();
+  if (res.isError) throw new Error(`${tool} failed after the step-up: ${JSON.stringify(res.content)}`);
+  const text = res.content?.find((c) => c.type === 'text')?.text ?? '';
+  const result = JSON.parse(text);
+  const identity = identityOf({ content: [{ type: 'text', text: JSON.stringify(result.userinfo) }] }, `${tool} after the step-up`);
+  const tokensSavedDuring = provider.savedTokens.slice(tokensBefore);
+  provider.authorizationRequest = firstAuthorization;
+  return {
+    tool,
+    firstError,
+    challenge,
+    authorizationRequest: provider.lastAuthorizationRequest,
+    pages: provider.browsed.pages,
+    toolsBefore,
+    toolsAfter,
+    identity,
+    scopes: result.scopes,
+    tokenScopes: tokensSavedDuring.map((t) => t.scope),
+  };
+}
+
 async function main() {
   // 1. Connect without a token: 401, discovery, registration, then the browser step.
   const first = new Client({ name: 'mcpauth-e2e', version: '1.0.0' });
@@ -371,11 +451,7 @@ async function main() {
   await first.close();
   if (!provider.browsed) throw new Error('the SDK never called redirectToAuthorization');
   const cb = provider.browsed.params;
-  if (cb.error) throw new Error(`authorization failed: ${cb.error}: ${cb.error_description ?? ''}`);
-  if (!cb.code) throw new Error(`no code in the redirect: ${JSON.stringify(cb)}`);
-  if (cb.state !== provider.stateSent) throw new Error(`state ${cb.state} does not match the one sent (${provider.stateSent})`);
-  // RFC 9207: the SDK does not check iss yet, so the application does.
-  if (cb.iss !== cfg.issuer) throw new Error(`iss ${cb.iss} is not the issuer ${cfg.issuer}`);
+  checkRedirect(cb);
   await transport.finishAuth(cb.code);
   if (provider.savedTokens.length !== 1) throw new Error(`finishAuth saved ${provider.savedTokens.length} token sets, want 1`);
   const initial = provider.savedTokens[0];
@@ -390,6 +466,7 @@ async function main() {
   if (!names.includes('whoami')) throw new Error(`tools/list has no whoami: ${names}`);
   const before = identityOf(await client.callTool({ name: 'whoami', arguments: {} }), 'first call');
   log(`whoami: ${JSON.stringify(before)}`);
+  const stepped = cfg.stepUpTool ? await stepUp(client, cfg.stepUpTool, names) : undefined;
 
   // 3. Let the access token expire; the next call gets 401 and the SDK refreshes. Any
   // token saved before the wait is older than the wait when the call is made.
@@ -429,6 +506,7 @@ async function main() {
     accessTokenChanged: latest.access_token !== initial.access_token,
     refreshTokenRotated: latest.refresh_token !== initial.refresh_token,
     expiresIn: initial.expires_in,
+    stepUp: stepped,
     invalidated: provider.invalidated,
     requests,
   };

@@ -9,7 +9,10 @@
 //   IDP_REDIRECT_URI                  the authorization server's callback URL
 //   IDP_USER_LOGIN, IDP_USER_PASSWORD the test user's login and password
 //   IDP_USER_SUB, IDP_USER_EMAIL, IDP_USER_NAME  the test user's claims
-//   IDP_PORT                          the loopback port (default 0: a free one)
+//   IDP_PORT                          the port (default 0: a free one)
+//   IDP_HOST                          the address to listen on and name in the issuer
+//                                     (default 127.0.0.1; the cluster test uses the
+//                                     cluster bridge's address, which pods reach too)
 // When it listens, it prints one JSON line on stdout:
 //   {"issuer": "http://127.0.0.1:PORT", "userinfo_endpoint": "..."}
 // It runs until it is killed.
@@ -66,9 +69,10 @@ async function checkPassword(ctx, next) {
 }
 
 const server = http.createServer();
-server.listen(Number(process.env.IDP_PORT || 0), '127.0.0.1', () => {
+const host = process.env.IDP_HOST || '127.0.0.1';
+server.listen(Number(process.env.IDP_PORT || 0), host, () => {
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `http://${host}:${port}`;
   const provider = new Provider(issuer, {
     clients: [client],
     async findAccount(_ctx, id) {

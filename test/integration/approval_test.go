@@ -1,0 +1,159 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
+	"github.com/mcpauth/mcpauth/authserver/app"
+	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
+	"github.com/mcpauth/mcpauth/controllers"
+	"github.com/mcpauth/mcpauth/internal/devkubelet"
+	"github.com/mcpauth/mcpauth/internal/testutil/kubeenv"
+)
+
+// TestAnMCPClientApprovesAHeldClient: with spec.clientPolicy.requireApproval, a client
+// that registered itself with the running server waits at the approval page; an
+// MCPClient naming it in spec.approveClientID lets it through within seconds (the
+// operator lists the approval in the registry Secret the server watches, and never
+// touches the store); deleting the MCPClient holds it again.
+func TestAnMCPClientApprovesAHeldClient(t *testing.T) {
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(15 * time.Second)
+	g.SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	k8s, cs := startSecondOperator(t, ctx)
+	port := freePort(t)
+	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
+	idp := upstreamtest.NewServer(t, upstreamtest.Options{RedirectURIs: []string{issuer + "/oauth/callback"}})
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "approval-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	g.Expect(k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "upstream", Namespace: ns.Name},
+		Data:       map[string][]byte{"client-secret": []byte(idp.ClientSecret)},
+	})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &oauthv1alpha1.OAuthProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: ns.Name},
+		Spec: oauthv1alpha1.OAuthProviderSpec{
+			Type: oauthv1alpha1.ProviderOIDC, ClientID: idp.ClientID, IssuerURL: idp.Issuer,
+			ClientSecretRef: oauthv1alpha1.SecretKeyReference{Name: "upstream", Key: "client-secret"},
+			Server:          oauthv1alpha1.ServerSpec{URL: issuer},
+			ClientPolicy:    &oauthv1alpha1.ClientPolicySpec{RequireApproval: true},
+		},
+	})).To(Succeed())
+
+	deploy := &appsv1.Deployment{}
+	g.Eventually(func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "corp-authserver"}, deploy)
+	}).Should(Succeed())
+	pod, err := devkubelet.Materialize(ctx, k8s, ns.Name, "corp-authserver", t.TempDir())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(pod.Config.ClientPolicy.RequireApproval).To(BeTrue())
+	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
+	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs.CoreV1().RESTClient()})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = server.Listen("")
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = server.Run(ctx) }()
+	g.Eventually(func() int { return status(issuer + "/readyz") }).Should(Equal(http.StatusOK))
+	markAvailable(g, ctx, k8s, deploy)
+
+	// A client registers itself and is held.
+	resp, err := http.Post(issuer+"/oauth/register", "application/json",
+		strings.NewReader(`{"client_name":"Self","redirect_uris":["`+clientRedirect+`"],"token_endpoint_auth_method":"none"}`))
+	g.Expect(err).NotTo(HaveOccurred())
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	g.Expect(json.NewDecoder(resp.Body).Decode(&reg)).To(Succeed())
+	resp.Body.Close()
+	const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+	authorize := authorizeURL(issuer, reg.ClientID, challenge)
+	g.Expect(status(authorize)).To(Equal(http.StatusForbidden), "held at the waiting page")
+
+	// An MCPClient approves it.
+	approval := &oauthv1alpha1.MCPClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "self-approval", Namespace: ns.Name},
+		Spec: oauthv1alpha1.MCPClientSpec{
+			ProviderRef:     oauthv1alpha1.LocalObjectReference{Name: "corp"},
+			ApproveClientID: reg.ClientID,
+		},
+	}
+	start := time.Now()
+	g.Expect(k8s.Create(ctx, approval)).To(Succeed())
+	g.Eventually(func() int { return status(authorize) }).WithTimeout(5*time.Second).Should(Equal(http.StatusOK), "the consent page, past approval")
+	t.Logf("the approval reached the server %s after the MCPClient was created", time.Since(start).Round(time.Millisecond))
+	g.Eventually(func() string {
+		var mc oauthv1alpha1.MCPClient
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(approval), &mc)
+		for _, c := range mc.Status.Conditions {
+			if c.Type == oauthv1alpha1.ConditionRegistered {
+				return c.Reason
+			}
+		}
+		return ""
+	}).Should(Equal(oauthv1alpha1.ReasonApproved))
+
+	// Deleting it withdraws the approval (nothing else approved the client).
+	g.Expect(k8s.Delete(ctx, approval)).To(Succeed())
+	g.Eventually(func() int { return status(authorize) }).WithTimeout(5 * time.Second).Should(Equal(http.StatusForbidden))
+}
+
+// startSecondOperator is startOperator for a test that runs beside TestThePiecesFit in
+// one process: controller-runtime refuses a second controller of the same name unless
+// told to skip the check, and a skipped check leaves the name free for the other test.
+func startSecondOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes.Interface) {
+	t.Helper()
+	env, err := kubeenv.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = oauthv1alpha1.AddToScheme(scheme)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{AuthServerImage: "mcpauth:test"}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k8s, cs
+}
