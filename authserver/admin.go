@@ -54,7 +54,7 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request) (any, erro
 		if err != nil {
 			oe := asOAuthError(err)
 			if oe.Status >= 500 {
-				s.log.ErrorContext(r.Context(), "admin request failed", "route", routeOf(r), "err", err)
+				s.log.ErrorContext(r.Context(), "admin request failed", "route", s.routeOf(r), "err", err)
 			}
 			writeJSON(w, oe.Status, adminapi.Error{Error: oe.Code, Description: safeDescription(oe.Description)})
 			return

@@ -3,6 +3,7 @@ package authserver
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,11 +26,9 @@ type consentPage struct {
 	Resources    []string
 	LoopbackOnly bool
 	Action       string
-	Hidden       []hiddenField
+	Hidden       template.HTML // hiddenInputs
 	CSRF         string
 }
-
-type hiddenField struct{ Name, Value string }
 
 // renderConsent shows the consent page for a validated request. The form re-sends the
 // request's parameters with a CSRF token bound to them and to this browser.
@@ -38,13 +37,6 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, v *valida
 	name := v.client.Name
 	if name == "" {
 		name = v.client.ID
-	}
-	var hidden []hiddenField
-	params := v.values()
-	for _, k := range authzParams {
-		for _, val := range params[k] {
-			hidden = append(hidden, hiddenField{Name: k, Value: val})
-		}
 	}
 	page := consentPage{
 		ServerName:   s.opts.DisplayName,
@@ -58,10 +50,30 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, v *valida
 		Resources:    v.resources,
 		LoopbackOnly: v.client.Source == sourceMetadata && allLoopback(v.client.RedirectURIs),
 		Action:       s.endpoint(pathConsent),
-		Hidden:       hidden,
+		Hidden:       hiddenInputs(v.values()),
 		CSRF:         s.csrfToken(binding, v.authzRequest, s.now().Add(s.opts.PendingTTL)),
 	}
 	s.renderPage(w, r, http.StatusOK, "consent.html", s.consentCSP(v.RedirectURI), page)
+}
+
+// hiddenInputs are the consent form's copies of the request's parameters. They are
+// made here rather than by a range in the template because they were most of the
+// page's template actions, each a reflective call (docs/performance.md). Values are
+// escaped by html/template's own HTMLEscapeString, which is all a double-quoted
+// attribute value needs: & < > " ' become references, so a value can neither end
+// the attribute nor start markup (TestConsentFormCarriesHostileValuesIntact).
+func hiddenInputs(params url.Values) template.HTML {
+	var b strings.Builder
+	for _, k := range authzParams {
+		for _, val := range params[k] {
+			b.WriteString(`<input type="hidden" name="`)
+			b.WriteString(template.HTMLEscapeString(k))
+			b.WriteString(`" value="`)
+			b.WriteString(template.HTMLEscapeString(val))
+			b.WriteString("\">\n")
+		}
+	}
+	return template.HTML(b.String()) //nolint:gosec // every value escaped above
 }
 
 // consentCSP is the page CSP with form-action opened just enough for the form to work.
@@ -69,15 +81,21 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, v *valida
 // 'self' it must allow the upstream authorization endpoint (Approve) and the client's
 // redirect URI (Deny, and the end of the chain when the upstream login is silent).
 func (s *Server) consentCSP(redirectURI string) string {
-	sources := []string{"'self'"}
-	if src, ok := cspSource(s.upstream.AuthCodeURL("csp", upstream.AuthParams{})); ok {
-		sources = append(sources, src)
-	}
+	csp := s.consentCSPBase
 	if src, ok := cspSource(redirectURI); ok {
-		sources = append(sources, src)
+		csp += " " + src
 	}
-	return "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action " +
-		strings.Join(sources, " ")
+	return csp
+}
+
+// consentCSPBaseFor is the consent CSP up to the client's redirect URI: all that does not
+// vary, made once in New.
+func (s *Server) consentCSPBaseFor() string {
+	csp := "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	if src, ok := cspSource(s.upstream.AuthCodeURL("csp", upstream.AuthParams{})); ok {
+		csp += " " + src
+	}
+	return csp
 }
 
 // cspSource returns the CSP source expression matching a URL: its origin for http(s),
@@ -182,8 +200,43 @@ func (s *Server) verifyExpiring(token, label string, payload func(exp int64) str
 	return equalHash(string(raw[8:]), string(want))
 }
 
+// csrfPayload is what the CSRF token signs: the expiry, the browser binding and the
+// request's parameters as req.values().Encode() writes them (keys sorted, empty ones
+// left out), written here without building the map (TestCSRFPayloadIsValuesEncode).
 func csrfPayload(exp int64, binding string, req authzRequest) string {
-	return strconv.FormatInt(exp, 10) + "\x00" + binding + "\x00" + req.values().Encode()
+	var b strings.Builder
+	b.Grow(64 + len(binding) + len(req.ClientID) + len(req.RedirectURI) + len(req.State) + len(req.Scope) + len(req.CodeChallenge))
+	b.WriteString(strconv.FormatInt(exp, 10))
+	b.WriteByte(0)
+	b.WriteString(binding)
+	b.WriteByte(0)
+	first := true
+	param := func(k, v string) {
+		if !first {
+			b.WriteByte('&')
+		}
+		first = false
+		b.WriteString(k) // every key is [a-z_]: QueryEscape would leave it as it is
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(v))
+	}
+	set := func(k, v string) {
+		if v != "" {
+			param(k, v)
+		}
+	}
+	set("client_id", req.ClientID)
+	set("code_challenge", req.CodeChallenge)
+	set("code_challenge_method", req.CodeChallengeMethod)
+	set("prompt", req.Prompt)
+	set("redirect_uri", req.RedirectURI)
+	for _, r := range req.Resource {
+		param("resource", r)
+	}
+	set("response_type", req.ResponseType)
+	set("scope", req.Scope)
+	set("state", req.State)
+	return b.String()
 }
 
 func (s *Server) describeSource(c *client) string {

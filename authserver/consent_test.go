@@ -3,9 +3,13 @@ package authserver
 import (
 	"net/http"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
 )
 
 func TestConsentPageNamesTheClientRedirectHostScopesAndUpstream(t *testing.T) {
@@ -219,5 +223,99 @@ func TestCSPSourceRefusesHeaderInjection(t *testing.T) {
 				t.Errorf("cspSource(%q) = %q, %v", tt.in, got, ok)
 			}
 		})
+	}
+}
+
+// TestConsentFormCarriesHostileValuesIntact: the consent form's hidden inputs are
+// built outside the template (hiddenInputs). Parsed as a browser parses the page,
+// values made to break out of an attribute stay inside it, exactly as sent, add no
+// element, and the form they make is accepted when posted back.
+func TestConsentFormCarriesHostileValuesIntact(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	hostile := `"><script>alert(1)</script><input name="decision" value="approve">&amp;'+ é ' onfocus=alert(2) x="`
+	q := authzQuery(publicClient.ID, webRedirect, newPKCE())
+	q.Set("state", hostile)
+	rec := b.get(authorizeURL(q))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d", rec.Code)
+	}
+	doc, err := html.Parse(strings.NewReader(rec.Body.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{}
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		switch n.Data {
+		case "script":
+			t.Error("the page has a script element")
+		case "input":
+			attrs := map[string]string{}
+			for _, a := range n.Attr {
+				attrs[a.Key] = a.Val
+			}
+			if len(attrs) != 3 || attrs["type"] != "hidden" {
+				t.Errorf("an input with attributes %v, want exactly type=hidden, name and value", attrs)
+			}
+			form.Add(attrs["name"], attrs["value"])
+		}
+	}
+	want := url.Values{"csrf_token": form["csrf_token"]}
+	for k, v := range q {
+		want[k] = v
+	}
+	if !reflect.DeepEqual(form, want) {
+		t.Fatalf("the form carries\n%v\nwant\n%v", form, want)
+	}
+	form.Set("decision", "approve")
+	if u := location(t, b.postForm(testIssuer+pathConsent, form)); u.Host != "idp.example.com" {
+		t.Fatalf("approving the parsed form redirected to %s", u)
+	}
+}
+
+// TestCSRFPayloadIsValuesEncode: csrfPayload writes the parameters exactly as
+// url.Values.Encode of the request's values, as it did before it stopped building the
+// map: a token signed by either is the same token.
+func TestCSRFPayloadIsValuesEncode(t *testing.T) {
+	hostile := []string{"", "a", "a b+c", "&=?#%", "é", `"'<>`, "\x00\x7f", "https://app.example.com/cb?x=1&y=2"}
+	pick := func(i, j int) string { return hostile[(i*7+j*3)%len(hostile)] }
+	for i := range 64 {
+		req := authzRequest{
+			ClientID: pick(i, 1), RedirectURI: pick(i, 2), ResponseType: pick(i, 3), State: pick(i, 4), Scope: pick(i, 5),
+			CodeChallenge: pick(i, 6), CodeChallengeMethod: pick(i, 7), Prompt: pick(i, 8),
+		}
+		for j := range i % 4 {
+			req.Resource = append(req.Resource, pick(i, 9+j))
+		}
+		want := strconv.FormatInt(int64(i), 10) + "\x00bind\x00" + req.values().Encode()
+		if got := csrfPayload(int64(i), "bind", req); got != want {
+			t.Errorf("%+v:\ngot  %q\nwant %q", req, got, want)
+		}
+	}
+}
+
+// TestCSRFPayloadCoversEveryField: each field of authzRequest, set alone, is signed as
+// url.Values.Encode of the request's values signs it, so that a parameter added to
+// authzRequest (and values) and not to csrfPayload fails here.
+func TestCSRFPayloadCoversEveryField(t *testing.T) {
+	typ := reflect.TypeOf(authzRequest{})
+	for i := range typ.NumField() {
+		var req authzRequest
+		f := reflect.ValueOf(&req).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("v &é" + typ.Field(i).Name)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"a b", "c&d"}))
+		default:
+			t.Fatalf("field %s: no filler for %s", typ.Field(i).Name, f.Type())
+		}
+		want := "7\x00bind\x00" + req.values().Encode()
+		if got := csrfPayload(7, "bind", req); got != want {
+			t.Errorf("%s:\ngot  %q\nwant %q", typ.Field(i).Name, got, want)
+		}
 	}
 }

@@ -86,7 +86,7 @@ func asOAuthError(err error) *oauthError {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	oe := asOAuthError(err)
 	if oe.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "route", s.routeOf(r), "err", err)
 	}
 	if oe.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="mcpauth", charset="UTF-8"`)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,9 +97,33 @@ func newMetrics(reg prometheus.Registerer, gatherer prometheus.Gatherer) (*metri
 	return m, nil
 }
 
-func (m *metrics) observeRequest(endpoint string, status int, d time.Duration) {
-	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+// routeMetrics are one endpoint's series, looked up once rather than by label values
+// on every request (a hash of the labels and a map lookup each, and the status code
+// formatted). Status codes are few; each one's counter is kept once first seen.
+type routeMetrics struct {
+	m        *metrics
+	endpoint string
+	duration prometheus.Observer
+	mu       sync.RWMutex
+	byStatus map[int]prometheus.Counter
+}
+
+func (m *metrics) route(endpoint string) *routeMetrics {
+	return &routeMetrics{m: m, endpoint: endpoint, duration: m.duration.WithLabelValues(endpoint), byStatus: map[int]prometheus.Counter{}}
+}
+
+func (r *routeMetrics) observe(status int, d time.Duration) {
+	r.mu.RLock()
+	c, ok := r.byStatus[status]
+	r.mu.RUnlock()
+	if !ok {
+		c = r.m.requests.WithLabelValues(r.endpoint, strconv.Itoa(status))
+		r.mu.Lock()
+		r.byStatus[status] = c
+		r.mu.Unlock()
+	}
+	c.Inc()
+	r.duration.Observe(d.Seconds())
 }
 
 // Reasons of mcpauth_logins_refused_total.

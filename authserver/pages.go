@@ -7,6 +7,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"sync"
 
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
@@ -41,7 +42,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int,
 // renderStoreError shows the page for an internal failure: 503 for a store outage, 500
 // otherwise; the cause goes to the log.
 func (s *Server) renderStoreError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err)
+	s.log.ErrorContext(r.Context(), "request failed", "route", s.routeOf(r), "err", err)
 	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		s.renderError(w, r, http.StatusServiceUnavailable, "The service is temporarily unavailable. Please try again in a moment.")
 		return
@@ -53,12 +54,22 @@ func (s *Server) renderStoreError(w http.ResponseWriter, r *http.Request, err er
 // grow the buffer again and again.
 const pageBufferSize = 8 << 10
 
+// pageBuffers are reused: a consent page is in every login, and a fresh 8 KiB buffer
+// each time was a tenth of what a login allocated. A buffer that grew past 64 KiB
+// (a page with very long parameters) is left to the collector.
+var pageBuffers = sync.Pool{New: func() any { b := new(bytes.Buffer); b.Grow(pageBufferSize); return b }}
+
 // renderPage executes a template into a buffer first, so a template error becomes a
 // clean 500 rather than half a page.
 func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, name, csp string, data any) {
-	var buf bytes.Buffer
-	buf.Grow(pageBufferSize)
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+	buf := pageBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			pageBuffers.Put(buf)
+		}
+	}()
+	if err := pages.ExecuteTemplate(buf, name, data); err != nil {
 		s.log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

@@ -1,7 +1,6 @@
 package authserver
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -72,6 +71,10 @@ type Server struct {
 	prefix   string // the issuer's path, prepended to every endpoint path
 	cookies  cookieNames
 	metadata []byte // the RFC 8414 document, rendered once
+	// routeNames are the route names by ServeMux pattern (routeOf).
+	routeNames map[string]string
+	// consentCSPBase is the consent page's CSP but for the client's redirect URI.
+	consentCSPBase string
 	// adminDigest is the SHA-256 of Options.AdminToken (the admin API is routed only
 	// when one is set).
 	adminDigest [sha256.Size]byte
@@ -129,6 +132,7 @@ func New(opts Options) (*Server, error) {
 	if s.metadata, err = s.renderMetadata(); err != nil {
 		return nil, err
 	}
+	s.consentCSPBase = s.consentCSPBaseFor()
 	s.handler = s.routes()
 	return s, nil
 }
@@ -150,10 +154,12 @@ func (s *Server) endpoint(path string) string { return s.issuer + path }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.routeNames = map[string]string{}
 	route := func(name string, h http.HandlerFunc, paths ...string) {
 		wrapped := s.instrument(name, h)
 		for _, p := range paths {
 			mux.Handle(p, wrapped)
+			s.routeNames[p] = name
 		}
 	}
 	route("metadata", s.handleMetadata, s.metadataPaths()...)
@@ -215,7 +221,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.ErrorContext(r.Context(), "panic serving request", "route", routeOf(r),
+			s.log.ErrorContext(r.Context(), "panic serving request", "route", s.routeOf(r),
 				"method", r.Method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if !rec.wroteHeader {
 				s.writeError(rec, r, newError(http.StatusInternalServerError, errCodeServerError, "internal error"))
@@ -249,12 +255,12 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-type routeKey struct{}
-
-// routeOf returns the route name the request was dispatched to (for logs).
-func routeOf(r *http.Request) string {
-	if v, ok := r.Context().Value(routeKey{}).(string); ok {
-		return v
+// routeOf returns the route name the request was dispatched to (for logs), from the
+// pattern the ServeMux matched: no per-request context value (and copy of the
+// request) to carry it.
+func (s *Server) routeOf(r *http.Request) string {
+	if name, ok := s.routeNames[r.Pattern]; ok {
+		return name
 	}
 	return "unknown"
 }
@@ -262,10 +268,15 @@ func routeOf(r *http.Request) string {
 // instrument records the request in metrics and the access log. The log line has the
 // route name, never the URL: query strings carry codes and states.
 func (s *Server) instrument(name string, h http.HandlerFunc) http.Handler {
+	obs := s.metrics.route(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, name))
-		rec := &statusRecorder{ResponseWriter: w}
+		// Every routed request already has recoverPanics's recorder; one is enough
+		// to know the status.
+		rec, ok := w.(*statusRecorder)
+		if !ok {
+			rec = &statusRecorder{ResponseWriter: w}
+		}
 		defer func() {
 			status := rec.status
 			if !rec.wroteHeader {
@@ -276,9 +287,11 @@ func (s *Server) instrument(name string, h http.HandlerFunc) http.Handler {
 				defer panic(v) // recoverPanics answers; we only count
 			}
 			elapsed := time.Since(start)
-			s.metrics.observeRequest(name, status, elapsed)
-			s.log.DebugContext(r.Context(), "request", "route", name, "method", r.Method,
-				"status", status, "duration", elapsed)
+			obs.observe(status, elapsed)
+			if s.log.Enabled(r.Context(), slog.LevelDebug) { // spare the arguments' allocations
+				s.log.DebugContext(r.Context(), "request", "route", name, "method", r.Method,
+					"status", status, "duration", elapsed)
+			}
 		}()
 		h(rec, r)
 	})

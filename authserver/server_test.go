@@ -23,6 +23,9 @@ func TestPanicsBecome500ServerErrorWithoutAStackTrace(t *testing.T) {
 	if !strings.Contains(logs.String(), "injected panic in PeekCode") || !strings.Contains(logs.String(), "goroutine") {
 		t.Errorf("panic not logged with its stack:\n%s", logs.String())
 	}
+	if !strings.Contains(logs.String(), "route=token") {
+		t.Errorf("panic not logged with its route:\n%s", logs.String())
+	}
 	if !strings.Contains(scrape(t, e), `mcpauth_http_requests_total{code="500",endpoint="token"} 1`) {
 		t.Error("the panic was not counted as a 500")
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/mcpauth/mcpauth/authserver"
 	"github.com/mcpauth/mcpauth/authserver/access"
@@ -48,9 +48,10 @@ type Options struct {
 	ReadFile func(string) ([]byte, error)
 	// Logger receives operational logs. Default: JSON to stderr.
 	Logger *slog.Logger
-	// Kube is the client used to watch config.ClientsSecret; nil means the in-cluster
-	// client (the server's pod service account).
-	Kube kubernetes.Interface
+	// Kube is the core/v1 REST client used to watch config.ClientsSecret
+	// (kubeclients.NewClient, or a clientset's CoreV1().RESTClient()); nil means the
+	// in-cluster client (the server's pod service account).
+	Kube rest.Interface
 	// ClientsFilePoll is how often the clients file and the signing keys file are
 	// re-read. Default 2 s.
 	ClientsFilePoll time.Duration

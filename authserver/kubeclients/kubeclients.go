@@ -8,6 +8,11 @@
 // Role granting get, list and watch on exactly that Secret (resourceNames) and nothing
 // else. A watch rather than the mounted file: the kubelet syncs Secret volumes every
 // minute or so, while an MCPClient should work seconds after it is applied.
+//
+// It talks to the core/v1 API through a REST client with a scheme of core/v1 alone,
+// not client-go's clientset: the clientset links in, and initialises at start, every
+// API group Kubernetes has, which was more than half of the server's memory
+// (docs/performance.md).
 package kubeclients
 
 import (
@@ -22,8 +27,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -63,9 +68,10 @@ type Watcher struct {
 	lastVersion string
 }
 
-// New returns a Watcher of the Secret ref names, through cs. An empty ref.Namespace
-// means the pod's own namespace (POD_NAMESPACE). log may be nil.
-func New(cs kubernetes.Interface, ref config.ClientsSecret, sink Sink, log *slog.Logger) (*Watcher, error) {
+// New returns a Watcher of the Secret ref names, through core, a REST client of the
+// core/v1 API: NewClient's, or a clientset's CoreV1().RESTClient(). An empty
+// ref.Namespace means the pod's own namespace (POD_NAMESPACE). log may be nil.
+func New(core rest.Interface, ref config.ClientsSecret, sink Sink, log *slog.Logger) (*Watcher, error) {
 	if ref.Namespace == "" {
 		ref.Namespace = os.Getenv(EnvPodNamespace)
 	}
@@ -87,7 +93,7 @@ func New(cs kubernetes.Interface, ref config.ClientsSecret, sink Sink, log *slog
 		kick: make(chan struct{}, 1),
 	}
 	// No resync: nothing changes between events, and a resync would only repeat them.
-	w.informer = cache.NewSharedIndexInformer(listWatch(cs, ref), &corev1.Secret{}, 0, cache.Indexers{})
+	w.informer = cache.NewSharedIndexInformer(listWatch(core, ref), &corev1.Secret{}, 0, cache.Indexers{})
 	if _, err := w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.wake() },
 		UpdateFunc: func(any, any) { w.wake() },
@@ -98,33 +104,63 @@ func New(cs kubernetes.Interface, ref config.ClientsSecret, sink Sink, log *slog
 	return w, nil
 }
 
-// InClusterClient returns a clientset for the pod's own ServiceAccount, for a server
+// scheme knows core/v1 and nothing else: all the watch decodes.
+var (
+	scheme         = runtime.NewScheme()
+	codecs         = serializer.NewCodecFactory(scheme)
+	parameterCodec = runtime.NewParameterCodec(scheme)
+)
+
+func init() {
+	if err := corev1.AddToScheme(scheme); err != nil {
+		panic(err) // a static registration: fails in every test or never
+	}
+}
+
+// NewClient returns a REST client of the core/v1 API for cfg, what New needs.
+func NewClient(cfg *rest.Config) (rest.Interface, error) {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &corev1.SchemeGroupVersion
+	c.APIPath = "/api"
+	c.ContentType = runtime.ContentTypeJSON
+	c.NegotiatedSerializer = codecs.WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	rc, err := rest.RESTClientFor(c)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return rc, nil
+}
+
+// InClusterClient returns NewClient for the pod's own ServiceAccount, for a server
 // running in Kubernetes.
-func InClusterClient() (kubernetes.Interface, error) {
+func InClusterClient() (rest.Interface, error) {
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
 		return nil, fmt.Errorf("in-cluster Kubernetes config: %w", err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return cs, nil
+	return NewClient(cfg)
 }
 
 // listWatch lists and watches only the named Secret: the field selector is what lets
 // RBAC authorize list and watch against resourceNames.
-func listWatch(cs kubernetes.Interface, ref config.ClientsSecret) *cache.ListWatch {
+func listWatch(core rest.Interface, ref config.ClientsSecret) *cache.ListWatch {
 	selector := fields.OneTermEqualSelector("metadata.name", ref.Name).String()
-	secrets := cs.CoreV1().Secrets(ref.Namespace)
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.FieldSelector = selector
-			return secrets.List(ctx, opts)
+			list := &corev1.SecretList{}
+			err := core.Get().Namespace(ref.Namespace).Resource("secrets").
+				VersionedParams(&opts, parameterCodec).Do(ctx).Into(list)
+			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.FieldSelector = selector
-			return secrets.Watch(ctx, opts)
+			opts.Watch = true
+			return core.Get().Namespace(ref.Namespace).Resource("secrets").
+				VersionedParams(&opts, parameterCodec).Watch(ctx)
 		},
 	}
 }

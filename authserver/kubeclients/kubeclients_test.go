@@ -83,8 +83,8 @@ const registryName, registryKey = "demo-authserver-clients", "clients.yaml"
 
 // serverIdentity creates a namespace and a user bound to the Role the operator gives
 // the server: get, list and watch on the registry Secret only. It returns the
-// namespace and a clientset acting as that user.
-func serverIdentity(t *testing.T, ctx context.Context) (string, kubernetes.Interface) {
+// namespace and that user's configuration.
+func serverIdentity(t *testing.T, ctx context.Context) (string, *rest.Config) {
 	g := NewWithT(t)
 	ns, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kubeclients-"}}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -105,7 +105,7 @@ func serverIdentity(t *testing.T, ctx context.Context) (string, kubernetes.Inter
 	g.Expect(err).NotTo(HaveOccurred())
 	u, err := testEnv.AddUser(envtest.User{Name: user, Groups: []string{"system:authenticated"}}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
-	return ns.Name, kubernetes.NewForConfigOrDie(rest.CopyConfig(u.Config()))
+	return ns.Name, rest.CopyConfig(u.Config())
 }
 
 func clientsYAML(t *testing.T, ids ...string) []byte {
@@ -125,9 +125,11 @@ func TestWatcherFollowsTheSecretWithTheNarrowRole(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ns, asServer := serverIdentity(t, ctx)
+	core, err := kubeclients.NewClient(asServer)
+	g.Expect(err).NotTo(HaveOccurred())
 
 	sink := &recordingSink{}
-	w, err := kubeclients.New(asServer, config.ClientsSecret{Namespace: ns, Name: registryName, Key: registryKey}, sink, nil)
+	w, err := kubeclients.New(core, config.ClientsSecret{Namespace: ns, Name: registryName, Key: registryKey}, sink, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -172,7 +174,8 @@ func TestWatcherFollowsTheSecretWithTheNarrowRole(t *testing.T) {
 func TestTheNarrowRoleReadsNoOtherSecret(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns, asServer := serverIdentity(t, ctx)
+	ns, cfg := serverIdentity(t, ctx)
+	asServer := kubernetes.NewForConfigOrDie(cfg)
 	_, err := admin.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -187,11 +190,11 @@ func TestTheNarrowRoleReadsNoOtherSecret(t *testing.T) {
 func TestNewNeedsANamespace(t *testing.T) {
 	g := NewWithT(t)
 	t.Setenv(kubeclients.EnvPodNamespace, "")
-	_, err := kubeclients.New(admin, config.ClientsSecret{Name: registryName, Key: registryKey}, &recordingSink{}, nil)
+	_, err := kubeclients.New(admin.CoreV1().RESTClient(), config.ClientsSecret{Name: registryName, Key: registryKey}, &recordingSink{}, nil)
 	g.Expect(err).To(MatchError(ContainSubstring(kubeclients.EnvPodNamespace)))
 
 	t.Setenv(kubeclients.EnvPodNamespace, "from-env")
-	_, err = kubeclients.New(admin, config.ClientsSecret{Name: registryName, Key: registryKey}, &recordingSink{}, nil)
+	_, err = kubeclients.New(admin.CoreV1().RESTClient(), config.ClientsSecret{Name: registryName, Key: registryKey}, &recordingSink{}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 }
 
@@ -222,8 +225,10 @@ func TestWatcherHandsApprovalsToAnApprovalSink(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ns, asServer := serverIdentity(t, ctx)
+	core, err := kubeclients.NewClient(asServer)
+	g.Expect(err).NotTo(HaveOccurred())
 	sink := &approvalSink{}
-	w, err := kubeclients.New(asServer, config.ClientsSecret{Namespace: ns, Name: registryName, Key: registryKey}, sink, nil)
+	w, err := kubeclients.New(core, config.ClientsSecret{Namespace: ns, Name: registryName, Key: registryKey}, sink, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	go func() { _ = w.Run(ctx) }()
 	g.Eventually(w.HasSynced, 5*time.Second, 20*time.Millisecond).Should(BeTrue())

@@ -188,7 +188,7 @@ func (k *kubelet) run(ctx context.Context) error {
 	// it), so it gets its own, ended by stop, not the step's.
 	actx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(actx, pod.Config, app.Options{
-		Getenv: pod.Getenv, Kube: d.clientset, Logger: slog.New(slog.NewTextHandler(w, nil)),
+		Getenv: pod.Getenv, Kube: d.clientset.CoreV1().RESTClient(), Logger: slog.New(slog.NewTextHandler(w, nil)),
 	})
 	if err != nil {
 		cancel()

@@ -70,7 +70,7 @@ func TestAnMCPClientApprovesAHeldClient(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(pod.Config.ClientPolicy.RequireApproval).To(BeTrue())
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
-	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
+	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs.CoreV1().RESTClient()})
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = server.Listen("")
 	g.Expect(err).NotTo(HaveOccurred())

@@ -116,7 +116,7 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(adminToken).To(HaveLen(43))
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
-	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
+	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs.CoreV1().RESTClient()})
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = server.Listen("")
 	g.Expect(err).NotTo(HaveOccurred())

@@ -77,7 +77,7 @@ func TestDynamicRegistrationsReachStatusAndTheLimitReachesTheServer(t *testing.T
 	g.Expect(pod.Config.DynamicRegistration.MaxPerSource).To(Equal(2))
 	g.Expect(pod.Config.DynamicRegistration.IdleTTL.Duration()).To(Equal(720 * time.Hour))
 	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
-	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs})
+	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs.CoreV1().RESTClient()})
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = server.Listen("")
 	g.Expect(err).NotTo(HaveOccurred())

@@ -11,19 +11,28 @@ import (
 // without touching the operations.
 
 func encode(v any) (string, error) {
-	if t, ok := v.(store.Token); ok {
-		return encodeToken(&t) // codec_fast.go
+	switch r := v.(type) { // codec_fast.go, codec_flow.go
+	case store.Token:
+		return encodeToken(&r)
+	case store.PendingAuthorization:
+		return encodePending(&r)
+	case store.AuthorizationCode:
+		return encodeCode(&r)
 	}
 	b, err := json.Marshal(v)
 	return string(b), err
 }
 
 func decode(s string, v any) error {
-	switch r := v.(type) { // codec_fast.go
+	switch r := v.(type) { // codec_fast.go, codec_flow.go
 	case *store.Token:
 		return decodeToken(s, r)
 	case *store.Client:
 		return decodeClient(s, r)
+	case *store.PendingAuthorization:
+		return decodePending(s, r)
+	case *store.AuthorizationCode:
+		return decodeCode(s, r)
 	}
 	return json.Unmarshal([]byte(s), v)
 }

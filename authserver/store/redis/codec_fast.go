@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpauth/mcpauth/authserver/store"
 )
@@ -212,9 +213,77 @@ func decodeClient(s string, c *store.Client) error {
 		clients.m[s] = v
 		clients.mu.Unlock()
 	}
+	copyClient(c, v)
+	return nil
+}
+
+func copyClient(c *store.Client, v store.Client) {
 	*c = v
 	c.RedirectURIs = slices.Clone(v.RedirectURIs)
 	c.GrantTypes = slices.Clone(v.GrantTypes)
 	c.ResponseTypes = slices.Clone(v.ResponseTypes)
-	return nil
+}
+
+// rememberClient puts the record writeClient just encoded from c into the memo, as
+// encoding/json would decode it, so that the first read after a registration (the
+// client's authorization request) costs a lookup, not a decode. A client with a
+// string that is not valid UTF-8 (which decoding would change) is left out. Every
+// field of store.Client must be handled here: TestClientMemoPrimedEveryField sets
+// each in turn by reflection and compares with encoding/json.
+func rememberClient(rec string, c store.Client) {
+	for _, v := range [...]string{c.ID, c.SecretHash, c.Name, c.TokenEndpointAuthMethod, c.Scope, c.ApplicationType,
+		c.ClientURI, c.LogoURI, c.RegistrationTokenHash, c.Source} {
+		if !utf8.ValidString(v) {
+			return
+		}
+	}
+	for _, l := range [][]string{c.RedirectURIs, c.GrantTypes, c.ResponseTypes} {
+		for _, v := range l {
+			if !utf8.ValidString(v) {
+				return
+			}
+		}
+	}
+	var v store.Client
+	copyClient(&v, c)
+	// Slices: encoding/json leaves an omitted (omitempty, empty) field nil, and keeps
+	// null and [] apart where the field is always written.
+	if len(v.GrantTypes) == 0 {
+		v.GrantTypes = nil
+	}
+	if len(v.ResponseTypes) == 0 {
+		v.ResponseTypes = nil
+	}
+	if c.RedirectURIs != nil && len(c.RedirectURIs) == 0 {
+		v.RedirectURIs = []string{}
+	}
+	var ok bool
+	if v.CreatedAt, ok = jsonTime(c.CreatedAt); !ok {
+		return
+	}
+	if v.ExpiresAt, ok = jsonTime(c.ExpiresAt); !ok {
+		return
+	}
+	if !c.LastUsedAt.IsZero() { // omitzero: a zero time is not written, and stays zero
+		if v.LastUsedAt, ok = jsonTime(c.LastUsedAt); !ok {
+			return
+		}
+	}
+	clients.mu.Lock()
+	if len(clients.m) >= clientMemoSize {
+		clear(clients.m)
+	}
+	clients.m[rec] = v
+	clients.mu.Unlock()
+}
+
+// jsonTime is t as it comes back from encoding/json: the text it writes, parsed as
+// it parses it (no monotonic reading; the location Parse picks for the offset).
+func jsonTime(t time.Time) (time.Time, bool) {
+	if !validJSONYear(t) {
+		return time.Time{}, false
+	}
+	var v time.Time
+	err := v.UnmarshalJSON(t.AppendFormat([]byte{'"'}, time.RFC3339Nano+`"`))
+	return v, err == nil
 }

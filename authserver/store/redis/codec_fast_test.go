@@ -126,6 +126,71 @@ func TestClientMemo(t *testing.T) {
 	}
 }
 
+// TestClientMemoPrimedAsDecoded: what a write puts in the memo is exactly what
+// encoding/json makes of the record, whatever the client's times and slices look like;
+// a client that decoding would change is not put in.
+func TestClientMemoPrimedAsDecoded(t *testing.T) {
+	now := time.Now() // with a monotonic reading, in Local
+	base := store.Client{ID: "mcpc_primed", Name: "A <b> & c", RedirectURIs: []string{"http://127.0.0.1/cb"},
+		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none",
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	variant := func(name string, f func(c *store.Client)) store.Client {
+		c := base
+		c.ID += "-" + name
+		f(&c)
+		return c
+	}
+	cases := []store.Client{
+		base,
+		variant("utc", func(c *store.Client) { c.CreatedAt, c.ExpiresAt = now.UTC(), now.UTC().Add(time.Hour) }),
+		variant("fixed-zone", func(c *store.Client) { c.CreatedAt = now.In(time.FixedZone("X", 5*3600+1800)) }),
+		variant("zero-times", func(c *store.Client) { c.CreatedAt, c.ExpiresAt = time.Time{}, time.Time{} }),
+		variant("nil-slices", func(c *store.Client) { c.RedirectURIs, c.GrantTypes, c.ResponseTypes = nil, nil, nil }),
+		variant("empty-slices", func(c *store.Client) {
+			c.RedirectURIs, c.GrantTypes, c.ResponseTypes = []string{}, []string{}, []string{}
+		}),
+		variant("everything", func(c *store.Client) {
+			c.SecretHash, c.Scope, c.ApplicationType, c.ClientURI, c.LogoURI = "h", "mcp read", "web", "https://a.example", "https://a.example/l.png"
+			c.Trusted, c.RegistrationTokenHash = true, "r"
+			c.GrantTypes = []string{"authorization_code", "refresh_token"}
+		}),
+	}
+	for _, c := range cases {
+		rec, err := encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rememberClient(rec, c)
+		clients.mu.Lock()
+		primed, ok := clients.m[rec]
+		clients.mu.Unlock()
+		if !ok {
+			t.Errorf("%s: not in the memo", c.ID)
+			continue
+		}
+		var decoded store.Client
+		if err := json.Unmarshal([]byte(rec), &decoded); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(primed, decoded) {
+			t.Errorf("%s: primed %#v\nwant (decoded) %#v", c.ID, primed, decoded)
+		}
+	}
+
+	bad := variant("bad-utf8", func(c *store.Client) { c.Name = "\xff" })
+	rec, err := encode(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rememberClient(rec, bad)
+	clients.mu.Lock()
+	_, ok := clients.m[rec]
+	clients.mu.Unlock()
+	if ok {
+		t.Error("a client with a name that is not UTF-8 was put in the memo as it is")
+	}
+}
+
 // BenchmarkCodec compares the fast paths with encoding/json on typical records.
 func BenchmarkCodec(b *testing.B) {
 	tok := codecTokens()[0]
@@ -171,4 +236,58 @@ func BenchmarkCodec(b *testing.B) {
 			_ = decodeClient(s, &v)
 		}
 	})
+}
+
+// TestClientMemoPrimedEveryField: each field of store.Client, set alone and all
+// together (times with a monotonic reading, in Local), is primed exactly as
+// encoding/json decodes the record; and a string field that is not UTF-8 is either
+// primed as decoded or left out. A field rememberClient does not know fails here.
+func TestClientMemoPrimedEveryField(t *testing.T) {
+	now := time.Now()
+	typ := reflect.TypeOf(store.Client{})
+	check := func(name string, c store.Client) {
+		t.Helper()
+		rec, err := encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients.mu.Lock()
+		delete(clients.m, rec)
+		clients.mu.Unlock()
+		rememberClient(rec, c)
+		clients.mu.Lock()
+		primed, ok := clients.m[rec]
+		clients.mu.Unlock()
+		if !ok {
+			return // left out: a read decodes it
+		}
+		var decoded store.Client
+		if err := json.Unmarshal([]byte(rec), &decoded); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(primed, decoded) {
+			t.Errorf("%s: primed %#v\nwant (decoded) %#v", name, primed, decoded)
+		}
+	}
+	for name, c := range eachFieldFilled(t, store.Client{}) {
+		v := reflect.ValueOf(&c).Elem()
+		for i := 0; i < typ.NumField(); i++ {
+			if f := v.Field(i); f.Type() == reflect.TypeOf(time.Time{}) && !f.Interface().(time.Time).IsZero() {
+				f.Set(reflect.ValueOf(now.Add(time.Duration(i) * time.Second)))
+			}
+		}
+		check(name, c)
+		for i := 0; i < typ.NumField(); i++ {
+			switch f := v.Field(i); {
+			case f.Kind() == reflect.String:
+				bad := c
+				reflect.ValueOf(&bad).Elem().Field(i).SetString("\xff")
+				check(name+" bad "+typ.Field(i).Name, bad)
+			case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+				bad := c
+				reflect.ValueOf(&bad).Elem().Field(i).Set(reflect.ValueOf([]string{"\xff"}))
+				check(name+" bad "+typ.Field(i).Name, bad)
+			}
+		}
+	}
 }

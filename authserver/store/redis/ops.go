@@ -112,7 +112,11 @@ func (s *Store) writeClient(ctx context.Context, op string, sc *goredis.Script, 
 		n, _ := strconv.ParseInt(at, 10, 64)
 		return &store.SourceLimitError{FreeAt: time.UnixMilli(n)}
 	}
-	return statusError(op, status)
+	if err := statusError(op, status); err != nil {
+		return err
+	}
+	rememberClient(rec[0], c)
+	return nil
 }
 
 // statusError turns a script's status word into the store's error.
@@ -167,7 +171,7 @@ func (s *Store) pipeTouch(ctx context.Context, pipe goredis.Pipeliner, u *store.
 
 // GetClient reads a registration.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
-	return decodeReply("get client", s.rdb.Get(ctx, s.k.client(id)), nil, clientExpiry)
+	return decodeReply("get client", s.str(ctx, "get", s.k.client(id)), nil, clientExpiry)
 }
 
 // DeleteClient removes a registration; idempotent.
@@ -235,9 +239,9 @@ func (s *Store) SavePending(ctx context.Context, stateHash string, p store.Pendi
 func (s *Store) setOrDelete(ctx context.Context, op, key, value string, px int64) error {
 	var err error
 	if px > 0 {
-		err = s.rdb.Set(ctx, key, value, time.Duration(px)*time.Millisecond).Err()
+		err = s.status(ctx, "set", key, value, "px", px)
 	} else {
-		err = s.rdb.Del(ctx, key).Err()
+		err = s.status(ctx, "del", key)
 	}
 	if err != nil {
 		return unavailable(op, err)
@@ -247,7 +251,7 @@ func (s *Store) setOrDelete(ctx context.Context, op, key, value string, px int64
 
 // TakePending reads and deletes the record in one GETDEL.
 func (s *Store) TakePending(ctx context.Context, stateHash string) (store.PendingAuthorization, error) {
-	return decodeReply("take pending", s.rdb.GetDel(ctx, s.k.pending(stateHash)), nil, pendingExpiry)
+	return decodeReply("take pending", s.str(ctx, "getdel", s.k.pending(stateHash)), nil, pendingExpiry)
 }
 
 // SaveCode stores a new code under its grant.
@@ -266,7 +270,7 @@ func (s *Store) SaveCode(ctx context.Context, grantID, codeHash string, c store.
 
 // PeekCode reads a code without consuming it.
 func (s *Store) PeekCode(ctx context.Context, grantID, codeHash string) (store.AuthorizationCode, error) {
-	return decodeReply("peek code", s.rdb.Get(ctx, s.k.grant(grantID).code(codeHash)), store.ErrCodeReused, codeExpiry)
+	return decodeReply("peek code", s.str(ctx, "get", s.k.grant(grantID).code(codeHash)), store.ErrCodeReused, codeExpiry)
 }
 
 // RedeemCode consumes the code and stores the grant and its first tokens: one script.
@@ -298,12 +302,12 @@ func (s *Store) RedeemCode(ctx context.Context, grantID, codeHash string, gr sto
 
 // GetAccessToken reads an access token: one GET.
 func (s *Store) GetAccessToken(ctx context.Context, grantID, tokenHash string) (store.Token, error) {
-	return decodeReply("get access token", s.rdb.Get(ctx, s.k.grant(grantID).access(tokenHash)), nil, tokenExpiry)
+	return decodeReply("get access token", s.str(ctx, "get", s.k.grant(grantID).access(tokenHash)), nil, tokenExpiry)
 }
 
 // GetRefreshToken reads a current refresh token; ErrRefreshReused for a rotated one.
 func (s *Store) GetRefreshToken(ctx context.Context, grantID, tokenHash string) (store.Token, error) {
-	return decodeReply("get refresh token", s.rdb.Get(ctx, s.k.grant(grantID).refresh(tokenHash)), store.ErrRefreshReused, tokenExpiry)
+	return decodeReply("get refresh token", s.str(ctx, "get", s.k.grant(grantID).refresh(tokenHash)), store.ErrRefreshReused, tokenExpiry)
 }
 
 // RotateRefreshToken retires oldHash and stores next, or settles a reuse: one script.
@@ -378,7 +382,7 @@ func (s *Store) rotate(ctx context.Context, keys []string, args []any, u *store.
 
 // GetGrant reads a grant.
 func (s *Store) GetGrant(ctx context.Context, grantID string) (store.Grant, error) {
-	return decodeReply("get grant", s.rdb.Get(ctx, s.k.grant(grantID).grant()), nil, grantExpiry)
+	return decodeReply("get grant", s.str(ctx, "get", s.k.grant(grantID).grant()), nil, grantExpiry)
 }
 
 // RevokeGrant deletes the grant and everything live under it: one script.
@@ -419,12 +423,12 @@ func (s *Store) PutUpstreamToken(ctx context.Context, userID string, t store.Ups
 
 // GetUpstreamToken reads the user's upstream token; its key's TTL is its only expiry.
 func (s *Store) GetUpstreamToken(ctx context.Context, userID string) (store.UpstreamToken, error) {
-	return decodeReply[store.UpstreamToken]("get upstream token", s.rdb.Get(ctx, s.k.upstream(userID)), nil, nil)
+	return decodeReply[store.UpstreamToken]("get upstream token", s.str(ctx, "get", s.k.upstream(userID)), nil, nil)
 }
 
 // DeleteUpstreamToken removes the user's upstream token; idempotent.
 func (s *Store) DeleteUpstreamToken(ctx context.Context, userID string) error {
-	if err := s.rdb.Del(ctx, s.k.upstream(userID)).Err(); err != nil {
+	if err := s.status(ctx, "del", s.k.upstream(userID)); err != nil {
 		return unavailable("delete upstream token", err)
 	}
 	return nil
@@ -451,8 +455,13 @@ func (s *Store) ReleaseLease(ctx context.Context, name string) error {
 }
 
 // ReadTokenRequest reads a token request's client and code or refresh token in one
-// pipeline: one round trip (on a Cluster, one per node holding a key, in parallel).
+// round trip: one MGET, which concurrent requests' commands share (autopipeline.go);
+// on a Cluster, where the keys lie in two slots, a pipeline (one round trip per node
+// holding a key, in parallel).
 func (s *Store) ReadTokenRequest(ctx context.Context, k store.TokenRequestKeys) store.TokenRequestRecords {
+	if _, cluster := s.rdb.(*goredis.ClusterClient); !cluster {
+		return s.readTokenRequestMGET(ctx, k)
+	}
 	var out store.TokenRequestRecords
 	pipe := s.rdb.Pipeline()
 	client := pipe.Get(ctx, s.k.client(k.ClientID))
@@ -475,9 +484,57 @@ func (s *Store) ReadTokenRequest(ctx context.Context, k store.TokenRequestKeys) 
 	return out
 }
 
-// SaveLogin writes the user's upstream token and saves the code in one pipeline: one
-// round trip (on a Cluster, one per node holding a key, in parallel). Should Redis
-// have lost the script (a restart), the code is saved with a second round trip.
+func (s *Store) readTokenRequestMGET(ctx context.Context, k store.TokenRequestKeys) store.TokenRequestRecords {
+	var out store.TokenRequestRecords
+	g := s.k.grant(k.GrantID)
+	args := []any{"mget", s.k.client(k.ClientID)}
+	if k.CodeHash != "" {
+		args = append(args, g.code(k.CodeHash))
+	}
+	if k.RefreshHash != "" {
+		args = append(args, g.refresh(k.RefreshHash))
+	}
+	mget := goredis.NewSliceCmd(ctx, args...)
+	err := s.send(ctx, mget)
+	var vals []any
+	if !abandoned(ctx, err) {
+		vals, err = mget.Result()
+	}
+	if err == nil && len(vals) != len(args)-1 {
+		err = fmt.Errorf("MGET of %d keys answered %d values", len(args)-1, len(vals))
+	}
+	// next is the next value as the reply of its own GET, for decodeReply.
+	next := func() *goredis.StringCmd {
+		c := goredis.NewStringCmd(ctx)
+		switch {
+		case err != nil:
+			c.SetErr(err)
+		case vals[0] == nil:
+			c.SetErr(goredis.Nil)
+		default:
+			v, _ := vals[0].(string)
+			c.SetVal(v)
+		}
+		if err == nil {
+			vals = vals[1:]
+		}
+		return c
+	}
+	out.Client, out.ClientErr = decodeReply("get client", next(), nil, clientExpiry)
+	if k.CodeHash != "" {
+		out.Code, out.CodeErr = decodeReply("peek code", next(), store.ErrCodeReused, codeExpiry)
+	}
+	if k.RefreshHash != "" {
+		out.Refresh, out.RefreshErr = decodeReply("get refresh token", next(), store.ErrRefreshReused, tokenExpiry)
+	}
+	return out
+}
+
+// SaveLogin writes the user's upstream token and saves the code in one round trip: one
+// script (saveLoginScript); on a Cluster, where the two keys lie in two slots, a
+// pipeline of SET and saveCodeScript (one round trip per node holding a key, in
+// parallel). Should Redis have lost the script (a restart), a second round trip
+// sends it.
 func (s *Store) SaveLogin(ctx context.Context, l store.Login) error {
 	if err := checkGrantID(l.GrantID); err != nil {
 		return err
@@ -489,6 +546,11 @@ func (s *Store) SaveLogin(ctx context.Context, l store.Login) error {
 	g := s.k.grant(l.GrantID)
 	keys := []string{g.code(l.CodeHash), g.set(), g.revoked()}
 	args := []any{recs[1], ttl(l.Code.ExpiresAt)}
+	if _, cluster := s.rdb.(*goredis.ClusterClient); !cluster {
+		// One script, which concurrent requests' commands share (autopipeline.go).
+		return s.runStatus(ctx, "save login", saveLoginScript, append(keys, s.k.upstream(l.UserID)),
+			append(args, recs[0], l.UpstreamTTL.Milliseconds())...)
+	}
 	pipe := s.rdb.Pipeline()
 	var put goredis.Cmder
 	if px := l.UpstreamTTL.Milliseconds(); px > 0 {

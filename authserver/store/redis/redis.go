@@ -57,9 +57,13 @@
 // Round trips. GetAccessToken, the introspection hot path, is one GET; rotation and
 // revocation are one EVALSHA each (go-redis falls back to EVAL when the server lacks
 // the script); redemption is one pipeline of its EVALSHA and the three index scripts;
-// ReadTokenRequest (a token request's client and code or refresh token) and SaveLogin
-// (the callback's upstream token and code) are one pipeline each; ListGrants is one
-// pipeline for the index and one per 500 grants. Needs Redis 6.2 or later (GETDEL).
+// ReadTokenRequest (a token request's client and code or refresh token) is one MGET
+// and SaveLogin (the callback's upstream token and code) one script, each a pipeline
+// on a Cluster, where their keys lie in two slots; ListGrants is one pipeline for the
+// index and one per 500 grants. Under load, the single commands and scripts of
+// concurrent requests share round trips through go-redis's autopipelining
+// (autopipeline.go); pipelines go to the client as before. Needs Redis 6.2 or later
+// (GETDEL).
 package redis
 
 import (
@@ -121,6 +125,7 @@ var ErrEvictionPolicy = errors.New("redis maxmemory-policy is not noeviction")
 // Store is the Redis backend. It is safe for concurrent use.
 type Store struct {
 	rdb        goredis.UniversalClient
+	ap         *goredis.AutoPipeliner // nil: each command on its own (autopipeline.go)
 	ownsClient bool
 	skipPolicy bool
 	retention  time.Duration
@@ -160,6 +165,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		PipelineWriteBufferSize: pipelineBufferSize,
 	})
 	s, err := newStore(rdb, opts)
+	if c, ok := rdb.(asyncAutoPipeliner); ok && err == nil {
+		// The autopipeliner is the client's, and closes with it: only a client the
+		// Store owns gets one.
+		s.ap, err = c.AsyncAutoPipelineWithOptions(autoPipelineOptions())
+	}
 	if err != nil {
 		_ = rdb.Close()
 		return nil, err

@@ -248,6 +248,9 @@ func flow(t *testing.T, s *Store) string {
 	_, err = s.PollDevice(ctx, ref)
 	must(err)
 	must(s.DenyDevice(ctx, ref))
+	// A callback's login (saveLoginScript): g5's code and keys set, u2's upstream token.
+	must(s.SaveLogin(ctx, store.Login{UserID: "u2", Upstream: store.UpstreamToken{Ciphertext: []byte("y")},
+		UpstreamTTL: time.Hour, GrantID: "g5", CodeHash: "code", Code: store.AuthorizationCode{ExpiresAt: now.Add(time.Minute)}}))
 	return "g1"
 }
 
@@ -266,9 +269,10 @@ func TestEveryKeyHasATTL(t *testing.T) {
 	// upstream, lease, revocation feed; g1: code marker, grant, at1, rt1 marker, rt1's
 	// successor, at2, rt2, keys set, jti mark; g2: revocation marker; g1's user,
 	// client and tenant indexes; g3 (client_credentials): grant, access token, keys
-	// set, client c1's index; g4 (device): user code, device, polling state.
-	if len(all) != 29 {
-		t.Errorf("flow wrote %d keys, want 29: %v", len(all), all)
+	// set, client c1's index; g4 (device): user code, device, polling state; g5
+	// (SaveLogin): code, keys set, and u2's upstream token.
+	if len(all) != 32 {
+		t.Errorf("flow wrote %d keys, want 32: %v", len(all), all)
 	}
 	for _, k := range all {
 		if !strings.HasPrefix(k, "ttl:") {

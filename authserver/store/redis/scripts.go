@@ -206,6 +206,21 @@ put(KEYS[2], KEYS[1], ARGV[1], ARGV[2])
 return 'OK'
 `)
 
+// saveLoginScript is saveCodeScript that first writes the user's upstream token, as
+// SaveLogin's pipeline does on a Cluster, where that key lies in another slot:
+// KEYS code, set, revoked, upstream; ARGV record, px, upstream record, upstream px.
+var saveLoginScript = script(`
+if tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('DEL', KEYS[4])
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
+put(KEYS[2], KEYS[1], ARGV[1], ARGV[2])
+return 'OK'
+`)
+
 // redeemCodeScript: KEYS code, set, revoked, grant, access[, refresh];
 // ARGV grant, px, access, px[, refresh, px].
 //
@@ -395,7 +410,7 @@ return 'OK'
 var allScripts = []*goredis.Script{
 	createClientScript, updateClientScript, deleteClientScript, touchClientScript,
 	requestApprovalScript, setApprovalScript,
-	saveCodeScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
+	saveCodeScript, saveLoginScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
 	issueGrantScript, saveDeviceScript, denyDeviceScript, pollDeviceScript,
 	indexGrantScript,
 	releaseLeaseScript,
@@ -414,7 +429,7 @@ func (s *Store) loadScripts(ctx context.Context) {
 
 // run runs a script and returns its status word.
 func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (string, error) {
-	status, err := sc.Run(ctx, s.rdb, keys, args...).Text()
+	status, err := sc.Run(ctx, scripter{s.rdb, s}, keys, args...).Text()
 	if err != nil {
 		return "", unavailable(op, err)
 	}

@@ -326,9 +326,11 @@ func startTarget(dir, name, bin, upstreamURL, redisAddr, prefix string) (*target
 }
 
 // writeServerConfig writes the server's configuration file: the Redis store, the fast
-// upstream as a plain OAuth 2.0 provider, dynamic registration on (the default), and
-// one pre-registered confidential client, the MCP server that introspects. Access
-// tokens are JWTs (the default), signed with a key of the server's own keys file.
+// upstream as a plain OAuth 2.0 provider, dynamic registration on (the default), opaque
+// access tokens (what introspection is for; the baselines are sized for their
+// records), and one pre-registered confidential client, the MCP server that
+// introspects. The server also gets a keys file of its own (not required with opaque
+// tokens; it keeps the configuration valid if the format is switched to jwt).
 func writeServerConfig(dir, name, addr, upstreamURL, redisAddr, prefix, introspectSecret string) (string, []string, error) {
 	sum := sha256.Sum256([]byte(introspectSecret))
 	keysDir := filepath.Join(dir, name+"-keys")
@@ -351,6 +353,8 @@ upstream:
   userInfoURL: %[2]s/userinfo
 clientIDMetadataDocuments:
   enabled: false
+tokens:
+  accessTokenFormat: opaque
 store:
   type: redis
   redis:
