@@ -179,6 +179,9 @@ func decodeCall(raw []byte) (mcpCall, error) {
 	if err := json.Unmarshal(raw, &msg); err != nil || msg == nil {
 		return mcpCall{}, errors.New("not a JSON object")
 	}
+	if err := ambiguousKeys(raw, "method", "params"); err != nil {
+		return mcpCall{}, err
+	}
 	var c mcpCall
 	m, ok := msg["method"]
 	if !ok {
@@ -198,6 +201,9 @@ func decodeCall(raw []byte) (mcpCall, error) {
 	if err := json.Unmarshal(msg["params"], &params); err != nil {
 		return mcpCall{}, errors.New("params is not an object")
 	}
+	if err := ambiguousKeys(msg["params"], "name", "uri"); err != nil {
+		return mcpCall{}, err
+	}
 	key := "name"
 	if c.method == "resources/read" {
 		key = "uri"
@@ -208,6 +214,40 @@ func decodeCall(raw []byte) (mcpCall, error) {
 		}
 	}
 	return c, nil
+}
+
+// ambiguousKeys refuses an object with a key that another JSON decoder could read as one
+// of names: the name in another case (Go's encoding/json, which some MCP servers decode
+// with, matches struct fields case-insensitively) or the name twice (decoders disagree
+// on which one wins). The scope check must read the very call the server will run, so
+// a message it could read differently is refused rather than guessed at.
+func ambiguousKeys(raw []byte, names ...string) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		for _, n := range names {
+			if !strings.EqualFold(key, n) {
+				continue
+			}
+			if key != n || seen[n] {
+				return fmt.Errorf("ambiguous key %q", key)
+			}
+			seen[n] = true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkAgainstHeaders applies the specification's Server Validation: "Servers that
