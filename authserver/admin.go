@@ -234,7 +234,9 @@ func (s *Server) revokeGrants(ctx context.Context, f store.GrantFilter) (int, ma
 		for i, g := range gs {
 			if errs[i] == nil {
 				revoked++
-				users[g.UserID] = true
+				if g.UserID != "" { // client_credentials grants have no user, nor a vault entry
+					users[g.UserID] = true
+				}
 			}
 		}
 		if err := errors.Join(errs...); err != nil {

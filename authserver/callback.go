@@ -65,7 +65,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, exchangeError(err))
 		return
 	}
-	scope, ok := s.applyAccessPolicy(w, r, p, tok, id)
+	scope, ok, _ := s.applyAccessPolicy(w, r, p, tok, id)
 	if !ok {
 		return
 	}

@@ -349,9 +349,13 @@ func (s *Server) deviceCallback(w http.ResponseWriter, r *http.Request, p store.
 		s.renderError(w, r, oe.Status, "The sign-in could not be completed. Start again on your device.")
 		return
 	}
-	scope, ok := s.applyAccessPolicy(w, r, p, tok, id)
+	scope, ok, refused := s.applyAccessPolicy(w, r, p, tok, id)
 	if !ok {
-		deny()
+		// Only a refusal is final for the device; a membership check that failed leaves
+		// it pending, so the user can approve again once the upstream answers.
+		if refused {
+			deny()
+		}
 		return
 	}
 	p.Scope = scope

@@ -30,12 +30,14 @@ type refusedPage struct {
 // applyAccessPolicy runs the login policy on a user the upstream has just
 // authenticated, and returns the scope to grant: the pending request's, less the
 // restricted scopes the user's memberships do not grant. When the user may not log in
-// it answers the browser itself and returns false; nothing has been stored by then
-// (the pending record is spent, as every callback spends it).
-func (s *Server) applyAccessPolicy(w http.ResponseWriter, r *http.Request, p store.PendingAuthorization, tok *upstream.Token, id *upstream.Identity) (string, bool) {
+// it answers the browser itself and returns ok false; nothing has been stored by then
+// (the pending record is spent, as every callback spends it). refused tells a decision
+// against the user from a check that could not be made (memberships unreadable), which
+// may pass on another try: a device flow ends for good only on a refusal.
+func (s *Server) applyAccessPolicy(w http.ResponseWriter, r *http.Request, p store.PendingAuthorization, tok *upstream.Token, id *upstream.Identity) (scope string, ok, refused bool) {
 	policy := s.opts.Access
 	if policy == nil {
-		return p.Scope, true
+		return p.Scope, true, false
 	}
 	in := access.Input{Identity: id}
 	if mr, ok := s.upstream.(upstream.MembershipReader); ok && tok != nil {
@@ -55,23 +57,23 @@ func (s *Server) applyAccessPolicy(w http.ResponseWriter, r *http.Request, p sto
 			oe = newError(http.StatusServiceUnavailable, errCodeTemporarilyUnavailable, "the upstream provider did not answer the membership check, try again later")
 		}
 		s.redirectError(w, r, p.RedirectURI, p.State, oe)
-		return "", false
+		return "", false, false
 	}
 	if !d.Allowed {
 		s.refuseLogin(w, r, p, id, refusedNotAllowed,
 			"This account is not allowed to sign in to "+s.opts.DisplayName+".")
-		return "", false
+		return "", false, true
 	}
 	requested := splitScope(p.Scope)
 	granted := policy.GrantedScopes(requested, d)
 	if len(requested) > 0 && len(granted) == 0 {
 		s.refuseLogin(w, r, p, id, refusedNoScope,
 			"This account is not granted any of the access the application asked for.")
-		return "", false
+		return "", false, true
 	}
 	s.log.InfoContext(r.Context(), "login allowed", "client_id", p.ClientID, "user", id.Subject,
 		"rule", d.Rule, "scope", joinScope(granted))
-	return joinScope(granted), true
+	return joinScope(granted), true, false
 }
 
 // refuseLogin shows the browser why the login was refused, with a link that takes the

@@ -232,13 +232,13 @@ func ambiguousKeys(raw []byte, names ...string) error {
 		if err != nil {
 			return err
 		}
-		key, _ := t.(string)
+		field, _ := t.(string)
 		for _, n := range names {
-			if !strings.EqualFold(key, n) {
+			if !strings.EqualFold(field, n) {
 				continue
 			}
-			if key != n || seen[n] {
-				return fmt.Errorf("ambiguous key %q", key)
+			if field != n || seen[n] {
+				return fmt.Errorf("ambiguous member %q", field)
 			}
 			seen[n] = true
 		}
