@@ -20,10 +20,25 @@ func feedMember(grantID, jti string) string {
 	return string(b)
 }
 
-// record adds a feed entry: one script on the feed's own key.
+// record adds a feed entry: one script on the feed's own key. The revocation it records
+// has already happened, and a caller's retry may not find the grant again (its keys are
+// gone), so a failed write is tried twice more, briefly, before the error is returned.
 func (s *Store) record(ctx context.Context, grantID, jti string) error {
-	return s.runStatus(ctx, "record revocation", feedAddScript, []string{s.k.feed()},
-		feedMember(grantID, jti), s.retention.Milliseconds())
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return errors.Join(err, ctx.Err())
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			}
+		}
+		if err = s.runStatus(ctx, "record revocation", feedAddScript, []string{s.k.feed()},
+			feedMember(grantID, jti), s.retention.Milliseconds()); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // recordGrant records the grant revocation a script reported alongside err, the
