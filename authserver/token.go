@@ -352,16 +352,70 @@ type successorRecord struct {
 	Scope            string    `json:"scope,omitempty"`
 }
 
+// appendJSON appends what json.Marshal makes of r, without its reflection: every
+// rotation seals one (reusedRefresh reads it back with json.Unmarshal).
+func (r *successorRecord) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"client_id":`...)
+	b = appendJSONString(b, r.ClientID)
+	b = append(b, `,"access_token":`...)
+	b = appendJSONString(b, r.AccessToken)
+	b = append(b, `,"access_expires_at":`...)
+	if b, err = appendJSONTime(b, r.AccessExpiresAt); err != nil {
+		return nil, err
+	}
+	if r.RefreshToken != "" {
+		b = append(b, `,"refresh_token":`...)
+		b = appendJSONString(b, r.RefreshToken)
+	}
+	if !r.RefreshExpiresAt.IsZero() {
+		b = append(b, `,"refresh_expires_at":`...)
+		if b, err = appendJSONTime(b, r.RefreshExpiresAt); err != nil {
+			return nil, err
+		}
+	}
+	if r.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, r.Scope)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON does (and its errors).
+func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil, errors.New("successor: time out of range for JSON")
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
+}
+
+// appendJSONString appends s as a JSON string. Plain ASCII, what tokens, client IDs
+// and scopes are, is copied as is; anything else goes through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // sealSuccessor encrypts a rotation's token response for the reuse window, bound to
 // the grant and the rotated token; with the window off it keeps nothing.
 func (s *Server) sealSuccessor(clientID, grantID, oldHash, access, refresh string, pair store.TokenPair, now time.Time) (store.Successor, error) {
 	if s.opts.RefreshReuseWindow <= 0 {
 		return store.Successor{}, nil
 	}
-	plain, err := json.Marshal(successorRecord{
+	rec := successorRecord{
 		ClientID: clientID, AccessToken: access, AccessExpiresAt: pair.Access.ExpiresAt,
 		RefreshToken: refresh, RefreshExpiresAt: pair.Refresh.ExpiresAt, Scope: pair.Access.Scope,
-	})
+	}
+	plain, err := rec.appendJSON(make([]byte, 0, 64+len(clientID)+len(access)+len(refresh)+len(rec.Scope)+2*len(time.RFC3339Nano)))
 	if err != nil {
 		return store.Successor{}, err
 	}

@@ -26,6 +26,9 @@ const listBatch = 500
 // Its tokens reach nobody, and the client's retry of the code is a replay that
 // revokes it; the user logs in again.
 //
+// The three index writes are one script outside a Cluster, one per index on a
+// Cluster (their keys lie in different slots).
+//
 // IssueGrant runs the same way with issueGrantScript (op names it in errors). A grant
 // without a user (client_credentials) is not listed under a user.
 func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, use *store.ClientUse, keys []string, args []any) error {
@@ -38,10 +41,19 @@ func (s *Store) writeAndIndex(ctx context.Context, op string, sc *goredis.Script
 	if gr.UserID != "" {
 		idx = append(idx, s.k.userGrants(gr.UserID))
 	}
+	// On a Cluster the indexes lie in different slots: one script each. Elsewhere one
+	// script updates them all.
+	groups := [][]string{idx}
+	if _, cluster := s.rdb.(*goredis.ClusterClient); cluster {
+		groups = make([][]string, len(idx))
+		for i := range idx {
+			groups[i] = idx[i : i+1 : i+1]
+		}
+	}
 	pipe := s.rdb.Pipeline()
-	indexed := make([]*goredis.Cmd, len(idx))
-	for i, k := range idx {
-		indexed[i] = indexGrantScript.EvalSha(ctx, pipe, []string{k}, gr.ID, exp, px, now)
+	indexed := make([]*goredis.Cmd, len(groups))
+	for i, ks := range groups {
+		indexed[i] = indexGrantScript.EvalSha(ctx, pipe, ks, gr.ID, exp, px, now)
 	}
 	touched := s.pipeTouch(ctx, pipe, use)
 	redeem := sc.EvalSha(ctx, pipe, keys, args...)
@@ -63,7 +75,7 @@ func (s *Store) writeAndIndex(ctx context.Context, op string, sc *goredis.Script
 	for i, c := range indexed {
 		ierr := c.Err()
 		if ierr != nil && goredis.HasErrorPrefix(ierr, "NOSCRIPT") {
-			if err := s.runStatus(ctx, "index grant", indexGrantScript, []string{idx[i]}, gr.ID, exp, px, now); err != nil {
+			if err := s.runStatus(ctx, "index grant", indexGrantScript, groups[i], gr.ID, exp, px, now); err != nil {
 				return err
 			}
 		} else if ierr != nil {

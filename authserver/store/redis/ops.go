@@ -364,10 +364,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string,
 }
 
 // rotate runs the rotation script, in one pipeline with the client's use when there
-// is one.
+// is one. Alone, the script goes through send, so that concurrent rotations share
+// round trips (autopipeline.go).
 func (s *Store) rotate(ctx context.Context, keys []string, args []any, u *store.ClientUse) ([]any, error) {
 	if u == nil {
-		return rotateScript.Run(ctx, s.rdb, keys, args...).Slice()
+		return rotateScript.Run(ctx, scripter{s.rdb, s}, keys, args...).Slice()
 	}
 	pipe := s.rdb.Pipeline()
 	touched := s.pipeTouch(ctx, pipe, u)
@@ -375,7 +376,7 @@ func (s *Store) rotate(ctx context.Context, keys []string, args []any, u *store.
 	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
 	touched()
 	if err := cmd.Err(); err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		return rotateScript.Run(ctx, s.rdb, keys, args...).Slice()
+		return rotateScript.Run(ctx, scripter{s.rdb, s}, keys, args...).Slice()
 	}
 	return cmd.Slice()
 }

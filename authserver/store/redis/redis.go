@@ -56,7 +56,8 @@
 //
 // Round trips. GetAccessToken, the introspection hot path, is one GET; rotation and
 // revocation are one EVALSHA each (go-redis falls back to EVAL when the server lacks
-// the script); redemption is one pipeline of its EVALSHA and the three index scripts;
+// the script); redemption is one pipeline of its EVALSHA and the index script (one
+// for the three indexes; on a Cluster, where they lie in different slots, one each);
 // ReadTokenRequest (a token request's client and code or refresh token) is one MGET
 // and SaveLogin (the callback's upstream token and code) one script, each a pipeline
 // on a Cluster, where their keys lie in two slots; ListGrants is one pipeline for the

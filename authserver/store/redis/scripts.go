@@ -31,11 +31,12 @@ local function extend(key, px)
   if redis.call('PTTL', key) < px then redis.call('PEXPIRE', key, px) end
 end
 
--- put writes records of a grant, given as key, value, px triples, each for its px
--- milliseconds (not at all when px <= 0), lists them in the grant's keys set with one
--- SADD, and stretches the set's TTL once, to cover the longest.
-local function put(set, ...)
-  local listed, longest = {}, 0
+-- putListed writes records of a grant, given as key, value, px triples, each for its
+-- px milliseconds (not at all when px <= 0), lists them in the grant's keys set
+-- together with the keys already in listed (written by the caller, the longest
+-- living for longest milliseconds) with one SADD, and stretches the set's TTL once,
+-- to cover the longest.
+local function putListed(set, listed, longest, ...)
   for i = 1, select('#', ...), 3 do
     local key, value, px = select(i, ...)
     px = tonumber(px)
@@ -48,6 +49,11 @@ local function put(set, ...)
   if #listed == 0 then return end
   redis.call('SADD', set, unpack(listed))
   extend(set, longest)
+end
+
+-- put is putListed with nothing written before.
+local function put(set, ...)
+  putListed(set, {}, 0, ...)
 end
 
 -- revoke deletes every live key of a grant and leaves the revocation marker for as
@@ -282,17 +288,19 @@ if state == 'reused' then
 end
 if ARGV[4] == '' then return {'NOPAIR'} end
 redis.call('SET', KEYS[1], MARKER .. ':' .. KEYS[5], 'KEEPTTL')
-if KEYS[6] then
-  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5], KEYS[6], ARGV[6], ARGV[7])
-else
-  put(KEYS[2], KEYS[5], ARGV[4], ARGV[5])
-end
-local px = tonumber(ARGV[2])
+-- The successor is listed in the keys set with the new pair: one SADD, one extend.
+local listed, px = {}, tonumber(ARGV[2])
 if px > 0 then
   redis.call('HSET', KEYS[4], 'client', ARGV[1], 'sealed', ARGV[3])
   redis.call('PEXPIRE', KEYS[4], px)
-  redis.call('SADD', KEYS[2], KEYS[4])
-  extend(KEYS[2], px)
+  listed[1] = KEYS[4]
+else
+  px = 0
+end
+if KEYS[6] then
+  putListed(KEYS[2], listed, px, KEYS[5], ARGV[4], ARGV[5], KEYS[6], ARGV[6], ARGV[7])
+else
+  putListed(KEYS[2], listed, px, KEYS[5], ARGV[4], ARGV[5])
 end
 redis.call('SREM', KEYS[2], KEYS[1])
 return {'OK'}
@@ -388,15 +396,19 @@ redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
 `)
 
-// indexGrantScript: KEYS index; ARGV grant ID, grant expiry (unix ms), px, now (unix ms).
-// The index is a sorted set of grant IDs by expiry, so expired entries go by score.
+// indexGrantScript: KEYS index...; ARGV grant ID, grant expiry (unix ms), px, now (unix
+// ms). Each index is a sorted set of grant IDs by expiry, so expired entries go by
+// score. On a Cluster, where the indexes lie in different slots, it runs once per
+// index; elsewhere once for all of them.
 var indexGrantScript = script(`
 local px = tonumber(ARGV[3])
-if px > 0 then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  extend(KEYS[1], px)
+for i = 1, #KEYS do
+  if px > 0 then
+    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+    extend(KEYS[i], px)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[4])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
 return 'OK'
 `)
 
