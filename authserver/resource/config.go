@@ -34,6 +34,10 @@ const (
 	DefaultRevocationPollInterval = 2 * time.Second
 	// DefaultJWTLeeway is the clock skew allowed on a JWT's exp and nbf.
 	DefaultJWTLeeway = 10 * time.Second
+	// MaxJWTLeeway bounds JWTLeeway: the server keeps a revocation in its feed only a
+	// minute past the longest token's expiry, and the follower forgets it then, so a
+	// leeway near a minute would let a revoked JWT verify again in its last seconds.
+	MaxJWTLeeway = 30 * time.Second
 	// DefaultJWKSMinRefetchInterval is the shortest time between two JWKS fetches
 	// caused by tokens naming an unknown key, so a flood of forged kids costs the
 	// authorization server one request per interval.
@@ -157,7 +161,7 @@ type Config struct {
 	// metadata. JWTs are accepted only from that first authorization server.
 	JWKSURI string
 	// JWTLeeway is the clock skew allowed on a JWT's exp and nbf. Zero:
-	// DefaultJWTLeeway; negative: none.
+	// DefaultJWTLeeway; negative: none; at most MaxJWTLeeway.
 	JWTLeeway time.Duration
 	// JWKSMinRefetchInterval is the shortest time between two JWKS fetches caused by
 	// an unknown key id. Zero: DefaultJWKSMinRefetchInterval.
@@ -253,6 +257,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	cfg.JWTLeeway = max(orDefault(cfg.JWTLeeway, DefaultJWTLeeway), 0)
+	if cfg.JWTLeeway > MaxJWTLeeway {
+		errs = append(errs, fmt.Errorf("JWT leeway %s is above %s: revocations are kept only a minute past expiry", cfg.JWTLeeway, MaxJWTLeeway))
+	}
 	cfg.JWKSMinRefetchInterval = orDefault(cfg.JWKSMinRefetchInterval, DefaultJWKSMinRefetchInterval)
 	cfg.JWKSMaxAge = orDefault(cfg.JWKSMaxAge, DefaultJWKSMaxAge)
 	cfg.RevocationPollInterval = orDefault(cfg.RevocationPollInterval, DefaultRevocationPollInterval)

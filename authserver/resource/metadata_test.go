@@ -116,6 +116,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"offline_access among the required scopes", func(c *Config) { c.RequiredScopes = []string{"mcp", "offline_access"} }, "offline_access"},
 		{"offline_access among the supported scopes", func(c *Config) { c.ScopesSupported = []string{"offline_access"} }, "offline_access"},
 		{"a scope that would break the challenge header", func(c *Config) { c.RequiredScopes = []string{`a"b`} }, "not a valid scope"},
+		{"a JWT leeway that outlasts the revocation feed's memory", func(c *Config) { c.JWTLeeway = 2 * MaxJWTLeeway }, "JWT leeway"},
 	}
 	for _, tt := range tests {
 		t.Run("refuses "+tt.name, func(t *testing.T) {
