@@ -13,21 +13,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
 	"github.com/mcpauth/mcpauth/authserver/app"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
-	"github.com/mcpauth/mcpauth/controllers"
 	"github.com/mcpauth/mcpauth/internal/devkubelet"
-	"github.com/mcpauth/mcpauth/internal/testutil/kubeenv"
 )
 
 // TestAnMCPClientApprovesAHeldClient: with spec.clientPolicy.requireApproval, a client
@@ -42,7 +33,7 @@ func TestAnMCPClientApprovesAHeldClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
-	k8s, cs := startSecondOperator(t, ctx)
+	k8s, cs := startOperator(t, ctx)
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	idp := upstreamtest.NewServer(t, upstreamtest.Options{RedirectURIs: []string{issuer + "/oauth/callback"}})
@@ -117,43 +108,4 @@ func TestAnMCPClientApprovesAHeldClient(t *testing.T) {
 	// Deleting it withdraws the approval (nothing else approved the client).
 	g.Expect(k8s.Delete(ctx, approval)).To(Succeed())
 	g.Eventually(func() int { return status(authorize) }).WithTimeout(5 * time.Second).Should(Equal(http.StatusForbidden))
-}
-
-// startSecondOperator is startOperator for a test that runs beside TestThePiecesFit in
-// one process: controller-runtime refuses a second controller of the same name unless
-// told to skip the check, and a skipped check leaves the name free for the other test.
-func startSecondOperator(t *testing.T, ctx context.Context) (client.Client, kubernetes.Interface) {
-	t.Helper()
-	env, err := kubeenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = oauthv1alpha1.AddToScheme(scheme)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{AuthServerImage: "mcpauth:test"}); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k8s, cs
 }
