@@ -18,16 +18,6 @@ touch "$LEDGER" 2>/dev/null || true
 
 ledger() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$LEDGER" 2>/dev/null; }
 
-# pid_of NAME: the recorded process, if it is still the one we started.
-pid_of() {
-  local f pid; f=$(pidfile "$1")
-  [[ -f $f ]] || return 1
-  pid=$(cat "$f")
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  { tr "\0" " " <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$1" || return 1
-  echo "$pid"
-}
-
 # stop NAME...: SIGTERM to each, then SIGKILL to what is left after 10 s. Together,
 # because each takes a second or two to exit.
 stop() {

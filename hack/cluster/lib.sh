@@ -50,9 +50,44 @@ record() { printf '%s\n' "$*" >>"$LEDGER"; }
 
 pidfile() { echo "$RUN/$1.pid"; }
 
-running() { # running NAME: its recorded process is alive
-  local f; f=$(pidfile "$1")
-  [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null
+# pid_of NAME: the recorded process, if it is still the one we started (a pid file that
+# outlived a reboot may name an unrelated process by now).
+pid_of() {
+  local f pid; f=$(pidfile "$1")
+  [[ -f $f ]] || return 1
+  pid=$(cat "$f")
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  { tr "\0" " " <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$1" || return 1
+  echo "$pid"
+}
+
+running() { pid_of "$1" >/dev/null; } # running NAME: its recorded process is alive
+
+# proc_id PID: the pid with its start time, which names one process for good: pids are
+# reused, the pair is not.
+proc_id() { [[ -r /proc/$1/stat ]] && echo "$1 $(awk '{print $22}' "/proc/$1/stat")"; }
+
+# OWNER: a process that started the cluster for itself (the cluster test) and whose
+# death leaves it orphaned; up.sh records it as proc_id in $OWNER_FILE.
+OWNER_FILE="$STATE/owner"
+
+# cluster_state prints what is on the machine, one word:
+#   none      no cluster state at all;
+#   up        the cluster's components are running;
+#   stale     state is left (mounts, bridge, rules) but none of its processes runs: a
+#             reboot, or a run killed before down;
+#   orphaned  running, but started by an owner process that is gone (a killed test).
+cluster_state() {
+  if [[ ! -f $LEDGER && ! -d $STATE && ! -d $RUN ]]; then echo none; return; fi
+  local c any=0
+  for c in "${COMPONENTS[@]}"; do running "$c" && any=1; done
+  if [[ $any -eq 0 ]]; then echo stale; return; fi
+  if [[ -s $OWNER_FILE ]]; then
+    local pid start
+    read -r pid start <"$OWNER_FILE"
+    if [[ "$(proc_id "$pid")" != "$pid $start" ]]; then echo orphaned; return; fi
+  fi
+  echo up
 }
 
 kubectl_() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }

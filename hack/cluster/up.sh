@@ -20,14 +20,23 @@ step() { step_n=$((step_n + 1)); printf '[%d/12] %s\n' "$step_n" "$*" >&2; }
 # Can this machine run it? check.sh says why not, in one line.
 reason=$("$here/check.sh" 2>&1) || die "$reason"
 
-if [[ -f $LEDGER ]]; then
-  if running kube-apiserver && running kubelet && kubectl_ get --raw /readyz >/dev/null 2>&1; then
-    log "already up"
-    echo "$BIN/kubectl --kubeconfig $KUBECONFIG_ADMIN get nodes"
-    exit 0
-  fi
-  die "a cluster's state is in $STATE but it is not (fully) running: run \`make cluster-down\` first"
-fi
+case $(cluster_state) in
+  none) ;;
+  stale | orphaned)
+    # Nobody uses it: its processes are gone (a reboot, a killed run), or the test that
+    # started it for itself is. Undo it from its ledger rather than refuse.
+    log "a cluster was left behind ($(cluster_state)): undoing it first with down.sh"
+    "$here/down.sh" || die "down.sh could not undo the cluster left behind; see above"
+    ;;
+  up)
+    if running kube-apiserver && running kubelet && kubectl_ get --raw /readyz >/dev/null 2>&1; then
+      log "already up"
+      echo "$BIN/kubectl --kubeconfig $KUBECONFIG_ADMIN get nodes"
+      exit 0
+    fi
+    die "a cluster's state is in $STATE but it is not (fully) running: run \`make cluster-down\` first"
+    ;;
+esac
 
 step "building or reusing the Kubernetes $KUBE_VERSION binaries (cached in $BIN)"
 "$here/build.sh" >/dev/null
@@ -37,6 +46,9 @@ mkdir -p "$STATE" "$RUN"
 : >"$LEDGER"
 record dir "$STATE"
 record dir "$RUN"
+if [[ -n ${MCPAUTH_CLUSTER_OWNER:-} ]]; then
+  proc_id "$MCPAUTH_CLUSTER_OWNER" >"$OWNER_FILE" || die "MCPAUTH_CLUSTER_OWNER=$MCPAUTH_CLUSTER_OWNER is not a running process"
+fi
 mkdir -p "$PKI" "$LOGS" "$RUN/containerd"
 for s in "${SYSCTLS[@]}"; do
   [[ -e /proc/sys/$s ]] && record sysctl "$s" "$(cat "/proc/sys/$s")"

@@ -78,8 +78,8 @@ func gate(t *testing.T, root string) {
 		why = "the Kubernetes binaries are not built yet: `make cluster-assets` builds them (about 13 minutes once; make test does it)"
 	case !fileExists(filepath.Join(root, "test/e2e/node/node_modules/oidc-provider")):
 		why = "the Node packages are missing: run `make install-deps`"
-	case fileExists(stateDir + "/ledger"):
-		why = "a dev cluster is already up (make dev or make cluster-up): stop it, or run `make cluster-down`"
+	default:
+		why = leftovers(t, root)
 	}
 	if why == "" {
 		if _, err := exec.LookPath("node"); err != nil {
@@ -138,6 +138,29 @@ type env struct {
 func (e *env) issuerURL() string { return fmt.Sprintf("http://127.0.0.1:%d", e.issuer.port()) }
 func (e *env) mcpURL() string    { return fmt.Sprintf("http://127.0.0.1:%d/mcp", e.mcp.port()) }
 
+// leftovers undoes a cluster nobody uses any more: one whose processes are gone (a
+// reboot, a run killed before its cleanup) or one a killed cluster test started for
+// itself. A cluster someone runs (make dev, make cluster-up) is theirs: the test says
+// why it cannot run instead.
+func leftovers(t *testing.T, root string) (why string) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(root, "hack/cluster/state.sh")).CombinedOutput()
+	state := strings.TrimSpace(string(out))
+	switch {
+	case err != nil:
+		return "hack/cluster/state.sh: " + state
+	case state == "up":
+		return "a dev cluster is already up (make dev or make cluster-up): stop it, or run `make cluster-down`"
+	case state == "stale" || state == "orphaned":
+		out, err := exec.Command(filepath.Join(root, "hack/cluster/down.sh")).CombinedOutput()
+		t.Logf("a cluster was left behind (%s); undone with down.sh:\n%s", state, out)
+		if err != nil {
+			t.Fatalf("down.sh could not undo the cluster left behind: %v", err)
+		}
+	}
+	return ""
+}
+
 // TestOperatorOnARealCluster is issue 11's end-to-end test; see the package comment.
 func TestOperatorOnARealCluster(t *testing.T) {
 	root := moduleRoot(t)
@@ -193,7 +216,7 @@ func TestOperatorOnARealCluster(t *testing.T) {
 }
 
 func (e *env) up(ctx context.Context, t *testing.T) {
-	if _, err := run(ctx, t, "cluster-up", e.root, nil, filepath.Join(e.root, "hack/cluster/up.sh")); err != nil {
+	if _, err := run(ctx, t, "cluster-up", e.root, []string{fmt.Sprintf("MCPAUTH_CLUSTER_OWNER=%d", os.Getpid())}, filepath.Join(e.root, "hack/cluster/up.sh")); err != nil {
 		t.Fatalf("cluster-up: %v", err)
 	}
 	if _, err := run(ctx, t, "images", e.root, nil, filepath.Join(e.root, "hack/cluster/images.sh")); err != nil {
