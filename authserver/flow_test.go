@@ -30,9 +30,13 @@ import (
 
 // The MCP client's redirect URI as registered, and as used: a loopback URI on a port
 // of the moment (RFC 8252 §7.3). Nothing listens there; the test stops at the redirect.
+// The port is below the kernel's ephemeral range, so that no test server started on
+// port 0 (the issuer itself) can have it: a browser stopping at "the client's host"
+// must never stop at ours.
 const (
+	flowRedirectHost = "127.0.0.1:9"
 	flowRedirect     = "http://127.0.0.1/callback"
-	flowRedirectUsed = "http://127.0.0.1:38123/callback"
+	flowRedirectUsed = "http://" + flowRedirectHost + "/callback"
 	flowResource     = "https://mcp.example.com/mcp"
 )
 
@@ -231,7 +235,7 @@ func (fe *flowEnv) browse(t *testing.T, authURL string) *url.URL {
 	c.Jar = jar
 	var back *url.URL
 	c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-		if req.URL.Host == "127.0.0.1:38123" {
+		if req.URL.Host == flowRedirectHost {
 			back = req.URL
 			return http.ErrUseLastResponse
 		}

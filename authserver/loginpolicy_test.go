@@ -24,7 +24,8 @@ import (
 // The MCP client of the access tests: trusted (no consent page), loopback redirect.
 var accessClient = StaticClient{ID: "access-app", Name: "Access App", RedirectURIs: []string{"http://127.0.0.1/cb"}, Trusted: true}
 
-const accessRedirect = "http://127.0.0.1:38124/cb"
+// accessRedirect is on a port below the ephemeral range, which no test server has.
+const accessRedirect = "http://127.0.0.1:10/cb"
 
 // accessEnv is a real Server on a real listener with a real upstream provider (the
 // fake GitHub, or upstreamtest's OIDC issuer) and an access policy.
@@ -95,7 +96,7 @@ func (ae *accessEnv) login(t *testing.T, scope string, p pkce, extra url.Values)
 	jar, _ := cookiejar.New(nil)
 	var res loginResult
 	c := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if req.URL.Host == "127.0.0.1:38124" {
+		if req.URL.Host == "127.0.0.1:10" {
 			res.client = req.URL
 			return http.ErrUseLastResponse
 		}

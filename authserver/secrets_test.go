@@ -221,7 +221,7 @@ func (fe *flowEnv) browseRecording(t *testing.T, authURL string) (back *url.URL,
 		switch req.URL.Host {
 		case idp.Host:
 			upstreamState = req.URL.Query().Get("state")
-		case "127.0.0.1:38123":
+		case flowRedirectHost:
 			back = req.URL
 			return http.ErrUseLastResponse
 		}
