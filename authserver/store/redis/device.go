@@ -33,7 +33,7 @@ func (s *Store) IssueGrant(ctx context.Context, gr store.Grant, tokens store.Tok
 		keys = append(keys, g.refresh(tokens.RefreshHash))
 		args = append(args, rt[0], ttl(tokens.Refresh.ExpiresAt))
 	}
-	return s.writeAndIndex(ctx, "issue grant", issueGrantScript, gr, tokens.ClientUse, keys, args)
+	return s.writeAndIndex(ctx, "issue grant", issueGrantScript, issueIndexedScript, gr, tokens.ClientUse, keys, args)
 }
 
 func deviceExpiry(d *store.DeviceAuthorization) time.Time { return d.ExpiresAt }

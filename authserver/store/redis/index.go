@@ -15,47 +15,44 @@ import (
 const listBatch = 500
 
 // redeemAndIndex runs the redemption script and lists the grant in its user's, its
-// client's and the tenant's index, all in one pipeline (one round trip; on a Cluster
-// one per node, in parallel), the index writes ahead: see the package doc. The
-// client's use, when there is one, rides in the same pipeline. A script
-// Redis has lost (a restart, SCRIPT FLUSH) is run again on its own.
+// client's and the tenant's index, with the client's use when there is one. Outside a
+// Cluster that is one script (chain): the redemption first, and the rest only when it
+// wrote; concurrent requests' commands share its round trip (autopipeline.go).
 //
-// The redemption's own answer comes first. When it succeeded but an index write
-// failed (on a Cluster, the index's node alone down), the error is returned all the
-// same: a grant that revocation by user or client could miss is never handed out.
-// Its tokens reach nobody, and the client's retry of the code is a replay that
-// revokes it; the user logs in again.
-//
-// The three index writes are one script outside a Cluster, one per index on a
-// Cluster (their keys lie in different slots).
+// On a Cluster, where the indexes lie in other slots than the grant, it is one
+// pipeline (one round trip per node, in parallel) with a script per index, the index
+// writes ahead. When the redemption succeeded but an index write failed (the index's
+// node alone down), the error is returned all the same: a grant that revocation by
+// user or client could miss is never handed out. Its tokens reach nobody, and the
+// client's retry of the code is a replay that revokes it; the user logs in again.
+// A script Redis has lost (a restart, SCRIPT FLUSH) is run again on its own.
 //
 // IssueGrant runs the same way with issueGrantScript (op names it in errors). A grant
 // without a user (client_credentials) is not listed under a user.
 func (s *Store) redeemAndIndex(ctx context.Context, gr store.Grant, use *store.ClientUse, keys []string, args []any) error {
-	return s.writeAndIndex(ctx, "redeem code", redeemCodeScript, gr, use, keys, args)
+	return s.writeAndIndex(ctx, "redeem code", redeemCodeScript, redeemIndexedScript, gr, use, keys, args)
 }
 
-func (s *Store) writeAndIndex(ctx context.Context, op string, sc *goredis.Script, gr store.Grant, use *store.ClientUse, keys []string, args []any) error {
+// writeAndIndex runs sc, or chained (sc, indexGrantScript and touchClientScript as
+// one script) outside a Cluster; see redeemAndIndex.
+func (s *Store) writeAndIndex(ctx context.Context, op string, sc, chained *goredis.Script, gr store.Grant, use *store.ClientUse, keys []string, args []any) error {
 	now, exp, px := ms(time.Now()), ms(gr.ExpiresAt), ttl(gr.ExpiresAt)
 	idx := []string{s.k.clientGrants(gr.ClientID), s.k.grantIndex()}
 	if gr.UserID != "" {
 		idx = append(idx, s.k.userGrants(gr.UserID))
 	}
-	// On a Cluster the indexes lie in different slots: one script each. Elsewhere one
-	// script updates them all.
-	groups := [][]string{idx}
-	if _, cluster := s.rdb.(*goredis.ClusterClient); cluster {
-		groups = make([][]string, len(idx))
-		for i := range idx {
-			groups[i] = idx[i : i+1 : i+1]
-		}
+	indexArgs := []any{gr.ID, exp, px, now}
+	touch := s.touchPart(use)
+	if !s.cluster() {
+		k, a := chainArgs(chainPart{keys, args}, chainPart{idx, indexArgs}, touch)
+		return s.runStatus(ctx, op, chained, k, a...)
 	}
 	pipe := s.rdb.Pipeline()
-	indexed := make([]*goredis.Cmd, len(groups))
-	for i, ks := range groups {
-		indexed[i] = indexGrantScript.EvalSha(ctx, pipe, ks, gr.ID, exp, px, now)
+	indexed := make([]*goredis.Cmd, len(idx))
+	for i := range idx {
+		indexed[i] = indexGrantScript.EvalSha(ctx, pipe, idx[i:i+1], indexArgs...)
 	}
-	touched := s.pipeTouch(ctx, pipe, use)
+	touched := s.pipeTouch(ctx, pipe, touch)
 	redeem := sc.EvalSha(ctx, pipe, keys, args...)
 	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
 	touched()
@@ -75,7 +72,7 @@ func (s *Store) writeAndIndex(ctx context.Context, op string, sc *goredis.Script
 	for i, c := range indexed {
 		ierr := c.Err()
 		if ierr != nil && goredis.HasErrorPrefix(ierr, "NOSCRIPT") {
-			if err := s.runStatus(ctx, "index grant", indexGrantScript, groups[i], gr.ID, exp, px, now); err != nil {
+			if err := s.runStatus(ctx, "index grant", indexGrantScript, idx[i:i+1], indexArgs...); err != nil {
 				return err
 			}
 		} else if ierr != nil {

@@ -150,23 +150,38 @@ func (s *Store) touchArgs(u store.ClientUse) ([]string, []any, error) {
 	return keys, []any{string(used), string(exp), ms(u.ExpiresAt), ttl(u.ExpiresAt), u.ClientID}, nil
 }
 
-// pipeTouch queues the ClientUse u (when set) on pipe, and returns what settles it
-// after Exec: a script Redis had lost is run again on its own. Errors are dropped, as
-// store.Grants documents.
-func (s *Store) pipeTouch(ctx context.Context, pipe goredis.Pipeliner, u *store.ClientUse) func() {
+// touchPart is the touch script's part of a chain for the ClientUse u, none (no keys)
+// when u is nil. Errors are dropped, as store.Grants documents.
+func (s *Store) touchPart(u *store.ClientUse) chainPart {
 	if u == nil {
-		return func() {}
+		return chainPart{}
 	}
 	keys, args, err := s.touchArgs(*u)
 	if err != nil {
+		return chainPart{}
+	}
+	return chainPart{keys, args}
+}
+
+// pipeTouch queues the touch (when it has keys) on pipe, and returns what settles it
+// after Exec: a script Redis had lost is run again on its own.
+func (s *Store) pipeTouch(ctx context.Context, pipe goredis.Pipeliner, touch chainPart) func() {
+	if len(touch.keys) == 0 {
 		return func() {}
 	}
-	cmd := touchClientScript.EvalSha(ctx, pipe, keys, args...)
+	cmd := touchClientScript.EvalSha(ctx, pipe, touch.keys, touch.args...)
 	return func() {
 		if err := cmd.Err(); err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-			_ = touchClientScript.Run(ctx, s.rdb, keys, args...).Err()
+			_ = touchClientScript.Run(ctx, s.rdb, touch.keys, touch.args...).Err()
 		}
 	}
+}
+
+// cluster reports whether the store runs on a Redis Cluster, where keys of different
+// hash tags lie in different slots and one script cannot reach them all.
+func (s *Store) cluster() bool {
+	_, ok := s.rdb.(*goredis.ClusterClient)
+	return ok
 }
 
 // GetClient reads a registration.
@@ -363,15 +378,20 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, oldHash string,
 	return nil, fmt.Errorf("redis store: %s: unexpected script reply %v", op, reply)
 }
 
-// rotate runs the rotation script, in one pipeline with the client's use when there
-// is one. Alone, the script goes through send, so that concurrent rotations share
-// round trips (autopipeline.go).
+// rotate runs the rotation script, with the client's use when there is one: one
+// script (chain) that concurrent rotations' commands share (autopipeline.go); on a
+// Cluster, where the client's keys lie in another slot, a pipeline of the two.
 func (s *Store) rotate(ctx context.Context, keys []string, args []any, u *store.ClientUse) ([]any, error) {
-	if u == nil {
+	touch := s.touchPart(u)
+	if len(touch.keys) == 0 {
 		return rotateScript.Run(ctx, scripter{s.rdb, s}, keys, args...).Slice()
 	}
+	if !s.cluster() {
+		k, a := chainArgs(chainPart{keys, args}, touch)
+		return rotateTouchedScript.Run(ctx, scripter{s.rdb, s}, k, a...).Slice()
+	}
 	pipe := s.rdb.Pipeline()
-	touched := s.pipeTouch(ctx, pipe, u)
+	touched := s.pipeTouch(ctx, pipe, touch)
 	cmd := rotateScript.EvalSha(ctx, pipe, keys, args...)
 	_, _ = pipe.Exec(ctx) // each command carries its own answer or error
 	touched()

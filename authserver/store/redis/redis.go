@@ -56,9 +56,10 @@
 //
 // Round trips. GetAccessToken, the introspection hot path, is one GET; rotation and
 // revocation are one EVALSHA each (go-redis falls back to EVAL when the server lacks
-// the script); redemption is one pipeline of its EVALSHA and the index script (one
-// for the three indexes; on a Cluster, where they lie in different slots, one each);
-// ReadTokenRequest (a token request's client and code or refresh token) is one MGET
+// the script); redemption is one script with the grant's three index writes and the
+// client's use (chain in scripts.go), and so is a rotation that records a use; on a
+// Cluster, where those keys lie in different slots, each is a pipeline of a script
+// per slot; ReadTokenRequest (a token request's client and code or refresh token) is one MGET
 // and SaveLogin (the callback's upstream token and code) one script, each a pipeline
 // on a Cluster, where their keys lie in two slots; ListGrants is one pipeline for the
 // index and one per 500 grants. Under load, the single commands and scripts of

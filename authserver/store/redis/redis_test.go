@@ -398,6 +398,12 @@ func TestRoundTrips(t *testing.T) {
 				store.Successor{ClientID: "c", Sealed: []byte("sealed"), Until: exp})
 			return err
 		}, 1},
+		{"RotateRefreshToken with the client's use", func() error {
+			_, err := s.RotateRefreshToken(ctx, "g", "rt2", store.TokenPair{AccessHash: "at3", Access: tok, RefreshHash: "rt3", Refresh: tok,
+				ClientUse: &store.ClientUse{ClientID: "c", LastUsedAt: time.Now(), ExpiresAt: exp}},
+				store.Successor{ClientID: "c", Sealed: []byte("sealed"), Until: exp})
+			return err
+		}, 1},
 		{"AcquireLease", func() error {
 			ok, err := s.AcquireLease(ctx, "lease", time.Minute)
 			if err == nil && !ok {
@@ -633,6 +639,39 @@ func TestAGrantThatCannotBeIndexedIsNotHandedOut(t *testing.T) {
 	}
 	if _, err := s.GetAccessToken(ctx, "g", "a1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the unindexed grant's token: %v, want it revoked", err)
+	}
+}
+
+// TestAFailedTouchDoesNotFailTheWrite: the client's use rides in the redemption's and
+// the rotation's script (chain) but is not part of their step: when it fails (here the
+// client's key holds a hash, so its GET fails), the grant is written and its tokens
+// handed out all the same.
+func TestAFailedTouchDoesNotFailTheWrite(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr}})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	if err := s.rdb.HSet(ctx, s.k.client("c"), "not", "a string").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCode(ctx, "g", "code", store.AuthorizationCode{ClientID: "c", UserID: "u", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	use := &store.ClientUse{ClientID: "c", LastUsedAt: time.Now(), ExpiresAt: exp}
+	gr := store.Grant{ID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	tok := store.Token{GrantID: "g", ClientID: "c", UserID: "u", ExpiresAt: exp}
+	if err := s.RedeemCode(ctx, "g", "code", gr, store.TokenPair{AccessHash: "a1", Access: tok, RefreshHash: "r1", Refresh: tok, ClientUse: use}); err != nil {
+		t.Fatalf("RedeemCode with a failing touch: %v", err)
+	}
+	if got, err := s.ListGrants(ctx, store.GrantFilter{UserID: "u"}); err != nil || len(got) != 1 {
+		t.Errorf("ListGrants after the redemption = %+v, %v; want the grant", got, err)
+	}
+	if _, err := s.RotateRefreshToken(ctx, "g", "r1", store.TokenPair{AccessHash: "a2", Access: tok, RefreshHash: "r2", Refresh: tok, ClientUse: use}, store.Successor{}); err != nil {
+		t.Fatalf("RotateRefreshToken with a failing touch: %v", err)
+	}
+	if _, err := s.GetAccessToken(ctx, "g", "a2"); err != nil {
+		t.Errorf("the rotated access token: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -76,6 +77,80 @@ end
 
 func script(body string) *goredis.Script { return goredis.NewScript(luaHelpers + body) }
 
+// chain makes one script of several, run one after another in one call: a write and
+// the bookkeeping that goes with it (the grant's indexes, the client's use) then cost
+// one command, which concurrent requests' commands share (autopipeline.go), instead
+// of a pipeline with a round trip and a connection of its own. Outside a Cluster only,
+// since the parts' keys lie in several slots.
+//
+// ARGV starts with two counts per part, its keys and its arguments, and each part sees
+// only its own KEYS and ARGV; a part given no keys is skipped (a client use that is
+// not due). The first part is the write: its reply (a status, or a table whose first
+// element is one) is the chain's. The next parts, ifWritten, run only when it answered
+// OK, so nothing is indexed for a write that did not happen; an error of theirs fails
+// the call. The last, always, runs whatever the write answered and its errors are
+// dropped: a client's use is a use even when its request is refused (store.Grants).
+func chain(write string, ifWritten []string, always string) *goredis.Script {
+	var b strings.Builder
+	b.WriteString(luaHelpers)
+	part := func(body string) {
+		b.WriteString("parts[#parts + 1] = function(KEYS, ARGV)\n")
+		b.WriteString(body)
+		b.WriteString("\nend\n")
+	}
+	b.WriteString("local parts = {}\n")
+	part(write)
+	for _, body := range ifWritten {
+		part(body)
+	}
+	part(always)
+	b.WriteString(`local ki, ai, reply, written = 1, 2 * #parts + 1, nil, false
+for i = 1, #parts do
+  local nk, na = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local k, a = {}, {}
+  for j = 1, nk do k[j] = KEYS[ki + j - 1] end
+  for j = 1, na do a[j] = ARGV[ai + j - 1] end
+  ki, ai = ki + nk, ai + na
+  if i == 1 then
+    reply = parts[1](k, a)
+    local status = reply
+    if type(reply) == 'table' then status = reply[1] end
+    written = status == 'OK'
+  elseif nk == 0 then
+    -- skipped
+  elseif i == #parts then
+    pcall(parts[i], k, a)
+  elseif written then
+    parts[i](k, a)
+  end
+end
+return reply
+`)
+	return goredis.NewScript(b.String())
+}
+
+// chainPart is one part's keys and arguments, for chainArgs.
+type chainPart struct {
+	keys []string
+	args []any
+}
+
+// chainArgs lays out the keys and arguments of chain's parts as the chain reads them.
+func chainArgs(parts ...chainPart) ([]string, []any) {
+	var keys []string
+	var args []any
+	for _, p := range parts {
+		args = append(args, len(p.keys), len(p.args))
+	}
+	for _, p := range parts {
+		keys = append(keys, p.keys...)
+	}
+	for _, p := range parts {
+		args = append(args, p.args...)
+	}
+	return keys, args
+}
+
 // createClientScript: KEYS client, index[, source index]; ARGV record, px, id, expiry
 // (unix ms), now (unix ms), limit. With a source index, a limit > 0 refuses the
 // client when the source already has limit live registrations, answering
@@ -147,7 +222,9 @@ return 'OK'
 // fields survive. A field name can match only where it is a key: inside a JSON string
 // every quote is escaped, so '"expires_at":"' cannot occur there, and the match must
 // follow '{' or ','.
-var touchClientScript = script(`
+var touchClientScript = script(touchClientLua)
+
+const touchClientLua = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 'NOTFOUND' end
 local px = tonumber(ARGV[4])
@@ -172,7 +249,7 @@ if KEYS[3] then
   extend(KEYS[3], px)
 end
 return 'OK'
-`)
+`
 
 // requestApprovalScript: KEYS approval, index; ARGV record, px, id, expiry (unix ms),
 // now (unix ms). Answers the record stored now: the live one there, or ARGV record.
@@ -232,7 +309,9 @@ return 'OK'
 //
 // A live code becomes its replay marker (same TTL) and the grant and tokens are
 // written; another request's marker means replay, which revokes the grant.
-var redeemCodeScript = script(`
+var redeemCodeScript = script(redeemCodeLua)
+
+const redeemCodeLua = `
 local v = redis.call('GET', KEYS[1])
 if not v then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 'REVOKED' end
@@ -256,7 +335,7 @@ end
 -- Removed last, so that the set never empties (and vanishes) on the way.
 redis.call('SREM', KEYS[2], KEYS[1])
 return 'OK'
-`)
+`
 
 // rotateScript: KEYS old refresh, set, revoked, successor, access[, refresh];
 // ARGV client, successor px, sealed successor, access, px[, refresh, px].
@@ -267,7 +346,9 @@ return 'OK'
 // revocation deletes it. Another request's marker is reuse: the same client inside the
 // window gets the kept successor back, anyone else revokes the grant. An empty access
 // record (ARGV[4]) settles a reuse only: it never rotates.
-var rotateScript = script(`
+var rotateScript = script(rotateLua)
+
+const rotateLua = `
 local v = redis.call('GET', KEYS[1])
 if not v then
   if redis.call('EXISTS', KEYS[3]) == 1 then return {'REVOKED'} end
@@ -304,13 +385,15 @@ else
 end
 redis.call('SREM', KEYS[2], KEYS[1])
 return {'OK'}
-`)
+`
 
 // issueGrantScript: KEYS set, revoked, grant, access[, refresh];
 // ARGV grant, px, access, px[, refresh, px].
 //
 // A grant issued without a code (client_credentials): written only under a fresh ID.
-var issueGrantScript = script(`
+var issueGrantScript = script(issueGrantLua)
+
+const issueGrantLua = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'REVOKED' end
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'EXISTS' end
 if KEYS[5] then
@@ -319,7 +402,7 @@ else
   put(KEYS[1], KEYS[3], ARGV[1], ARGV[2], KEYS[4], ARGV[3], ARGV[4])
 end
 return 'OK'
-`)
+`
 
 // saveDeviceScript: KEYS device, poll; ARGV record, px, interval (ms).
 var saveDeviceScript = script(`
@@ -400,7 +483,9 @@ return 'OK'
 // ms). Each index is a sorted set of grant IDs by expiry, so expired entries go by
 // score. On a Cluster, where the indexes lie in different slots, it runs once per
 // index; elsewhere once for all of them.
-var indexGrantScript = script(`
+var indexGrantScript = script(indexGrantLua)
+
+const indexGrantLua = `
 local px = tonumber(ARGV[3])
 for i = 1, #KEYS do
   if px > 0 then
@@ -410,7 +495,7 @@ for i = 1, #KEYS do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[4])
 end
 return 'OK'
-`)
+`
 
 // releaseLeaseScript: KEYS lease; ARGV holder. Deletes the lease only if this holder
 // has it.
@@ -419,7 +504,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 'OK'
 `)
 
+// redeemIndexedScript, issueIndexedScript and rotateTouchedScript are
+// redeemCodeScript, issueGrantScript and rotateScript followed by the grant's indexes
+// and the client's use, in one call outside a Cluster (chain).
+var (
+	redeemIndexedScript = chain(redeemCodeLua, []string{indexGrantLua}, touchClientLua)
+	issueIndexedScript  = chain(issueGrantLua, []string{indexGrantLua}, touchClientLua)
+	rotateTouchedScript = chain(rotateLua, nil, touchClientLua)
+)
+
 var allScripts = []*goredis.Script{
+	redeemIndexedScript, issueIndexedScript, rotateTouchedScript,
 	createClientScript, updateClientScript, deleteClientScript, touchClientScript,
 	requestApprovalScript, setApprovalScript,
 	saveCodeScript, saveLoginScript, redeemCodeScript, rotateScript, revokeGrantScript, revokeAccessScript,
