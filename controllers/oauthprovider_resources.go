@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -496,10 +497,10 @@ func buildPodSpec(p *oauthv1alpha1.OAuthProvider, image string) corev1.PodSpec {
 			Command: []string{serverBinaryPath},
 			Args:    []string{"--config", configPath},
 			Ports:   []corev1.ContainerPort{{Name: portName(p), ContainerPort: serverPort, Protocol: corev1.ProtocolTCP}},
-			Env: []corev1.EnvVar{{
+			Env: append([]corev1.EnvVar{{
 				Name:      "POD_NAMESPACE",
 				ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
-			}},
+			}}, memoryLimitEnv(p.Spec.Server.Resources)...),
 			LivenessProbe:   probe(p, config.PathHealthz, 10),
 			ReadinessProbe:  probe(p, config.PathReadyz, 5),
 			Resources:       *p.Spec.Server.Resources.DeepCopy(),
@@ -508,6 +509,19 @@ func buildPodSpec(p *oauthv1alpha1.OAuthProvider, image string) corev1.PodSpec {
 		}},
 		Volumes: volumes,
 	}
+}
+
+// memoryLimitEnv tells the Go runtime the container's memory limit, when there is one:
+// GOMEMLIMIT at 90% of it, so that the collector works harder as the heap nears the
+// limit instead of the kernel killing the pod. The server collects less often with
+// the Redis store (GOGC=200, see cmd/authserver), which this keeps safe under a tight
+// limit.
+func memoryLimitEnv(r corev1.ResourceRequirements) []corev1.EnvVar {
+	limit, ok := r.Limits[corev1.ResourceMemory]
+	if !ok || limit.Value() <= 0 {
+		return nil
+	}
+	return []corev1.EnvVar{{Name: "GOMEMLIMIT", Value: strconv.FormatInt(limit.Value()/10*9, 10)}}
 }
 
 func containerSecurityContext() *corev1.SecurityContext {

@@ -323,6 +323,8 @@ func TestBuildDeploymentRunsTheServerLockedDown(t *testing.T) {
 	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
 	g.Expect(c.ReadinessProbe.HTTPGet.Scheme).To(Equal(corev1.URISchemeHTTP))
 	g.Expect(c.Resources.Limits.Memory().String()).To(Equal("128Mi"))
+	// The Go runtime is told 90% of the limit, in bytes.
+	g.Expect(c.Env).To(ContainElement(corev1.EnvVar{Name: "GOMEMLIMIT", Value: "120795948"}))
 	sc := c.SecurityContext
 	g.Expect(sc.RunAsNonRoot).To(Equal(ptr.To(true)))
 	g.Expect(sc.ReadOnlyRootFilesystem).To(Equal(ptr.To(true)))
@@ -352,6 +354,10 @@ func TestBuildDeploymentRunsTheServerLockedDown(t *testing.T) {
 
 	p.Spec.Server.Image = "example.com/custom:2"
 	g.Expect(buildDeployment(p, "example.com/mcpauth:1", "h").Spec.Template.Spec.Containers[0].Image).To(Equal("example.com/custom:2"))
+
+	p.Spec.Server.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}
+	g.Expect(buildDeployment(p, "i", "h").Spec.Template.Spec.Containers[0].Env).NotTo(ContainElement(HaveField("Name", "GOMEMLIMIT")),
+		"without a limit the runtime has none")
 }
 
 func TestBuildDeploymentMountsEveryReferencedSecret(t *testing.T) {

@@ -214,7 +214,8 @@ type ServerSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// Resources of the server container.
+	// Resources of the server container. A memory limit also gives the server's Go
+	// runtime a soft limit (GOMEMLIMIT) of 90% of it.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitzero"`
 

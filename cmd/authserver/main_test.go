@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"github.com/mcpauth/mcpauth/authserver/config"
 	"io"
 	"net/http"
 	"os"
@@ -130,5 +131,23 @@ func TestServesMetadataAndShutsDownWhenCancelled(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not shut down")
+	}
+}
+
+func TestGCPercentIsRaisedOnlyForRedisAndOnlyWithoutGOGC(t *testing.T) {
+	for _, c := range []struct {
+		store config.StoreType
+		gogc  string
+		want  int
+		ok    bool
+	}{
+		{config.StoreRedis, "", 200, true},
+		{config.StoreRedis, "100", 0, false},
+		{config.StoreRedis, "off", 0, false},
+		{config.StoreMemory, "", 0, false},
+	} {
+		if got, ok := gcPercent(c.store, c.gogc); got != c.want || ok != c.ok {
+			t.Errorf("gcPercent(%s, %q) = %d, %v; want %d, %v", c.store, c.gogc, got, ok, c.want, c.ok)
+		}
 	}
 }
