@@ -89,7 +89,8 @@ install-deps: ## Install Debian packages and Go modules the tests need (idempote
 	@hack/install-deps.sh $(DEB_PACKAGES)
 	@if [[ $$(id -u) -eq 0 ]]; then hack/install-deps.sh $(CLUSTER_DEB_PACKAGES); else echo "install-deps: not root: the dev cluster's packages ($(CLUSTER_DEB_PACKAGES)) are not installed; the cluster test will say so"; fi
 	$(GO) mod download
-	@cd test/e2e/node && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then command -v npm >/dev/null || { echo "install-deps: npm not found: install Node.js 20.19 or later with npm (the end-to-end test runs Node packages)" >&2; exit 1; }; npm ci --no-audit --no-fund; fi
+	@hack/install-node.sh
+	@cd test/e2e/node && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
 
 ##@ Cluster (a real single-node Kubernetes on this machine, no Docker; hack/cluster)
 
