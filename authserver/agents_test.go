@@ -2,11 +2,13 @@ package authserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -411,6 +413,88 @@ func TestDeviceFlowRefusedByTheAccessRules(t *testing.T) {
 	wantOAuthError(t, e.devicePoll(da.DeviceCode), 400, "access_denied")
 	if _, err := e.store.GetUpstreamToken(t.Context(), "user-1"); err == nil {
 		t.Error("the refused user's upstream token was stored")
+	}
+}
+
+// orgUpstream is the fake upstream with GitHub's membership capability, failing while
+// err is set.
+type orgUpstream struct {
+	*fakeUpstream
+	mu   sync.Mutex
+	err  error
+	orgs []string
+}
+
+func (u *orgUpstream) Memberships(context.Context, string, upstream.MembershipQuery) (*upstream.Memberships, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err != nil {
+		return nil, u.err
+	}
+	return &upstream.Memberships{Organizations: u.orgs}, nil
+}
+
+func (u *orgUpstream) MembershipScope() string { return "read:org" }
+
+func (u *orgUpstream) fail(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.err = err
+}
+
+// TestDeviceStaysPendingWhenTheMembershipCheckFails: a check that could not be made
+// (GitHub down) is not a refusal. The user sees why, the device keeps hearing
+// authorization_pending rather than access_denied, and once the upstream answers the
+// same user code signs the device in.
+func TestDeviceStaysPendingWhenTheMembershipCheckFails(t *testing.T) {
+	var up *orgUpstream
+	e := newAgentEnv(t, func(o *Options) {
+		up = &orgUpstream{fakeUpstream: o.Upstream.(*fakeUpstream), orgs: []string{"acme"}}
+		o.Upstream = up
+		o.Access = access.New(config.Access{Allow: config.AccessRules{GitHubOrganizations: []string{"acme"}}}, upstream.TypeGitHub)
+	})
+	da := e.deviceStart(t, url.Values{})
+
+	up.fail(fmt.Errorf("%w: %w: 502 from the API", upstream.ErrMembership, upstream.ErrUnavailable))
+	rec := e.browser().deviceApprove(t, da.VerificationURIComplete)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "try again later") ||
+		!strings.Contains(rec.Body.String(), "enter the code your device shows at "+testIssuer+pathDevice+" once more") {
+		t.Fatalf("callback while the membership check fails: %d %s", rec.Code, rec.Body)
+	}
+	wantOAuthError(t, e.devicePoll(da.DeviceCode), 400, "authorization_pending")
+	if _, err := e.store.GetUpstreamToken(t.Context(), "user-1"); err == nil {
+		t.Error("the unchecked user's upstream token was stored")
+	}
+
+	up.fail(nil)
+	e.clock.Advance(6 * time.Second) // past the polling interval
+	if rec := e.browser().deviceApprove(t, da.VerificationURIComplete); rec.Code != http.StatusOK {
+		t.Fatalf("callback once the upstream answers: %d %s", rec.Code, rec.Body)
+	}
+	rec = e.devicePoll(da.DeviceCode)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("poll after approval: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestDeviceUserCodeComesBackWhenTheUpstreamFails: an upstream that does not answer
+// the code exchange gives the user code back too, and the next try signs in.
+func TestDeviceUserCodeComesBackWhenTheUpstreamFails(t *testing.T) {
+	e := newAgentEnv(t)
+	da := e.deviceStart(t, url.Values{})
+	e.up.exchangeErr = fmt.Errorf("%w: %w", upstream.ErrExchange, context.DeadlineExceeded)
+	rec := e.browser().deviceApprove(t, da.VerificationURIComplete)
+	if rec.Code < 500 || !strings.Contains(rec.Body.String(), "enter the code your device shows") {
+		t.Fatalf("callback while the upstream fails: %d %s", rec.Code, rec.Body)
+	}
+	wantOAuthError(t, e.devicePoll(da.DeviceCode), 400, "authorization_pending")
+	e.up.exchangeErr = nil
+	e.clock.Advance(6 * time.Second)
+	if rec := e.browser().deviceApprove(t, da.VerificationURIComplete); rec.Code != http.StatusOK {
+		t.Fatalf("callback once the upstream answers: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.devicePoll(da.DeviceCode); rec.Code != http.StatusOK {
+		t.Fatalf("poll after approval: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -65,7 +65,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, exchangeError(err))
 		return
 	}
-	scope, ok, _ := s.applyAccessPolicy(w, r, p, tok, id)
+	scope, ok, _ := s.applyAccessPolicy(w, r, p, tok, id, nil)
 	if !ok {
 		return
 	}

@@ -294,6 +294,7 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, code strin
 		Resource:         d.Resource,
 		Device:           &ref,
 		DeviceExpiresAt:  d.ExpiresAt,
+		DeviceUserCode:   s.keys.hash(labelUserCode, code),
 		UpstreamVerifier: params.Verifier,
 		Nonce:            params.Nonce,
 		BrowserBinding:   s.keys.hash(labelBrowser, binding),
@@ -326,11 +327,28 @@ func (s *Server) deviceCallback(w http.ResponseWriter, r *http.Request, p store.
 			s.log.ErrorContext(ctx, "record device denial", "grant", p.Device.GrantID, "err", err)
 		}
 	}
+	// again gives the user code back when the login failed for a reason another try
+	// may not meet (the upstream or a membership check did not answer): the device
+	// keeps waiting, and the user enters the same code again.
+	again := func(status int, what string) {
+		msg := what + " Start again on your device."
+		if p.DeviceUserCode != "" {
+			err := s.store.ReturnUserCode(ctx, p.DeviceUserCode, *p.Device, p.DeviceExpiresAt)
+			if err == nil || errors.Is(err, store.ErrAlreadyExists) {
+				msg = what + " Try again: enter the code your device shows at " + s.endpoint(pathDevice) + " once more."
+			} else {
+				s.log.ErrorContext(ctx, "give the user code back", "grant", p.Device.GrantID, "err", err)
+			}
+		}
+		s.renderError(w, r, status, msg)
+	}
 	if upErr := q.Get("error"); upErr != "" {
 		if upErr == errCodeAccessDenied {
 			deny()
+			s.renderError(w, r, http.StatusBadRequest, "The sign-in at "+s.opts.UpstreamDisplayName+" was refused. The device will not get access.")
+			return
 		}
-		s.renderError(w, r, http.StatusBadRequest, "The sign-in at "+s.opts.UpstreamDisplayName+" did not complete ("+safeDescription(upErr)+"). Start again on your device.")
+		again(http.StatusBadRequest, "The sign-in at "+s.opts.UpstreamDisplayName+" did not complete ("+safeDescription(upErr)+").")
 		return
 	}
 	if q.Get("code") == "" {
@@ -345,14 +363,14 @@ func (s *Server) deviceCallback(w http.ResponseWriter, r *http.Request, p store.
 	}
 	if err != nil {
 		s.log.WarnContext(ctx, "upstream code exchange failed", "client_id", p.ClientID, "err", err)
-		oe := exchangeError(err)
-		s.renderError(w, r, oe.Status, "The sign-in could not be completed. Start again on your device.")
+		again(exchangeError(err).Status, "The sign-in could not be completed.")
 		return
 	}
-	scope, ok, refused := s.applyAccessPolicy(w, r, p, tok, id)
+	scope, ok, refused := s.applyAccessPolicy(w, r, p, tok, id, again)
 	if !ok {
-		// Only a refusal is final for the device; a membership check that failed leaves
-		// it pending, so the user can approve again once the upstream answers.
+		// Only a refusal is final for the device; a membership check that failed has
+		// given the user code back (again), so the user can approve once more when
+		// the upstream answers.
 		if refused {
 			deny()
 		}

@@ -33,8 +33,10 @@ type refusedPage struct {
 // it answers the browser itself and returns ok false; nothing has been stored by then
 // (the pending record is spent, as every callback spends it). refused tells a decision
 // against the user from a check that could not be made (memberships unreadable), which
-// may pass on another try: a device flow ends for good only on a refusal.
-func (s *Server) applyAccessPolicy(w http.ResponseWriter, r *http.Request, p store.PendingAuthorization, tok *upstream.Token, id *upstream.Identity) (scope string, ok, refused bool) {
+// may pass on another try: a device flow ends for good only on a refusal. A device's
+// login answers such a failure with again (deviceCallback), which gives its user code
+// back; a client's hears the error at its redirect URI.
+func (s *Server) applyAccessPolicy(w http.ResponseWriter, r *http.Request, p store.PendingAuthorization, tok *upstream.Token, id *upstream.Identity, again func(status int, what string)) (scope string, ok, refused bool) {
 	policy := s.opts.Access
 	if policy == nil {
 		return p.Scope, true, false
@@ -56,7 +58,11 @@ func (s *Server) applyAccessPolicy(w http.ResponseWriter, r *http.Request, p sto
 		if errors.Is(err, upstream.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			oe = newError(http.StatusServiceUnavailable, errCodeTemporarilyUnavailable, "the upstream provider did not answer the membership check, try again later")
 		}
-		s.redirectError(w, r, p.RedirectURI, p.State, oe)
+		if p.RedirectURI == "" && again != nil {
+			again(oe.Status, "The sign-in could not be completed: "+safeDescription(oe.Description)+".")
+		} else {
+			s.redirectError(w, r, p.RedirectURI, p.State, oe)
+		}
 		return "", false, false
 	}
 	if !d.Allowed {

@@ -148,6 +148,10 @@ type PendingAuthorization struct {
 	// DeviceExpiresAt is when that device authorization expires: its approval must
 	// not outlive it.
 	DeviceExpiresAt time.Time `json:"device_expires_at,omitzero"`
+	// DeviceUserCode is the hash of the user code the user entered, so that a login
+	// that could not finish (the upstream or a membership check did not answer) gives
+	// it back for another try.
+	DeviceUserCode string `json:"device_user_code,omitempty"`
 	// UpstreamVerifier is the PKCE verifier we sent upstream (kept server-side).
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OIDC nonce sent upstream.
@@ -336,6 +340,11 @@ type DeviceAuthorizations interface {
 	// TakeUserCode is GetUserCode that spends the user code in the same atomic step,
 	// so one browser alone goes on to approve or deny.
 	TakeUserCode(ctx context.Context, userCodeHash string) (DeviceRef, DeviceAuthorization, error)
+	// ReturnUserCode gives back a user code TakeUserCode spent, naming ref again until
+	// expiresAt (its device authorization's expiry): the approval it started could not
+	// finish, and the user may try again. Nothing is stored when expiresAt has passed;
+	// ErrAlreadyExists if the code is live already.
+	ReturnUserCode(ctx context.Context, userCodeHash string, ref DeviceRef, expiresAt time.Time) error
 	// DenyDevice records the user's refusal; idempotent; ErrNotFound if the device
 	// authorization is gone.
 	DenyDevice(ctx context.Context, ref DeviceRef) error

@@ -64,6 +64,22 @@ func (s *Store) userCode(userCodeHash string, take bool) (store.DeviceRef, store
 	return u.ref, d, nil
 }
 
+// ReturnUserCode implements store.DeviceAuthorizations.
+func (s *Store) ReturnUserCode(_ context.Context, userCodeHash string, ref store.DeviceRef, expiresAt time.Time) error {
+	db := s.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	now := db.now()
+	uk := s.key(userCodeHash)
+	if u, ok := db.userCodes[uk]; ok && live(u.expiresAt, now) {
+		return store.ErrAlreadyExists
+	}
+	if live(expiresAt, now) {
+		db.userCodes[uk] = userCodeEntry{ref: ref, expiresAt: expiresAt}
+	}
+	return nil
+}
+
 // DenyDevice implements store.DeviceAuthorizations.
 func (s *Store) DenyDevice(_ context.Context, ref store.DeviceRef) error {
 	db := s.db

@@ -104,9 +104,10 @@ func encodePending(p *store.PendingAuthorization) (string, error) {
 	w.str("code_challenge", p.CodeChallenge)
 	w.str("code_challenge_method", p.CodeChallengeMethod)
 	w.optStrs("resource", p.Resource)
-	// A device flow's pending authorization (device, device_expires_at) is rare:
-	// encoding/json writes it, and decodePending leaves it to encoding/json too.
-	w.ok = w.ok && p.Device == nil && p.DeviceExpiresAt.IsZero()
+	// A device flow's pending authorization (device, device_expires_at,
+	// device_user_code) is rare: encoding/json writes it, and decodePending leaves it
+	// to encoding/json too.
+	w.ok = w.ok && p.Device == nil && p.DeviceExpiresAt.IsZero() && p.DeviceUserCode == ""
 	w.optStr("upstream_verifier", p.UpstreamVerifier)
 	w.optStr("nonce", p.Nonce)
 	w.optStr("upstream_scope", p.UpstreamScope)

@@ -84,6 +84,28 @@ func (s *Store) userCodeDevice(ctx context.Context, cmd *goredis.StringCmd) (sto
 	return ref, d, err
 }
 
+// ReturnUserCode writes the user code back (NX) for what is left of its device
+// authorization's life.
+func (s *Store) ReturnUserCode(ctx context.Context, userCodeHash string, ref store.DeviceRef, expiresAt time.Time) error {
+	px := ttl(expiresAt)
+	if px <= 0 {
+		return nil
+	}
+	recs, err := encodeAll("return user code", ref)
+	if err != nil {
+		return err
+	}
+	err = s.rdb.SetArgs(ctx, s.k.userCode(userCodeHash), recs[0],
+		goredis.SetArgs{Mode: "NX", TTL: time.Duration(px) * time.Millisecond}).Err()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return store.ErrAlreadyExists
+	case err != nil:
+		return unavailable("return user code", err)
+	}
+	return nil
+}
+
 // DenyDevice marks the device authorization refused: one script.
 func (s *Store) DenyDevice(ctx context.Context, ref store.DeviceRef) error {
 	g := s.k.grant(ref.GrantID)

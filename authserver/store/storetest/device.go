@@ -16,6 +16,7 @@ var agentTests = []struct {
 	{"IssueGrant refuses a grant ID that is taken or revoked", testIssueGrantTaken},
 	{"A device authorization is found by its user code until the code is taken", testDeviceUserCode},
 	{"A user code held by a live device authorization cannot be saved again", testDeviceUserCodeTaken},
+	{"A taken user code given back finds its device again, once, until the device expires", testReturnUserCode},
 	{"Polling a device: pending, slow_down when too soon, pending again after the interval", testDevicePollPacing},
 	{"An approved device is redeemed once; a second redemption is reuse and revokes", testDeviceApproveRedeem},
 	{"A denied device polls as denied", testDeviceDeny},
@@ -93,6 +94,31 @@ func testDeviceUserCodeTaken(f *fixture) {
 	f.equal(gotRef, ref, "the first device keeps its user code")
 	_, err = f.s.PollDevice(f.ctx, other)
 	f.is(err, store.ErrNotFound, "PollDevice of the refused device")
+}
+
+func testReturnUserCode(f *fixture) {
+	ref, uc, d := f.device(longTTL)
+	f.ok(f.s.SaveDevice(f.ctx, ref, uc, d, 5*time.Second), "SaveDevice")
+	_, _, err := f.s.TakeUserCode(f.ctx, uc)
+	f.ok(err, "TakeUserCode")
+	f.ok(f.s.ReturnUserCode(f.ctx, uc, ref, d.ExpiresAt), "ReturnUserCode")
+	f.is(f.s.ReturnUserCode(f.ctx, uc, ref, d.ExpiresAt), store.ErrAlreadyExists, "ReturnUserCode of a live code")
+	gotRef, got, err := f.s.TakeUserCode(f.ctx, uc)
+	f.ok(err, "TakeUserCode after ReturnUserCode")
+	f.equal(gotRef, ref, "ref")
+	f.equal(got, d, "device authorization")
+	poll, err := f.s.PollDevice(f.ctx, ref)
+	f.ok(err, "PollDevice")
+	f.equal(poll.Status, store.DevicePending, "the device still waits")
+
+	// Given back past its device's expiry: nothing is stored.
+	ref2, uc2, d2 := f.device(longTTL)
+	f.ok(f.s.SaveDevice(f.ctx, ref2, uc2, d2, 5*time.Second), "SaveDevice")
+	_, _, err = f.s.TakeUserCode(f.ctx, uc2)
+	f.ok(err, "TakeUserCode")
+	f.ok(f.s.ReturnUserCode(f.ctx, uc2, ref2, f.now().Add(-time.Second)), "ReturnUserCode after the expiry")
+	_, _, err = f.s.GetUserCode(f.ctx, uc2)
+	f.is(err, store.ErrNotFound, "GetUserCode of a code given back too late")
 }
 
 func testDevicePollPacing(f *fixture) {
