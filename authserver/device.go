@@ -327,9 +327,9 @@ func (s *Server) deviceCallback(w http.ResponseWriter, r *http.Request, p store.
 			s.log.ErrorContext(ctx, "record device denial", "grant", p.Device.GrantID, "err", err)
 		}
 	}
-	// again gives the user code back when the login failed for a reason another try
-	// may not meet (the upstream or a membership check did not answer): the device
-	// keeps waiting, and the user enters the same code again.
+	// again gives the user code back when the login failed without a decision (the
+	// upstream or a membership check did not answer): another try may pass, so the
+	// device keeps waiting and the user enters the same code again.
 	again := func(status int, what string) {
 		msg := what + " Start again on your device."
 		if p.DeviceUserCode != "" {
