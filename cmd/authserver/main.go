@@ -59,8 +59,8 @@ Flags:
 // gcPercent is the collector's target the server sets itself, if any: 200 with the
 // Redis store unless GOGC says otherwise. With Redis the process holds no tokens: its
 // live heap is a few MiB whatever the traffic, so collecting at three times that
-// instead of twice costs some 10 MiB of memory and saves 5-9% of CPU per request
-// (docs/performance.md). The memory store keeps every token on the heap, which would
+// instead of twice costs some 10 MiB of memory and saves 3-7% of the server's CPU
+// per request, 2-9% more requests per second on a busy machine (docs/performance.md). The memory store keeps every token on the heap, which would
 // grow by half again, so it keeps Go's default.
 func gcPercent(store config.StoreType, gogc string) (int, bool) {
 	if store != config.StoreRedis || gogc != "" {
