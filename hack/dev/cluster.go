@@ -62,6 +62,9 @@ func (d *dev) clusterCmd(ctx context.Context, script string, args ...string) err
 	cmd := exec.CommandContext(ctx, filepath.Join(d.o.repo, "hack", "cluster", script), args...)
 	cmd.Dir = d.o.repo
 	cmd.Stdout, cmd.Stderr = w, w
+	// A cluster up.sh starts for us is ours: should this process die without its
+	// cleanup, the next cluster-up (or the cluster test) finds it orphaned and undoes it.
+	cmd.Env = append(os.Environ(), fmt.Sprintf("MCPAUTH_CLUSTER_OWNER=%d", os.Getpid()))
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		return withHint(fmt.Errorf("hack/cluster/%s: %w; the end of %s:\n%s", script, err, d.logPath("cluster"),
@@ -71,9 +74,14 @@ func (d *dev) clusterCmd(ctx context.Context, script string, args ...string) err
 }
 
 // startCluster is step 1: hack/cluster/up.sh, unless a cluster is up already, in which
-// case it is used and left running.
+// case it is used and left running. One left behind by a run that died (stale or
+// orphaned, hack/cluster/state.sh) is nobody's: up.sh undoes it and starts ours.
 func (d *dev) startCluster(ctx context.Context) error {
-	if _, err := os.Stat(clusterState + "/ledger"); err == nil {
+	out, err := exec.CommandContext(ctx, filepath.Join(d.o.repo, "hack", "cluster", "state.sh")).Output()
+	if err != nil {
+		return fmt.Errorf("hack/cluster/state.sh: %w", err)
+	}
+	if strings.TrimSpace(string(out)) == "up" {
 		d.note("a cluster was up already: using it, and leaving it up at the end")
 	} else {
 		d.onStop("stopping the cluster (make cluster-down)", func() error {
