@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -86,6 +87,7 @@ func (r *MCPClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// The registry Secret, which says whether each client is registered.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfRegistry)).
 		Named("mcpclient").
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
 }
 
