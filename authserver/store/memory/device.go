@@ -20,7 +20,7 @@ func (s *Store) SaveDevice(_ context.Context, ref store.DeviceRef, userCodeHash 
 	defer db.mu.Unlock()
 	now := db.now()
 	uk := s.key(userCodeHash)
-	if u, ok := db.userCodes[uk]; ok && live(u.expiresAt, now) {
+	if db.userCodeLive(uk, now) {
 		return store.ErrAlreadyExists
 	}
 	if !live(d.ExpiresAt, now) {
@@ -30,6 +30,13 @@ func (s *Store) SaveDevice(_ context.Context, ref store.DeviceRef, userCodeHash 
 	db.devices[s.deviceKey(ref)] = &deviceEntry{d: d, interval: interval}
 	db.userCodes[uk] = userCodeEntry{ref: ref, expiresAt: d.ExpiresAt}
 	return nil
+}
+
+// userCodeLive reports whether a live device authorization holds the user code uk.
+// The caller holds db.mu.
+func (db *database) userCodeLive(uk string, now time.Time) bool {
+	u, ok := db.userCodes[uk]
+	return ok && live(u.expiresAt, now)
 }
 
 // GetUserCode implements store.DeviceAuthorizations.
@@ -71,7 +78,7 @@ func (s *Store) ReturnUserCode(_ context.Context, userCodeHash string, ref store
 	defer db.mu.Unlock()
 	now := db.now()
 	uk := s.key(userCodeHash)
-	if u, ok := db.userCodes[uk]; ok && live(u.expiresAt, now) {
+	if db.userCodeLive(uk, now) {
 		return store.ErrAlreadyExists
 	}
 	if live(expiresAt, now) {

@@ -52,13 +52,8 @@ func (s *Store) SaveDevice(ctx context.Context, ref store.DeviceRef, userCodeHas
 	if err != nil {
 		return err
 	}
-	err = s.rdb.SetArgs(ctx, s.k.userCode(userCodeHash), recs[0],
-		goredis.SetArgs{Mode: "NX", TTL: time.Duration(px) * time.Millisecond}).Err()
-	switch {
-	case errors.Is(err, goredis.Nil):
-		return store.ErrAlreadyExists
-	case err != nil:
-		return unavailable("save user code", err)
+	if err := s.claimUserCode(ctx, "save user code", userCodeHash, recs[0], px); err != nil {
+		return err
 	}
 	g := s.k.grant(ref.GrantID)
 	return s.runStatus(ctx, "save device", saveDeviceScript,
@@ -95,13 +90,19 @@ func (s *Store) ReturnUserCode(ctx context.Context, userCodeHash string, ref sto
 	if err != nil {
 		return err
 	}
-	err = s.rdb.SetArgs(ctx, s.k.userCode(userCodeHash), recs[0],
+	return s.claimUserCode(ctx, "return user code", userCodeHash, recs[0], px)
+}
+
+// claimUserCode points the user code at a device (its encoded ref) for px
+// milliseconds, unless it is live already (ErrAlreadyExists): SET NX.
+func (s *Store) claimUserCode(ctx context.Context, op, userCodeHash, ref string, px int64) error {
+	err := s.rdb.SetArgs(ctx, s.k.userCode(userCodeHash), ref,
 		goredis.SetArgs{Mode: "NX", TTL: time.Duration(px) * time.Millisecond}).Err()
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return store.ErrAlreadyExists
 	case err != nil:
-		return unavailable("return user code", err)
+		return unavailable(op, err)
 	}
 	return nil
 }
