@@ -3,22 +3,17 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
-	"github.com/mcpauth/mcpauth/authserver/app"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
-	"github.com/mcpauth/mcpauth/internal/devkubelet"
 )
 
 // TestAnMCPClientApprovesAHeldClient: with spec.clientPolicy.requireApproval, a client
@@ -33,18 +28,10 @@ func TestAnMCPClientApprovesAHeldClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
-	k8s, cs := startOperator(t, ctx)
-	port := freePort(t)
-	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
-	idp := upstreamtest.NewServer(t, upstreamtest.Options{RedirectURIs: []string{issuer + "/oauth/callback"}})
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "approval-"}}
-	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
-	g.Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "upstream", Namespace: ns.Name},
-		Data:       map[string][]byte{"client-secret": []byte(idp.ClientSecret)},
-	})).To(Succeed())
+	e := newOperatorEnv(t, ctx, g, "approval-", upstreamtest.Options{})
+	k8s, issuer, idp, ns := e.k8s, e.issuer, e.idp, e.ns
 	g.Expect(k8s.Create(ctx, &oauthv1alpha1.OAuthProvider{
-		ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: ns.Name},
+		ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: ns},
 		Spec: oauthv1alpha1.OAuthProviderSpec{
 			Type: oauthv1alpha1.ProviderOIDC, ClientID: idp.ClientID, IssuerURL: idp.Issuer,
 			ClientSecretRef: oauthv1alpha1.SecretKeyReference{Name: "upstream", Key: "client-secret"},
@@ -53,20 +40,10 @@ func TestAnMCPClientApprovesAHeldClient(t *testing.T) {
 		},
 	})).To(Succeed())
 
-	deploy := &appsv1.Deployment{}
-	g.Eventually(func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "corp-authserver"}, deploy)
-	}).Should(Succeed())
-	pod, err := devkubelet.Materialize(ctx, k8s, ns.Name, "corp-authserver", t.TempDir())
-	g.Expect(err).NotTo(HaveOccurred())
+	deploy := e.deployment(g, ctx)
+	pod := e.materialize(t, g, ctx)
 	g.Expect(pod.Config.ClientPolicy.RequireApproval).To(BeTrue())
-	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
-	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs.CoreV1().RESTClient()})
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = server.Listen("")
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = server.Run(ctx) }()
-	g.Eventually(func() int { return status(issuer + "/readyz") }).Should(Equal(http.StatusOK))
+	e.serve(g, ctx, pod)
 	markAvailable(g, ctx, k8s, deploy)
 
 	// A client registers itself and is held.
@@ -84,7 +61,7 @@ func TestAnMCPClientApprovesAHeldClient(t *testing.T) {
 
 	// An MCPClient approves it.
 	approval := &oauthv1alpha1.MCPClient{
-		ObjectMeta: metav1.ObjectMeta{Name: "self-approval", Namespace: ns.Name},
+		ObjectMeta: metav1.ObjectMeta{Name: "self-approval", Namespace: ns},
 		Spec: oauthv1alpha1.MCPClientSpec{
 			ProviderRef:     oauthv1alpha1.LocalObjectReference{Name: "corp"},
 			ApproveClientID: reg.ClientID,

@@ -33,7 +33,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/mcpauth/mcpauth/api/v1alpha1"
-	"github.com/mcpauth/mcpauth/authserver/app"
 	"github.com/mcpauth/mcpauth/authserver/config"
 	"github.com/mcpauth/mcpauth/authserver/upstream/upstreamtest"
 	"github.com/mcpauth/mcpauth/controllers"
@@ -62,22 +61,12 @@ func TestThePiecesFit(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
-	k8s, cs := startOperator(t, ctx)
-	port := freePort(t)
-	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
-	idp := upstreamtest.NewServer(t, upstreamtest.Options{
-		User:         &upstreamtest.User{Subject: "alice-42", Email: "alice@example.com", Name: "Alice"},
-		RedirectURIs: []string{issuer + "/oauth/callback"},
+	e := newOperatorEnv(t, ctx, g, "pieces-", upstreamtest.Options{
+		User: &upstreamtest.User{Subject: "alice-42", Email: "alice@example.com", Name: "Alice"},
 	})
-
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "pieces-"}}
-	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
-	g.Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "upstream", Namespace: ns.Name},
-		Data:       map[string][]byte{"client-secret": []byte(idp.ClientSecret)},
-	})).To(Succeed())
+	k8s, issuer, idp, ns := e.k8s, e.issuer, e.idp, e.ns
 	provider := &oauthv1alpha1.OAuthProvider{
-		ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: ns.Name},
+		ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: ns},
 		Spec: oauthv1alpha1.OAuthProviderSpec{
 			Type:            oauthv1alpha1.ProviderOIDC,
 			ClientID:        idp.ClientID,
@@ -91,17 +80,13 @@ func TestThePiecesFit(t *testing.T) {
 		},
 	}
 	g.Expect(k8s.Create(ctx, provider)).To(Succeed())
-	agent := newMCPClient(ns.Name, "agent", oauthv1alpha1.AuthMethodClientSecretBasic)
+	agent := newMCPClient(ns, "agent", oauthv1alpha1.AuthMethodClientSecretBasic)
 	g.Expect(k8s.Create(ctx, agent)).To(Succeed())
 
 	// Act as the kubelet: wait for the Deployment, report it available, and run the
 	// server from the files its volumes mount.
-	deploy := &appsv1.Deployment{}
-	g.Eventually(func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "corp-authserver"}, deploy)
-	}).Should(Succeed())
-	pod, err := devkubelet.Materialize(ctx, k8s, ns.Name, "corp-authserver", t.TempDir())
-	g.Expect(err).NotTo(HaveOccurred())
+	deploy := e.deployment(g, ctx)
+	pod := e.materialize(t, g, ctx)
 	g.Expect(pod.Config.Issuer).To(Equal(issuer))
 	g.Expect(pod.Config.ClientsSecret).NotTo(BeNil())
 	// The signing keys and the admin token the operator generated reach the pod as
@@ -115,13 +100,7 @@ func TestThePiecesFit(t *testing.T) {
 	adminToken, err := os.ReadFile(pod.Config.Secrets.AdminTokenFile)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(adminToken).To(HaveLen(43))
-	pod.Config.ListenAddress = fmt.Sprintf("127.0.0.1:%d", port)
-	server, err := app.New(ctx, pod.Config, app.Options{Getenv: pod.Getenv, Kube: cs.CoreV1().RESTClient()})
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = server.Listen("")
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = server.Run(ctx) }()
-	g.Eventually(func() int { return status(issuer + "/readyz") }).Should(Equal(http.StatusOK))
+	e.serve(g, ctx, pod)
 	markAvailable(g, ctx, k8s, deploy)
 
 	g.Eventually(func() string {
@@ -131,7 +110,7 @@ func TestThePiecesFit(t *testing.T) {
 	}).Should(Equal("True"))
 
 	// The confidential client logs in with the credentials the operator wrote.
-	creds := credentials(g, ctx, k8s, ns.Name, "agent-credentials")
+	creds := credentials(g, ctx, k8s, ns, "agent-credentials")
 	g.Expect(creds["issuer-url"]).To(Equal(issuer))
 	g.Expect(creds["metadata-url"]).To(Equal(issuer + "/.well-known/oauth-authorization-server"))
 	var tok *oauth2.Token
@@ -215,10 +194,10 @@ func TestThePiecesFit(t *testing.T) {
 	g.Expect(kidOf(g, beforeActivation.AccessToken)).To(Equal(activeKID), "the old key signs until the new one activates")
 
 	// A second client works within seconds, without restarting the server.
-	ide := newMCPClient(ns.Name, "ide", oauthv1alpha1.AuthMethodNone)
+	ide := newMCPClient(ns, "ide", oauthv1alpha1.AuthMethodNone)
 	start := time.Now()
 	g.Expect(k8s.Create(ctx, ide)).To(Succeed())
-	ideCreds := credentials(g, ctx, k8s, ns.Name, "ide-credentials")
+	ideCreds := credentials(g, ctx, k8s, ns, "ide-credentials")
 	g.Expect(ideCreds).NotTo(HaveKey("client-secret"))
 	g.Eventually(func() error {
 		_, err := login(ctx, issuer, ideCreds["client-id"], "")
@@ -236,10 +215,10 @@ func TestThePiecesFit(t *testing.T) {
 	// An MCP server registered with spec.resources exchanges the agent's token, issued
 	// for its resource, for alice's upstream token (RFC 8693); the agent itself may not.
 	const toolsResource = "https://tools.example.com/mcp"
-	tools := newMCPClient(ns.Name, "tools", oauthv1alpha1.AuthMethodClientSecretBasic)
+	tools := newMCPClient(ns, "tools", oauthv1alpha1.AuthMethodClientSecretBasic)
 	tools.Spec.Resources = []string{toolsResource}
 	g.Expect(k8s.Create(ctx, tools)).To(Succeed())
-	toolsCreds := credentials(g, ctx, k8s, ns.Name, "tools-credentials")
+	toolsCreds := credentials(g, ctx, k8s, ns, "tools-credentials")
 	bound, err := login(ctx, issuer, creds["client-id"], creds["client-secret"], oauth2.SetAuthURLParam("resource", toolsResource))
 	g.Expect(err).NotTo(HaveOccurred())
 	var upstreamToken map[string]any
