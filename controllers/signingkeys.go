@@ -1,15 +1,9 @@
 package controllers
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"slices"
 	"time"
@@ -236,37 +230,12 @@ func marshalSigningKeys(keys []config.SigningKey) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
-// newSigningKey generates a key: ECDSA P-256 for ES256, RSA 2048 for RS256, as a
-// PKCS #8 PEM, with a random kid (kids must never repeat: a verifier caches keys by
-// kid).
+// newSigningKey generates a key (config.NewSigningKey) under a random kid: kids must
+// never repeat, since a verifier caches keys by kid.
 func newSigningKey(algorithm string, activateAt time.Time) (config.SigningKey, error) {
-	var (
-		key crypto.Signer
-		err error
-	)
-	switch algorithm {
-	case config.SigningES256:
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case config.SigningRS256:
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	default:
-		return config.SigningKey{}, fmt.Errorf("signing key algorithm %q is not one of ES256, RS256", algorithm)
-	}
-	if err != nil {
-		return config.SigningKey{}, fmt.Errorf("generate %s signing key: %w", algorithm, err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return config.SigningKey{}, fmt.Errorf("encode %s signing key: %w", algorithm, err)
-	}
 	kid := make([]byte, 12)
 	if _, err := rand.Read(kid); err != nil {
 		return config.SigningKey{}, fmt.Errorf("generate kid: %w", err)
 	}
-	return config.SigningKey{
-		KeyID:      base64.RawURLEncoding.EncodeToString(kid),
-		Algorithm:  algorithm,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		ActivateAt: activateAt.UTC(),
-	}, nil
+	return config.NewSigningKey(base64.RawURLEncoding.EncodeToString(kid), algorithm, activateAt.UTC())
 }

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -49,6 +50,36 @@ type SigningKey struct {
 	ActivateAt time.Time `json:"activateAt"`
 	// PublishUntil, when set, is when the key leaves the JWKS.
 	PublishUntil time.Time `json:"publishUntil,omitzero"`
+}
+
+// NewSigningKey generates a key of algorithm under kid: ECDSA P-256 for ES256, RSA
+// 2048 for RS256, as the PKCS #8 PEM the file holds, signing from activateAt.
+func NewSigningKey(kid, algorithm string, activateAt time.Time) (SigningKey, error) {
+	var (
+		key crypto.Signer
+		err error
+	)
+	switch algorithm {
+	case SigningES256:
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case SigningRS256:
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return SigningKey{}, fmt.Errorf("signing key algorithm %q is not one of ES256, RS256", algorithm)
+	}
+	if err != nil {
+		return SigningKey{}, fmt.Errorf("generate %s signing key: %w", algorithm, err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return SigningKey{}, fmt.Errorf("encode %s signing key: %w", algorithm, err)
+	}
+	return SigningKey{
+		KeyID:      kid,
+		Algorithm:  algorithm,
+		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		ActivateAt: activateAt,
+	}, nil
 }
 
 // ParsedSigningKey is a SigningKey with its private key decoded.

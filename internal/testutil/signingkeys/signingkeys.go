@@ -7,15 +7,7 @@
 package signingkeys
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,25 +18,9 @@ import (
 // Generate makes a key of alg (config.SigningES256 or config.SigningRS256) that signs
 // from activateAt and, when publishUntil is not zero, leaves the JWKS then.
 func Generate(kid, alg string, activateAt, publishUntil time.Time) (config.SigningKey, error) {
-	var priv crypto.Signer
-	var err error
-	switch alg {
-	case config.SigningES256:
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case config.SigningRS256:
-		priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	default:
-		return config.SigningKey{}, fmt.Errorf("signingkeys: alg %q", alg)
-	}
-	if err != nil {
-		return config.SigningKey{}, err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return config.SigningKey{}, err
-	}
-	return config.SigningKey{KeyID: kid, Algorithm: alg, ActivateAt: activateAt, PublishUntil: publishUntil,
-		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))}, nil
+	key, err := config.NewSigningKey(kid, alg, activateAt)
+	key.PublishUntil = publishUntil
+	return key, err
 }
 
 // Marshal returns the signing keys file holding keys.
